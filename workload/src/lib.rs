@@ -1,0 +1,119 @@
+//! The workload service: a deliberately recursive Fibonacci over HTTP, with
+//! health, Prometheus metrics, load shedding and graceful drain.
+//!
+//! This is what goes into the instance image. `main` parses [`config::Args`]
+//! and calls [`serve`]; tests build the same app with [`routes::configure`].
+
+pub mod config;
+pub mod cpu;
+pub mod error;
+pub mod fib;
+pub mod identity;
+pub mod metrics;
+pub mod pool;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, web};
+
+pub use error::{Error, Result};
+
+use config::Config;
+use cpu::CpuMeter;
+use identity::Identity;
+use metrics::Metrics;
+use pool::{ComputePool, PoolConfig};
+
+/// Everything a request handler reads.
+#[derive(Debug)]
+pub struct AppState {
+    pub identity: Identity,
+    pub max_n: u32,
+    pub pool: Arc<ComputePool>,
+    pub cpu: Arc<CpuMeter>,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    /// Starts the compute pool and the meters for `config`.
+    pub fn start(config: &Config, identity: Identity) -> Result<Self> {
+        let pool = Arc::new(
+            ComputePool::start(&PoolConfig {
+                workers: config.compute_workers,
+                queue: config.queue,
+                cpu_limit: config.args.cpu_limit,
+                nice: config.args.compute_nice,
+            })
+            .map_err(Error::StartPool)?,
+        );
+        let cpu = Arc::new(CpuMeter::new(
+            config.cpu_capacity_cores(),
+            config.args.cpu_window,
+        ));
+        let metrics = Metrics::new(Arc::clone(&pool), Arc::clone(&cpu));
+        Ok(Self {
+            identity,
+            max_n: config.args.max_n,
+            pool,
+            cpu,
+            metrics,
+        })
+    }
+}
+
+/// Serves until SIGTERM/SIGINT, then drains: stops accepting, lets in-flight
+/// requests finish within the drain timeout, stops the compute pool.
+///
+/// `on_listening` is told the bound addresses (port 0 picks a free port).
+pub async fn serve(
+    config: Config,
+    identity: Identity,
+    on_listening: impl FnOnce(&[std::net::SocketAddr]),
+) -> Result<()> {
+    let state = web::Data::new(AppState::start(&config, identity)?);
+    let sampler = actix_web::rt::spawn(sample_cpu(Arc::clone(&state.cpu)));
+    let listen = config.args.listen;
+    let app_state = state.clone();
+    let server =
+        HttpServer::new(move || App::new().configure(routes::configure(app_state.clone())))
+            .workers(config.http_workers)
+            .shutdown_timeout(config.args.drain_timeout.as_secs_f64().ceil() as u64)
+            .bind(listen)
+            .map_err(|source| Error::Bind {
+                addr: listen,
+                source,
+            })?;
+    on_listening(&server.addrs());
+    tracing::info!(
+        addrs = ?server.addrs(),
+        instance_id = %state.identity.instance_id,
+        private_ip = %state.identity.private_ip,
+        compute_workers = config.compute_workers,
+        queue = config.queue,
+        cpu_limit = ?config.args.cpu_limit,
+        max_n = config.args.max_n,
+        "listening"
+    );
+    let result = server.run().await.map_err(Error::Serve);
+    sampler.abort();
+    state.pool.shutdown();
+    let snapshot = state.pool.snapshot();
+    tracing::info!(
+        completed = snapshot.completed,
+        shed = snapshot.shed,
+        "stopped"
+    );
+    result
+}
+
+/// Samples process CPU a few times per utilisation window.
+async fn sample_cpu(cpu: Arc<CpuMeter>) {
+    let every = (cpu.window() / 4).clamp(Duration::from_millis(25), Duration::from_secs(1));
+    let mut interval = actix_web::rt::time::interval(every);
+    loop {
+        interval.tick().await;
+        cpu.sample();
+    }
+}

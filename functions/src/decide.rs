@@ -1,0 +1,388 @@
+//! The decision core: a pure function of (policy, observed group, activity
+//! history, trigger, now) to a [`Decision`] that says what and why.
+//!
+//! No IO, no clock, no AWS types: `now` is passed in, so every rule is
+//! testable with a table of named cases. Decisions are absolute capacities,
+//! so a duplicated or late event never scales twice.
+//!
+//! Covered so far: step scaling on alarms (EC2 Auto Scaling semantics).
+//! Target tracking and scheduled actions come next (issue 3).
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::policy::{AdjustmentType, AlarmPolicy, GroupPolicy, Step};
+
+/// What the group looks like now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Observation {
+    pub min: u32,
+    pub max: u32,
+    pub desired: u32,
+    #[serde(default)]
+    pub instances: Vec<Instance>,
+}
+
+/// One instance of the group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Instance {
+    pub id: String,
+    pub lifecycle: Lifecycle,
+    pub launched_at: Timestamp,
+    #[serde(default)]
+    pub protected: bool,
+}
+
+/// Where an instance is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Lifecycle {
+    Pending,
+    InService,
+    Terminating,
+}
+
+/// A past or running change of desired capacity, as the activity history shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Activity {
+    pub start: Timestamp,
+    /// None while in progress.
+    pub end: Option<Timestamp>,
+    pub from: u32,
+    pub to: u32,
+    /// What caused it; for alarms `alarm NAME at STATE_TIMESTAMP` (see [`alarm_cause`]).
+    pub cause: String,
+}
+
+/// The cause recorded for an alarm-driven change: also the idempotency key.
+pub fn alarm_cause(alarm: &str, state_since: Timestamp) -> String {
+    format!("alarm {alarm} at {state_since}")
+}
+
+/// Alarm states as CloudWatch reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AlarmState {
+    Ok,
+    Alarm,
+    InsufficientData,
+}
+
+/// What asks for a decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Trigger {
+    /// An alarm's state (changed or re-checked), with its newest datapoint.
+    Alarm {
+        name: String,
+        state: AlarmState,
+        /// When the alarm entered this state: identifies the breach.
+        state_since: Timestamp,
+        /// The newest datapoint that the alarm evaluated, if known.
+        value: Option<f64>,
+    },
+}
+
+/// The result: hold or set an absolute capacity, with the reason and the
+/// rules that shaped it.
+#[must_use = "a decision does nothing until it is acted on"]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub action: Action,
+    /// One line: why.
+    pub reason: String,
+    /// The rules that shaped the result, in the order applied.
+    pub rules: Vec<String>,
+    /// Desired capacity when deciding.
+    pub from: u32,
+    /// Recorded with the change, so the same breach is never acted on twice.
+    pub cause: Option<String>,
+}
+
+/// What to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Hold,
+    SetDesired(u32),
+}
+
+impl Decision {
+    fn hold(from: u32, reason: impl Into<String>, rules: Vec<String>) -> Self {
+        Self {
+            action: Action::Hold,
+            reason: reason.into(),
+            rules,
+            from,
+            cause: None,
+        }
+    }
+}
+
+/// Decides what `trigger` asks of `group`.
+pub fn decide(
+    group: &GroupPolicy,
+    observed: &Observation,
+    activities: &[Activity],
+    trigger: &Trigger,
+    now: Timestamp,
+) -> Decision {
+    match trigger {
+        Trigger::Alarm {
+            name,
+            state,
+            state_since,
+            value,
+        } => decide_alarm(
+            group,
+            observed,
+            activities,
+            name,
+            *state,
+            *state_since,
+            *value,
+            now,
+        ),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decide_alarm(
+    group: &GroupPolicy,
+    observed: &Observation,
+    activities: &[Activity],
+    alarm: &str,
+    state: AlarmState,
+    state_since: Timestamp,
+    value: Option<f64>,
+    now: Timestamp,
+) -> Decision {
+    let desired = observed.desired;
+    let Some(policy) = group.alarm_policy(alarm) else {
+        // Alarms of other groups or tiers reach the same function: not ours.
+        return Decision::hold(
+            desired,
+            format!("no policy of group {} uses alarm {alarm}", group.name),
+            vec![],
+        );
+    };
+    if state != AlarmState::Alarm {
+        // Step policies act only in ALARM; a clearing alarm means "stop", not "undo".
+        return Decision::hold(
+            desired,
+            format!("alarm {alarm} is {state:?}: step policies act only in ALARM"),
+            vec![],
+        );
+    }
+    let cause = alarm_cause(alarm, state_since);
+    if let Some(done) = activities.iter().find(|a| a.cause == cause) {
+        // A duplicated or late delivery of a breach already acted on.
+        return Decision::hold(
+            desired,
+            format!(
+                "already handled: this breach set {} -> {} at {}",
+                done.from, done.to, done.start
+            ),
+            vec![],
+        );
+    }
+    let Some(value) = value else {
+        return Decision::hold(
+            desired,
+            format!("alarm {alarm} carries no datapoint to pick a step from"),
+            vec![],
+        );
+    };
+    let Some(step) = select_step(policy, value) else {
+        return Decision::hold(
+            desired,
+            format!(
+                "{} {value} matches no step (threshold {})",
+                policy.metric.name, policy.threshold
+            ),
+            vec![],
+        );
+    };
+    let mut rules = vec![step_rule(policy, step, value)];
+    let scale_out = match policy.adjustment {
+        AdjustmentType::ExactCapacity => step.change > i64::from(desired),
+        _ => step.change > 0,
+    };
+    let cooldown = policy.cooldown.unwrap_or(group.cooldown);
+    let warming = warming_instances(observed, group.warmup(), now);
+
+    if scale_out {
+        // Cooldown per direction: after a scale-out, wait for its effect on the metric.
+        if let Some(until) = cooling_until(activities, cooldown, |a| a.to > a.from)
+            && until > now
+        {
+            return Decision::hold(
+                desired,
+                format!("held: scale-out cooldown until {until}"),
+                rules,
+            );
+        }
+    } else {
+        // No scale-in while a scale-out is still warming up: its capacity is not yet measured.
+        if warming > 0 {
+            return Decision::hold(
+                desired,
+                format!("held: no scale-in while {warming} instance(s) warm up"),
+                rules,
+            );
+        }
+        if let Some(until) = cooling_until(activities, cooldown, |_| true)
+            && until > now
+        {
+            return Decision::hold(
+                desired,
+                format!("held: scale-in cooldown until {until}"),
+                rules,
+            );
+        }
+    }
+
+    // Instances still warming up are not counted when scaling out: repeated
+    // breaches in the same step then lead to one scaling activity.
+    let base = if scale_out && warming > 0 {
+        let base = desired.saturating_sub(warming);
+        rules.push(format!(
+            "{warming} warming instance(s) not counted: base {base}"
+        ));
+        base
+    } else {
+        desired
+    };
+    let mut target = adjusted(policy, step, base, &mut rules);
+    if scale_out && target < i64::from(desired) {
+        // Never shrink on a scale-out alarm because of warming instances.
+        target = i64::from(desired);
+    }
+    let clamped = target.clamp(i64::from(observed.min), i64::from(observed.max));
+    if clamped != target {
+        let bound = if target > clamped { "max" } else { "min" };
+        rules.push(format!("clamped to {bound} {clamped}"));
+    }
+    let capacity = clamped as u32;
+    if capacity == desired {
+        return Decision::hold(desired, format!("already at {desired}"), rules);
+    }
+    Decision {
+        action: Action::SetDesired(capacity),
+        reason: format!("alarm {alarm}: {desired} -> {capacity}"),
+        rules,
+        from: desired,
+        cause: Some(cause),
+    }
+}
+
+/// The step whose range holds `value - threshold`: lower bound inclusive and
+/// upper exclusive above the threshold, the reverse below it (as AWS
+/// documents); the alarm's direction settles a value exactly at the threshold.
+fn select_step(policy: &AlarmPolicy, value: f64) -> Option<&Step> {
+    let diff = value - policy.threshold;
+    let above = policy.comparison.is_upper();
+    policy.steps.iter().find(|step| {
+        let lower = step.lower.unwrap_or(f64::NEG_INFINITY);
+        let upper = step.upper.unwrap_or(f64::INFINITY);
+        if above {
+            lower <= diff && diff < upper
+        } else {
+            lower < diff && diff <= upper
+        }
+    })
+}
+
+fn step_rule(policy: &AlarmPolicy, step: &Step, value: f64) -> String {
+    let change = match policy.adjustment {
+        AdjustmentType::ChangeInCapacity => format!("{:+}", step.change),
+        AdjustmentType::ExactCapacity => format!("={}", step.change),
+        AdjustmentType::PercentChangeInCapacity => format!("{:+}%", step.change),
+    };
+    let (t, name, op) = (
+        policy.threshold,
+        &policy.metric.name,
+        policy.comparison.symbol(),
+    );
+    let range = match (step.lower, step.upper) {
+        (Some(l), Some(u)) => format!("{}..{}", t + l, t + u),
+        (Some(l), None) => format!(">= {}", t + l),
+        (None, Some(u)) => format!("<= {}", t + u),
+        (None, None) => "any".into(),
+    };
+    format!("step {change} ({name} {value} {op} {t}, step range {range})")
+}
+
+/// The new capacity from `base` per the adjustment type, with AWS's rounding.
+fn adjusted(policy: &AlarmPolicy, step: &Step, base: u32, rules: &mut Vec<String>) -> i64 {
+    let base = i64::from(base);
+    match policy.adjustment {
+        AdjustmentType::ChangeInCapacity => base + step.change,
+        AdjustmentType::ExactCapacity => step.change,
+        AdjustmentType::PercentChangeInCapacity => {
+            let raw = base as f64 * step.change as f64 / 100.0;
+            // AWS: above 1 round down, 0..1 -> 1, -1..0 -> -1, below -1 round up (toward 0).
+            let mut delta = if raw > 1.0 {
+                raw.floor() as i64
+            } else if raw > 0.0 {
+                1
+            } else if (-1.0..0.0).contains(&raw) {
+                -1
+            } else {
+                raw.ceil() as i64
+            };
+            rules.push(format!(
+                "{}% of {base} = {raw:.2}, rounded to {delta:+}",
+                step.change
+            ));
+            if let Some(magnitude) = policy.min_adjustment_magnitude {
+                let magnitude = i64::from(magnitude);
+                if delta != 0 && delta.abs() < magnitude {
+                    delta = delta.signum() * magnitude;
+                    rules.push(format!(
+                        "raised to the minimum adjustment magnitude {delta:+}"
+                    ));
+                }
+            }
+            base + delta
+        }
+    }
+}
+
+/// Instances launched within the warm-up, or still pending.
+fn warming_instances(observed: &Observation, warmup: Duration, now: Timestamp) -> u32 {
+    observed
+        .instances
+        .iter()
+        .filter(|i| match i.lifecycle {
+            Lifecycle::Pending => true,
+            Lifecycle::InService => elapsed(i.launched_at, now) < warmup,
+            Lifecycle::Terminating => false,
+        })
+        .count() as u32
+}
+
+/// End of the cooldown after the newest activity matching `kind` (a running
+/// activity counts from its start: it is not finished, so it still cools).
+fn cooling_until(
+    activities: &[Activity],
+    cooldown: Duration,
+    kind: impl Fn(&Activity) -> bool,
+) -> Option<Timestamp> {
+    activities
+        .iter()
+        .filter(|a| a.to != a.from && kind(a))
+        .map(|a| a.end.unwrap_or(a.start).max(a.start))
+        .max()
+        .and_then(|t| {
+            t.checked_add(jiff::SignedDuration::try_from(cooldown).ok()?)
+                .ok()
+        })
+}
+
+fn elapsed(from: Timestamp, to: Timestamp) -> Duration {
+    Duration::try_from(to.duration_since(from)).unwrap_or(Duration::ZERO)
+}

@@ -1,0 +1,6 @@
+//! The scaling engine: the policy file, the pure decision core and schedule
+//! expressions. The Lambda binaries, triggers and adapters build on these.
+
+pub mod decide;
+pub mod policy;
+pub mod schedule;

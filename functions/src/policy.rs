@@ -1,0 +1,712 @@
+//! The policy file: the one source of truth for groups, alarm (step) policies,
+//! target tracking and schedules, read by the functions and the local cloud.
+//!
+//! TOML, `deny_unknown_fields` everywhere (a typo is an error, not a default),
+//! durations as `"300s"`/`"5m"`, and a validation pass that reports every
+//! problem at once, each naming the file, the field and what is allowed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::schedule::ScheduleExpr;
+
+/// A whole policy file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(rename = "group")]
+    pub groups: Vec<GroupPolicy>,
+}
+
+/// One scaling group and its rules.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupPolicy {
+    pub name: String,
+    pub min: u32,
+    pub max: u32,
+    /// Capacity at creation (default: `min`).
+    pub desired: Option<u32>,
+    /// Default cooldown for alarm policies that set none.
+    #[serde(default = "default_cooldown", deserialize_with = "duration")]
+    pub cooldown: Duration,
+    /// Seconds a new instance needs before its metrics count (default: `cooldown`).
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub instance_warmup: Option<Duration>,
+    #[serde(default, rename = "alarm_policy")]
+    pub alarm_policies: Vec<AlarmPolicy>,
+    #[serde(default)]
+    pub target_tracking: Vec<TargetTracking>,
+    #[serde(default, rename = "schedule")]
+    pub schedules: Vec<Schedule>,
+}
+
+impl GroupPolicy {
+    /// The warm-up that applies: the group's, else its default cooldown.
+    pub fn warmup(&self) -> Duration {
+        self.instance_warmup.unwrap_or(self.cooldown)
+    }
+
+    /// The alarm policy driven by `alarm`, if any.
+    pub fn alarm_policy(&self, alarm: &str) -> Option<&AlarmPolicy> {
+        self.alarm_policies.iter().find(|p| p.alarm == alarm)
+    }
+}
+
+fn default_cooldown() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// A CloudWatch metric and the statistic an alarm reads.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricSpec {
+    pub namespace: String,
+    pub name: String,
+    pub stat: String,
+    #[serde(default)]
+    pub dimensions: BTreeMap<String, String>,
+}
+
+/// How an alarm compares its statistic with the threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Comparison {
+    #[serde(rename = ">", alias = "GreaterThanThreshold")]
+    Greater,
+    #[serde(rename = ">=", alias = "GreaterThanOrEqualToThreshold")]
+    GreaterOrEqual,
+    #[serde(rename = "<", alias = "LessThanThreshold")]
+    Less,
+    #[serde(rename = "<=", alias = "LessThanOrEqualToThreshold")]
+    LessOrEqual,
+}
+
+impl Comparison {
+    /// Whether `value` breaches `threshold`.
+    pub fn breached(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Self::Greater => value > threshold,
+            Self::GreaterOrEqual => value >= threshold,
+            Self::Less => value < threshold,
+            Self::LessOrEqual => value <= threshold,
+        }
+    }
+
+    /// True for the alarms that fire above their threshold.
+    pub fn is_upper(self) -> bool {
+        matches!(self, Self::Greater | Self::GreaterOrEqual)
+    }
+
+    /// The symbol used in explanations.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Self::Greater => ">",
+            Self::GreaterOrEqual => ">=",
+            Self::Less => "<",
+            Self::LessOrEqual => "<=",
+        }
+    }
+}
+
+/// How step adjustments change the capacity (EC2 Auto Scaling's AdjustmentType).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdjustmentType {
+    #[serde(alias = "ChangeInCapacity")]
+    ChangeInCapacity,
+    #[serde(alias = "ExactCapacity")]
+    ExactCapacity,
+    #[serde(alias = "PercentChangeInCapacity")]
+    PercentChangeInCapacity,
+}
+
+/// CloudWatch's treatment of missing datapoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingData {
+    #[default]
+    Missing,
+    Ignore,
+    Breaching,
+    NotBreaching,
+}
+
+/// One step: bounds relative to the threshold (metric - threshold) and the change.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Lower bound (None: minus infinity).
+    pub lower: Option<f64>,
+    /// Upper bound (None: plus infinity).
+    pub upper: Option<f64>,
+    /// Instances, percent or exact capacity, per the policy's adjustment type.
+    pub change: i64,
+}
+
+/// Step scaling driven by one alarm.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmPolicy {
+    pub alarm: String,
+    pub metric: MetricSpec,
+    pub comparison: Comparison,
+    pub threshold: f64,
+    #[serde(deserialize_with = "duration")]
+    pub period: Duration,
+    pub evaluation_periods: u32,
+    /// M of N: datapoints that must breach (default: all `evaluation_periods`).
+    pub datapoints_to_alarm: Option<u32>,
+    #[serde(default)]
+    pub missing_data: MissingData,
+    pub adjustment: AdjustmentType,
+    pub steps: Vec<Step>,
+    /// Only for percent changes: the smallest change in instances.
+    pub min_adjustment_magnitude: Option<u32>,
+    /// Cooldown after this policy acts (default: the group's).
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub cooldown: Option<Duration>,
+}
+
+/// What target tracking keeps at its target.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum TrackedMetric {
+    /// `cpu` (average CPU utilisation) or `request_count_per_target`.
+    Predefined(PredefinedMetric),
+    /// Any metric whose value scales with load per instance.
+    Custom(MetricSpec),
+}
+
+/// The predefined metrics of target tracking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PredefinedMetric {
+    Cpu,
+    RequestCountPerTarget,
+}
+
+/// Target tracking, with HPA-style behaviours.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetTracking {
+    pub metric: TrackedMetric,
+    pub target: f64,
+    /// Relative band around the target inside which nothing changes.
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f64,
+    #[serde(default)]
+    pub disable_scale_in: bool,
+    #[serde(default = "Behavior::scale_out_default")]
+    pub scale_out: Behavior,
+    #[serde(default = "Behavior::scale_in_default")]
+    pub scale_in: Behavior,
+}
+
+fn default_tolerance() -> f64 {
+    0.1
+}
+
+/// How fast one direction may move (the HPA's `behavior`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Behavior {
+    #[serde(default, deserialize_with = "duration")]
+    pub stabilization: Duration,
+    #[serde(default)]
+    pub policies: Vec<RatePolicy>,
+    #[serde(default)]
+    pub select: Select,
+}
+
+impl Behavior {
+    /// The HPA's defaults: scale out by 100% or 4 instances per 15 s, the larger.
+    fn scale_out_default() -> Self {
+        Self {
+            stabilization: Duration::ZERO,
+            policies: vec![
+                RatePolicy {
+                    percent: Some(100),
+                    instances: None,
+                    period: Duration::from_secs(15),
+                },
+                RatePolicy {
+                    percent: None,
+                    instances: Some(4),
+                    period: Duration::from_secs(15),
+                },
+            ],
+            select: Select::Max,
+        }
+    }
+
+    /// The HPA's defaults: scale in by up to 100% per 15 s after 300 s of stability.
+    fn scale_in_default() -> Self {
+        Self {
+            stabilization: Duration::from_secs(300),
+            policies: vec![RatePolicy {
+                percent: Some(100),
+                instances: None,
+                period: Duration::from_secs(15),
+            }],
+            select: Select::Max,
+        }
+    }
+}
+
+/// A limit on change per period: a percentage or a number of instances.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RatePolicy {
+    pub percent: Option<u32>,
+    pub instances: Option<u32>,
+    #[serde(deserialize_with = "duration")]
+    pub period: Duration,
+}
+
+/// Which rate policy wins when several apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Select {
+    /// The one allowing the largest change.
+    #[default]
+    Max,
+    /// The one allowing the smallest change.
+    Min,
+    /// No change in this direction.
+    Disabled,
+}
+
+/// A scheduled action: sets min/max/desired at cron or rate times.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    pub name: String,
+    /// `cron(...)` in EventBridge syntax.
+    pub cron: Option<String>,
+    /// `rate(...)` in EventBridge syntax.
+    pub rate: Option<String>,
+    /// IANA time zone of the cron expression (default UTC).
+    pub timezone: Option<String>,
+    pub min: Option<u32>,
+    pub max: Option<u32>,
+    pub desired: Option<u32>,
+}
+
+impl Schedule {
+    /// The expression, whichever key holds it.
+    pub fn expression(&self) -> Option<&str> {
+        self.cron.as_deref().or(self.rate.as_deref())
+    }
+}
+
+/// Why a policy file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The file could not be read.
+    #[error("cannot read policy file {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the format.
+    #[error("policy file {file}: {message}")]
+    Parse { file: String, message: String },
+    /// The file parsed but breaks the rules; every problem is listed.
+    #[error("policy file {file} is invalid:\n  - {}", problems.join("\n  - "))]
+    Invalid { file: String, problems: Vec<String> },
+}
+
+impl Policy {
+    /// Reads and validates a policy file.
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&path.display().to_string(), &text)
+    }
+
+    /// Parses and validates policy text; `file` names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Self, PolicyError> {
+        let policy: Self = toml::from_str(text).map_err(|e| PolicyError::Parse {
+            file: file.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let problems = policy.problems();
+        if problems.is_empty() {
+            Ok(policy)
+        } else {
+            Err(PolicyError::Invalid {
+                file: file.to_string(),
+                problems,
+            })
+        }
+    }
+
+    /// The group called `name`.
+    pub fn group(&self, name: &str) -> Option<&GroupPolicy> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+
+    /// Every rule the file breaks, each naming its field.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.groups.is_empty() {
+            problems.push("group: at least one [[group]] is required".into());
+        }
+        for (index, group) in self.groups.iter().enumerate() {
+            let at = format!("group[{index}] ({})", group.name);
+            if self.groups[..index].iter().any(|g| g.name == group.name) {
+                problems.push(format!("{at}.name: duplicate group name"));
+            }
+            group_problems(group, &at, &mut problems);
+        }
+        let mut alarms: Vec<&str> = self
+            .groups
+            .iter()
+            .flat_map(|g| g.alarm_policies.iter().map(|p| p.alarm.as_str()))
+            .collect();
+        alarms.sort_unstable();
+        for pair in alarms.windows(2) {
+            if pair[0] == pair[1] {
+                problems.push(format!(
+                    "alarm {:?} drives more than one policy; alarm names must be unique",
+                    pair[0]
+                ));
+            }
+        }
+        problems
+    }
+}
+
+/// Names used in AWS resource names: letters, digits, `-` and `_`, 1-64 chars.
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn group_problems(group: &GroupPolicy, at: &str, problems: &mut Vec<String>) {
+    if !valid_name(&group.name) {
+        problems.push(format!(
+            "{at}.name: {:?} must be 1-64 letters, digits, - or _",
+            group.name
+        ));
+    }
+    if group.min > group.max {
+        problems.push(format!(
+            "{at}: min {} must be <= max {}",
+            group.min, group.max
+        ));
+    }
+    if group.max > 1000 {
+        problems.push(format!("{at}.max: {} is above 1000", group.max));
+    }
+    if let Some(desired) = group.desired
+        && !(group.min..=group.max).contains(&desired)
+    {
+        problems.push(format!(
+            "{at}.desired: {desired} must be within min..=max ({}..={})",
+            group.min, group.max
+        ));
+    }
+    for (index, policy) in group.alarm_policies.iter().enumerate() {
+        alarm_policy_problems(
+            policy,
+            &format!("{at}.alarm_policy[{index}] ({})", policy.alarm),
+            problems,
+        );
+    }
+    for (index, tracking) in group.target_tracking.iter().enumerate() {
+        target_tracking_problems(
+            tracking,
+            &format!("{at}.target_tracking[{index}]"),
+            problems,
+        );
+    }
+    for (index, schedule) in group.schedules.iter().enumerate() {
+        let at = format!("{at}.schedule[{index}] ({})", schedule.name);
+        schedule_problems(schedule, group, &at, problems);
+        if group.schedules[..index]
+            .iter()
+            .any(|s| s.name == schedule.name)
+        {
+            problems.push(format!("{at}.name: duplicate schedule name"));
+        }
+    }
+}
+
+fn alarm_policy_problems(policy: &AlarmPolicy, at: &str, problems: &mut Vec<String>) {
+    if !valid_name(&policy.alarm) {
+        problems.push(format!(
+            "{at}.alarm: {:?} must be 1-64 letters, digits, - or _",
+            policy.alarm
+        ));
+    }
+    const STATS: [&str; 5] = ["Average", "Sum", "Minimum", "Maximum", "SampleCount"];
+    let stat = policy.metric.stat.as_str();
+    let percentile = stat
+        .strip_prefix('p')
+        .and_then(|p| p.parse::<f64>().ok())
+        .is_some_and(|p| p > 0.0 && p < 100.0);
+    if !STATS.contains(&stat) && !percentile {
+        problems.push(format!(
+            "{at}.metric.stat: {stat:?} is not one of {} or pNN (e.g. p99)",
+            STATS.join(", ")
+        ));
+    }
+    let period = policy.period.as_secs();
+    if policy.period.subsec_nanos() != 0
+        || !(period == 10
+            || period == 20
+            || period == 30
+            || (period >= 60 && period.is_multiple_of(60)))
+    {
+        problems.push(format!(
+            "{at}.period: {:?} must be 10s, 20s, 30s or a multiple of 60s",
+            policy.period
+        ));
+    }
+    if policy.evaluation_periods == 0 || u64::from(policy.evaluation_periods) * period > 86_400 {
+        problems.push(format!(
+            "{at}.evaluation_periods: {} must be >= 1 with evaluation_periods x period <= 1 day",
+            policy.evaluation_periods
+        ));
+    }
+    if let Some(m) = policy.datapoints_to_alarm
+        && (m == 0 || m > policy.evaluation_periods)
+    {
+        problems.push(format!(
+            "{at}.datapoints_to_alarm: {m} must be in 1..={}",
+            policy.evaluation_periods
+        ));
+    }
+    if !policy.threshold.is_finite() {
+        problems.push(format!("{at}.threshold: must be a finite number"));
+    }
+    if policy.min_adjustment_magnitude.is_some()
+        && policy.adjustment != AdjustmentType::PercentChangeInCapacity
+    {
+        problems.push(format!("{at}.min_adjustment_magnitude: only allowed with adjustment = \"percent_change_in_capacity\""));
+    }
+    if policy.adjustment == AdjustmentType::ExactCapacity
+        && policy.steps.iter().any(|s| s.change < 0)
+    {
+        problems.push(format!("{at}.steps: exact_capacity changes must be >= 0"));
+    }
+    steps_problems(
+        &policy.steps,
+        policy.comparison,
+        &format!("{at}.steps"),
+        problems,
+    );
+}
+
+/// AWS's rules for step adjustments: no gaps, no overlaps, at most one open
+/// bound each way, and the steps cover the breach side of the threshold.
+fn steps_problems(steps: &[Step], comparison: Comparison, at: &str, problems: &mut Vec<String>) {
+    if steps.is_empty() {
+        problems.push(format!("{at}: at least one step is required"));
+        return;
+    }
+    for (index, step) in steps.iter().enumerate() {
+        if step.lower.is_none() && step.upper.is_none() {
+            problems.push(format!(
+                "{at}[{index}]: lower and upper cannot both be open"
+            ));
+        }
+        if let (Some(lower), Some(upper)) = (step.lower, step.upper)
+            && lower >= upper
+        {
+            problems.push(format!(
+                "{at}[{index}]: lower {lower} must be < upper {upper}"
+            ));
+        }
+        if step.lower.is_some_and(|v| !v.is_finite()) || step.upper.is_some_and(|v| !v.is_finite())
+        {
+            problems.push(format!(
+                "{at}[{index}]: bounds must be finite numbers (omit a bound for infinity)"
+            ));
+        }
+    }
+    let mut sorted: Vec<&Step> = steps.iter().collect();
+    sorted.sort_by(|a, b| {
+        a.lower
+            .unwrap_or(f64::NEG_INFINITY)
+            .total_cmp(&b.lower.unwrap_or(f64::NEG_INFINITY))
+    });
+    for pair in sorted.windows(2) {
+        let (upper, next_lower) = (
+            pair[0].upper.unwrap_or(f64::INFINITY),
+            pair[1].lower.unwrap_or(f64::NEG_INFINITY),
+        );
+        if upper < next_lower {
+            problems.push(format!(
+                "{at}: gap between {upper} and {next_lower}; step ranges must be contiguous"
+            ));
+        } else if upper > next_lower {
+            problems.push(format!(
+                "{at}: ranges overlap at {next_lower}..{upper}; step ranges must not overlap"
+            ));
+        }
+    }
+    let (first, last) = (sorted[0], sorted[sorted.len() - 1]);
+    if comparison.is_upper() {
+        if last.upper.is_some() {
+            problems.push(format!("{at}: the highest step needs no upper bound (it covers everything above) for a {} alarm", comparison.symbol()));
+        }
+        if first.lower.is_some_and(|l| l > 0.0) {
+            problems.push(format!(
+                "{at}: the lowest step must start at 0 (the threshold) for a {} alarm",
+                comparison.symbol()
+            ));
+        }
+    } else {
+        if first.lower.is_some() {
+            problems.push(format!("{at}: the lowest step needs no lower bound (it covers everything below) for a {} alarm", comparison.symbol()));
+        }
+        if last.upper.is_some_and(|u| u < 0.0) {
+            problems.push(format!(
+                "{at}: the highest step must end at 0 (the threshold) for a {} alarm",
+                comparison.symbol()
+            ));
+        }
+    }
+}
+
+fn target_tracking_problems(tracking: &TargetTracking, at: &str, problems: &mut Vec<String>) {
+    if !(tracking.target.is_finite() && tracking.target > 0.0) {
+        problems.push(format!(
+            "{at}.target: {} must be a positive number",
+            tracking.target
+        ));
+    }
+    if let TrackedMetric::Predefined(PredefinedMetric::Cpu) = tracking.metric
+        && tracking.target > 100.0
+    {
+        problems.push(format!(
+            "{at}.target: CPU target {} must be <= 100",
+            tracking.target
+        ));
+    }
+    if !(0.0..1.0).contains(&tracking.tolerance) {
+        problems.push(format!(
+            "{at}.tolerance: {} must be in [0, 1)",
+            tracking.tolerance
+        ));
+    }
+    for (direction, behavior) in [
+        ("scale_out", &tracking.scale_out),
+        ("scale_in", &tracking.scale_in),
+    ] {
+        if behavior.stabilization > Duration::from_secs(3600) {
+            problems.push(format!("{at}.{direction}.stabilization: at most 3600s"));
+        }
+        if behavior.select != Select::Disabled && behavior.policies.is_empty() {
+            problems.push(format!(
+                "{at}.{direction}.policies: at least one rate policy unless select = \"disabled\""
+            ));
+        }
+        for (index, rate) in behavior.policies.iter().enumerate() {
+            let at = format!("{at}.{direction}.policies[{index}]");
+            match (rate.percent, rate.instances) {
+                (Some(0), None) | (None, Some(0)) => {
+                    problems.push(format!("{at}: the limit must be >= 1"))
+                }
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => problems.push(format!("{at}: set exactly one of percent or instances")),
+            }
+            if rate.period.is_zero() || rate.period > Duration::from_secs(1800) {
+                problems.push(format!(
+                    "{at}.period: {:?} must be in 1s..=1800s",
+                    rate.period
+                ));
+            }
+        }
+    }
+}
+
+fn schedule_problems(
+    schedule: &Schedule,
+    group: &GroupPolicy,
+    at: &str,
+    problems: &mut Vec<String>,
+) {
+    if !valid_name(&schedule.name) {
+        problems.push(format!(
+            "{at}.name: {:?} must be 1-64 letters, digits, - or _",
+            schedule.name
+        ));
+    }
+    match (&schedule.cron, &schedule.rate) {
+        (Some(expression), None) | (None, Some(expression)) => {
+            match expression.parse::<ScheduleExpr>() {
+                Ok(ScheduleExpr::Cron(_)) if schedule.rate.is_some() => {
+                    problems.push(format!(
+                        "{at}.rate: {expression:?} is a cron expression; use cron = ..."
+                    ));
+                }
+                Ok(ScheduleExpr::Rate(_)) if schedule.cron.is_some() => {
+                    problems.push(format!(
+                        "{at}.cron: {expression:?} is a rate expression; use rate = ..."
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => problems.push(format!(
+                    "{at}.{}: {e}",
+                    if schedule.cron.is_some() {
+                        "cron"
+                    } else {
+                        "rate"
+                    }
+                )),
+            }
+        }
+        _ => problems.push(format!("{at}: set exactly one of cron or rate")),
+    }
+    if let Some(zone) = &schedule.timezone
+        && jiff::tz::TimeZone::get(zone).is_err()
+    {
+        problems.push(format!(
+            "{at}.timezone: {zone:?} is not an IANA time zone (e.g. Asia/Shanghai, UTC)"
+        ));
+    }
+    if schedule.min.is_none() && schedule.max.is_none() && schedule.desired.is_none() {
+        problems.push(format!("{at}: set at least one of min, max, desired"));
+    }
+    let min = schedule.min.unwrap_or(group.min);
+    let max = schedule.max.unwrap_or(group.max);
+    if min > max {
+        problems.push(format!(
+            "{at}: min {min} must be <= max {max} (the group's value where the action sets none)"
+        ));
+    }
+    if let Some(desired) = schedule.desired
+        && !(min..=max).contains(&desired)
+    {
+        problems.push(format!(
+            "{at}.desired: {desired} must be within min..=max ({min}..={max})"
+        ));
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration ({e}); use e.g. \"300s\", \"5m\""))
+}
+
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+fn optional_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    duration(deserializer).map(Some)
+}

@@ -1,0 +1,196 @@
+//! The policy file: the shipped examples load; every broken rule is named.
+
+use std::path::Path;
+use std::time::Duration;
+
+use functions::policy::{AdjustmentType, Comparison, Policy, PolicyError, Select};
+
+fn shipped(name: &str) -> Policy {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../policies")
+        .join(name);
+    Policy::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[test]
+fn shipped_policies_load() {
+    let two_tier = shipped("two-tier.toml");
+    let web = two_tier.group("web").expect("web");
+    assert_eq!(
+        (web.min, web.max, web.warmup()),
+        (2, 10, Duration::from_secs(120))
+    );
+    let high = web.alarm_policy("web-cpu-high").expect("high");
+    assert_eq!(high.comparison, Comparison::Greater);
+    assert_eq!(high.period, Duration::from_secs(300));
+    assert_eq!(high.steps.len(), 2);
+    assert_eq!(web.target_tracking[0].scale_out.select, Select::Max);
+    assert_eq!(web.schedules[0].timezone.as_deref(), Some("Asia/Shanghai"));
+    let qps = web.alarm_policy("web-qps-high").expect("qps");
+    assert_eq!(qps.adjustment, AdjustmentType::PercentChangeInCapacity);
+    assert!(two_tier.group("session").is_some());
+
+    let seed = shipped("seed-step.toml");
+    assert_eq!(seed.groups[0].min, 3);
+    let course = shipped("course-target-tracking.toml");
+    // HPA defaults fill what the file leaves out.
+    assert_eq!(
+        course.groups[0].target_tracking[0].scale_in.stabilization,
+        Duration::from_secs(300)
+    );
+}
+
+const VALID_GROUP: &str = r#"
+[[group]]
+name = "web"
+min = 2
+max = 10
+"#;
+
+fn problems(extra: &str) -> Vec<String> {
+    match Policy::parse("test.toml", &format!("{VALID_GROUP}{extra}")) {
+        Err(PolicyError::Invalid { problems, .. }) => problems,
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+fn alarm(comparison: &str, steps: &str) -> String {
+    format!(
+        r#"
+[[group.alarm_policy]]
+alarm = "a"
+metric = {{ namespace = "AWS/EC2", name = "CPUUtilization", stat = "Average" }}
+comparison = "{comparison}"
+threshold = 70
+period = "300s"
+evaluation_periods = 3
+adjustment = "change_in_capacity"
+steps = {steps}
+"#
+    )
+}
+
+#[test]
+fn broken_rules_are_named_with_what_is_allowed() {
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("gap", alarm(">", "[{ lower = 0, upper = 10, change = 1 }, { lower = 20, change = 2 }]"), "gap between 10 and 20"),
+        ("overlap", alarm(">", "[{ lower = 0, upper = 30, change = 1 }, { lower = 20, change = 2 }]"), "overlap"),
+        ("bounded top", alarm(">", "[{ lower = 0, upper = 10, change = 1 }]"), "highest step needs no upper bound"),
+        ("starts above threshold", alarm(">", "[{ lower = 5, change = 1 }]"), "must start at 0"),
+        ("bounded bottom", alarm("<", "[{ lower = -10, upper = 0, change = -1 }]"), "lowest step needs no lower bound"),
+        ("both open", alarm(">", "[{ change = 1 }]"), "cannot both be open"),
+        ("no steps", alarm(">", "[]"), "at least one step"),
+        (
+            "bad period",
+            alarm(">", "[{ lower = 0, change = 1 }]").replace("\"300s\"", "\"45s\""),
+            "must be 10s, 20s, 30s or a multiple of 60s",
+        ),
+        (
+            "bad stat",
+            alarm(">", "[{ lower = 0, change = 1 }]").replace("Average", "Mean"),
+            "is not one of Average, Sum, Minimum, Maximum, SampleCount or pNN",
+        ),
+        (
+            "m of n",
+            alarm(">", "[{ lower = 0, change = 1 }]") + "datapoints_to_alarm = 4\n",
+            "datapoints_to_alarm: 4 must be in 1..=3",
+        ),
+        (
+            "cron fields",
+            "[[group.schedule]]\nname = \"s\"\ncron = \"cron(0 11 * * *)\"\nmin = 3\n".into(),
+            "cron needs 6 fields",
+        ),
+        (
+            "cron both days",
+            "[[group.schedule]]\nname = \"s\"\ncron = \"cron(0 11 * * MON *)\"\nmin = 3\n".into(),
+            "must be ?",
+        ),
+        (
+            "time zone",
+            "[[group.schedule]]\nname = \"s\"\ncron = \"cron(0 11 * * ? *)\"\ntimezone = \"Mars/Olympus\"\nmin = 3\n".into(),
+            "not an IANA time zone",
+        ),
+        ("schedule sets nothing", "[[group.schedule]]\nname = \"s\"\nrate = \"rate(5 minutes)\"\n".into(), "at least one of min, max, desired"),
+        (
+            "schedule min above max",
+            "[[group.schedule]]\nname = \"s\"\nrate = \"rate(5 minutes)\"\nmin = 12\n".into(),
+            "min 12 must be <= max 10",
+        ),
+        (
+            "rate policy needs one limit",
+            "[[group.target_tracking]]\nmetric = \"cpu\"\ntarget = 50\nscale_out = { policies = [{ percent = 10, instances = 2, period = \"60s\" }] }\n".into(),
+            "set exactly one of percent or instances",
+        ),
+        ("cpu target", "[[group.target_tracking]]\nmetric = \"cpu\"\ntarget = 150\n".into(), "must be <= 100"),
+    ];
+    for (name, extra, expected) in cases {
+        let problems = problems(&extra);
+        assert!(
+            problems.iter().any(|p| p.contains(expected)),
+            "{name}: {expected:?} not in {problems:#?}"
+        );
+        assert!(
+            problems.iter().all(|p| p.starts_with("group[0] (web)")),
+            "{name}: problems name their place: {problems:#?}"
+        );
+    }
+}
+
+#[test]
+fn group_level_rules() {
+    let error = Policy::parse(
+        "p.toml",
+        "[[group]]\nname = \"web\"\nmin = 5\nmax = 3\ndesired = 9\n",
+    )
+    .expect_err("invalid");
+    let text = error.to_string();
+    assert!(text.starts_with("policy file p.toml is invalid:"), "{text}");
+    assert!(text.contains("min 5 must be <= max 3"), "{text}");
+    assert!(
+        text.contains("desired: 9 must be within min..=max"),
+        "{text}"
+    );
+    let error = Policy::parse("p.toml", "").expect_err("no group");
+    assert!(
+        error.to_string().contains("missing field `group`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn typos_and_wrong_types_are_parse_errors_naming_the_key() {
+    let error = Policy::parse(
+        "p.toml",
+        "[[group]]\nname = \"web\"\nmin = 2\nmax = 10\ncooldwon = \"60s\"\n",
+    )
+    .expect_err("typo");
+    let text = error.to_string();
+    assert!(
+        text.contains("p.toml") && text.contains("unknown field `cooldwon`"),
+        "{text}"
+    );
+    let error = Policy::parse("p.toml", "[[group]]\nname = \"web\"\nmin = -1\nmax = 10\n")
+        .expect_err("negative");
+    assert!(error.to_string().contains("min"), "{error}");
+    let error = Policy::parse(
+        "p.toml",
+        "[[group]]\nname = \"web\"\nmin = 1\nmax = 10\ncooldown = \"soon\"\n",
+    )
+    .expect_err("duration");
+    assert!(
+        error.to_string().contains("\"soon\" is not a duration"),
+        "{error}"
+    );
+    let error = Policy::parse(
+        "p.toml",
+        &alarm("=>", "[]").replace(
+            "[[group.alarm_policy]]",
+            "[[group]]\nname=\"w\"\nmin=1\nmax=2\n[[group.alarm_policy]]",
+        ),
+    )
+    .expect_err("comparison");
+    assert!(
+        error.to_string().contains("comparison") || error.to_string().contains("unknown variant"),
+        "{error}"
+    );
+}

@@ -1,0 +1,91 @@
+//! Invariants of the decision core over random groups, histories and alarms.
+
+use std::path::Path;
+
+use functions::decide::{
+    Action, Activity, AlarmState, Instance, Lifecycle, Observation, Trigger, decide,
+};
+use functions::policy::Policy;
+use jiff::{SignedDuration, Timestamp};
+use proptest::prelude::*;
+
+fn now() -> Timestamp {
+    "2026-11-20T11:05:00Z".parse().expect("now")
+}
+
+prop_compose! {
+    fn observation()(min in 0u32..5, span in 0u32..8, offset in 0u32..8, ages in proptest::collection::vec(0i64..600, 0..12)) -> Observation {
+        let max = min + span;
+        let desired = min + offset.min(span);
+        let instances = ages.iter().enumerate().map(|(i, age)| Instance {
+            id: format!("i-{i}"),
+            lifecycle: if age % 7 == 0 { Lifecycle::Pending } else { Lifecycle::InService },
+            launched_at: now() - SignedDuration::from_secs(*age),
+            protected: age % 3 == 0,
+        }).collect();
+        Observation { min, max, desired, instances }
+    }
+}
+
+prop_compose! {
+    fn activities()(items in proptest::collection::vec((0u32..10, 0u32..10, 0i64..1200), 0..4)) -> Vec<Activity> {
+        items.into_iter().map(|(from, to, ago)| Activity {
+            start: now() - SignedDuration::from_secs(ago + 30),
+            end: Some(now() - SignedDuration::from_secs(ago)),
+            from,
+            to,
+            cause: format!("earlier {ago}"),
+        }).collect()
+    }
+}
+
+fn trigger() -> impl Strategy<Value = Trigger> {
+    (
+        prop_oneof![
+            Just("web-cpu-high"),
+            Just("web-cpu-low"),
+            Just("web-qps-high"),
+            Just("other")
+        ],
+        prop_oneof![
+            Just(AlarmState::Alarm),
+            Just(AlarmState::Ok),
+            Just(AlarmState::InsufficientData)
+        ],
+        proptest::option::of(-50.0f64..1000.0),
+    )
+        .prop_map(|(name, state, value)| Trigger::Alarm {
+            name: name.into(),
+            state,
+            state_since: now() - SignedDuration::from_secs(5),
+            value,
+        })
+}
+
+proptest! {
+    #[test]
+    fn desired_stays_within_min_and_max_and_decide_is_deterministic(
+        observed in observation(), history in activities(), trigger in trigger()
+    ) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/two-tier.toml");
+        let policy = Policy::load(&path).expect("policy");
+        let web = policy.group("web").expect("web");
+        let first = decide(web, &observed, &history, &trigger, now());
+        let second = decide(web, &observed, &history, &trigger, now());
+        prop_assert_eq!(&first, &second);
+        if let Action::SetDesired(n) = first.action {
+            prop_assert!((observed.min..=observed.max).contains(&n), "{} outside {}..={}", n, observed.min, observed.max);
+            prop_assert_ne!(n, observed.desired, "a set is a change");
+            // No action inside a cooldown: a scale-out needs 300 s since the
+            // last scale-out; a scale-in 600 s since any change.
+            let quiet = |scale_out: bool, cooldown: i64| history.iter().filter(|a| a.to != a.from && (!scale_out || a.to > a.from))
+                .all(|a| a.end.expect("ended") + SignedDuration::from_secs(cooldown) <= now());
+            if n > observed.desired {
+                let cooldown = 300;
+                prop_assert!(quiet(true, cooldown), "scale-out inside its cooldown: {:?}", first);
+            } else {
+                prop_assert!(quiet(false, 600), "scale-in inside its cooldown: {:?}", first);
+            }
+        }
+    }
+}

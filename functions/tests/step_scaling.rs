@@ -1,0 +1,398 @@
+//! Step scaling on alarms, as EC2 Auto Scaling documents it: named cases.
+
+use std::path::Path;
+
+use functions::decide::{
+    Action, Activity, AlarmState, Decision, Instance, Lifecycle, Observation, Trigger, alarm_cause,
+    decide,
+};
+use functions::policy::{GroupPolicy, Policy};
+use jiff::{SignedDuration, Timestamp};
+
+fn web() -> GroupPolicy {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/two-tier.toml");
+    Policy::load(&path)
+        .expect("policy")
+        .group("web")
+        .expect("web")
+        .clone()
+}
+
+fn now() -> Timestamp {
+    "2026-11-20T11:05:00Z".parse().expect("now")
+}
+
+fn ago(seconds: i64) -> Timestamp {
+    now() - SignedDuration::from_secs(seconds)
+}
+
+/// A group of `desired` in-service instances launched an hour ago, plus
+/// `warming` of them launched `warming_age` seconds ago.
+fn group(desired: u32, warming: u32, warming_age: i64) -> Observation {
+    let instances = (0..desired)
+        .map(|i| Instance {
+            id: format!("i-{i:04}"),
+            lifecycle: Lifecycle::InService,
+            launched_at: if i < desired - warming {
+                ago(3600)
+            } else {
+                ago(warming_age)
+            },
+            protected: false,
+        })
+        .collect();
+    Observation {
+        min: 2,
+        max: 10,
+        desired,
+        instances,
+    }
+}
+
+fn alarm(name: &str, value: Option<f64>) -> Trigger {
+    Trigger::Alarm {
+        name: name.into(),
+        state: AlarmState::Alarm,
+        state_since: ago(5),
+        value,
+    }
+}
+
+fn activity(from: u32, to: u32, ended_ago: i64) -> Activity {
+    Activity {
+        start: ago(ended_ago + 60),
+        end: Some(ago(ended_ago)),
+        from,
+        to,
+        cause: "earlier".into(),
+    }
+}
+
+struct Case {
+    name: &'static str,
+    observed: Observation,
+    activities: Vec<Activity>,
+    trigger: Trigger,
+    action: Action,
+    /// Fragments the reason or the rules must contain.
+    explains: &'static [&'static str],
+}
+
+fn check(policy: &GroupPolicy, cases: Vec<Case>) {
+    for case in cases {
+        let decision: Decision = decide(
+            policy,
+            &case.observed,
+            &case.activities,
+            &case.trigger,
+            now(),
+        );
+        assert_eq!(decision.action, case.action, "{}: {decision:#?}", case.name);
+        let text = format!("{} | {}", decision.reason, decision.rules.join(" | "));
+        for fragment in case.explains {
+            assert!(
+                text.contains(fragment),
+                "{}: {fragment:?} not in {text:?}",
+                case.name
+            );
+        }
+        assert_eq!(decision.from, case.observed.desired, "{}", case.name);
+        assert_eq!(
+            decision.cause.is_some(),
+            matches!(decision.action, Action::SetDesired(_)),
+            "{}",
+            case.name
+        );
+    }
+}
+
+#[test]
+fn step_scaling_cases() {
+    let high = |v| alarm("web-cpu-high", Some(v));
+    let low = |v| alarm("web-cpu-low", Some(v));
+    let cases = vec![
+        Case {
+            name: "lower step: +2 for 70 <= CPU < 90",
+            observed: group(2, 0, 0),
+            activities: vec![],
+            trigger: high(85.0),
+            action: Action::SetDesired(4),
+            explains: &[
+                "step +2 (CPUUtilization 85 > 70, step range 70..90)",
+                "2 -> 4",
+            ],
+        },
+        Case {
+            name: "lower bound inclusive above the threshold: CPU 90 is the +3 step",
+            observed: group(2, 0, 0),
+            activities: vec![],
+            trigger: high(90.0),
+            action: Action::SetDesired(5),
+            explains: &["step +3", ">= 90"],
+        },
+        Case {
+            name: "upper bound exclusive: CPU 89.9 is still the +2 step",
+            observed: group(2, 0, 0),
+            activities: vec![],
+            trigger: high(89.9),
+            action: Action::SetDesired(4),
+            explains: &["step +2"],
+        },
+        Case {
+            name: "clamped to max",
+            observed: group(9, 0, 0),
+            activities: vec![],
+            trigger: high(95.0),
+            action: Action::SetDesired(10),
+            explains: &["clamped to max 10"],
+        },
+        Case {
+            name: "already at max: hold",
+            observed: group(10, 0, 0),
+            activities: vec![],
+            trigger: high(95.0),
+            action: Action::Hold,
+            explains: &["already at 10", "clamped to max 10"],
+        },
+        Case {
+            name: "scale in by one",
+            observed: group(5, 0, 0),
+            activities: vec![],
+            trigger: low(20.0),
+            action: Action::SetDesired(4),
+            explains: &["step -1", "5 -> 4"],
+        },
+        Case {
+            name: "upper bound inclusive below the threshold: CPU 30 does not breach < 30 but sits in (-inf, 0]",
+            observed: group(5, 0, 0),
+            activities: vec![],
+            trigger: low(30.0),
+            action: Action::SetDesired(4),
+            explains: &["step -1"],
+        },
+        Case {
+            name: "scale in stops at min",
+            observed: group(2, 0, 0),
+            activities: vec![],
+            trigger: low(10.0),
+            action: Action::Hold,
+            explains: &["already at 2", "clamped to min 2"],
+        },
+        Case {
+            name: "scale-out cooldown holds",
+            observed: group(4, 0, 0),
+            activities: vec![activity(2, 4, 100)],
+            trigger: high(85.0),
+            action: Action::Hold,
+            explains: &["held: scale-out cooldown until 2026-11-20T11:08:20Z"],
+        },
+        Case {
+            name: "scale-out after the cooldown",
+            observed: group(4, 0, 0),
+            activities: vec![activity(2, 4, 301)],
+            trigger: high(85.0),
+            action: Action::SetDesired(6),
+            explains: &["4 -> 6"],
+        },
+        Case {
+            name: "a scale-in does not hold a scale-out",
+            observed: group(4, 0, 0),
+            activities: vec![activity(5, 4, 10)],
+            trigger: high(85.0),
+            action: Action::SetDesired(6),
+            explains: &["4 -> 6"],
+        },
+        Case {
+            name: "scale-in cooldown counts from any scaling activity",
+            observed: group(6, 0, 0),
+            activities: vec![activity(4, 6, 500)],
+            trigger: low(20.0),
+            action: Action::Hold,
+            explains: &["held: scale-in cooldown until"],
+        },
+        Case {
+            name: "no scale-in while instances warm up",
+            observed: group(6, 2, 60),
+            activities: vec![],
+            trigger: low(20.0),
+            action: Action::Hold,
+            explains: &["no scale-in while 2 instance(s) warm up"],
+        },
+        Case {
+            name: "warming instances are not counted: a repeated breach in the same step adds nothing",
+            observed: group(4, 2, 60),
+            activities: vec![],
+            trigger: high(85.0),
+            action: Action::Hold,
+            explains: &["2 warming instance(s) not counted: base 2", "already at 4"],
+        },
+        Case {
+            name: "warming instances are not counted: a higher step adds the difference",
+            observed: group(4, 2, 60),
+            activities: vec![],
+            trigger: high(95.0),
+            action: Action::SetDesired(5),
+            explains: &["base 2", "4 -> 5"],
+        },
+        Case {
+            name: "warmed-up instances count again",
+            observed: group(4, 2, 121),
+            activities: vec![],
+            trigger: high(85.0),
+            action: Action::SetDesired(6),
+            explains: &["4 -> 6"],
+        },
+        Case {
+            name: "a duplicated or late event is not acted on twice",
+            observed: group(4, 0, 0),
+            activities: vec![Activity {
+                start: ago(3),
+                end: None,
+                from: 2,
+                to: 4,
+                cause: alarm_cause("web-cpu-high", ago(5)),
+            }],
+            trigger: high(85.0),
+            action: Action::Hold,
+            explains: &["already handled: this breach set 2 -> 4"],
+        },
+        Case {
+            name: "an alarm back in OK does nothing",
+            observed: group(4, 0, 0),
+            activities: vec![],
+            trigger: Trigger::Alarm {
+                name: "web-cpu-low".into(),
+                state: AlarmState::Ok,
+                state_since: ago(1),
+                value: Some(41.0),
+            },
+            action: Action::Hold,
+            explains: &["is Ok: step policies act only in ALARM"],
+        },
+        Case {
+            name: "another group's alarm is not ours",
+            observed: group(4, 0, 0),
+            activities: vec![],
+            trigger: alarm("session-cpu-high", Some(90.0)),
+            action: Action::Hold,
+            explains: &["no policy of group web uses alarm session-cpu-high"],
+        },
+        Case {
+            name: "no datapoint, no step",
+            observed: group(4, 0, 0),
+            activities: vec![],
+            trigger: alarm("web-cpu-high", None),
+            action: Action::Hold,
+            explains: &["carries no datapoint"],
+        },
+    ];
+    check(&web(), cases);
+}
+
+#[test]
+fn percent_change_rounding_and_minimum_magnitude() {
+    let qps = |v| alarm("web-qps-high", Some(v));
+    let cases = vec![
+        Case {
+            name: "50% of 4 = +2",
+            observed: group(4, 0, 0),
+            activities: vec![],
+            trigger: qps(500.0),
+            action: Action::SetDesired(6),
+            explains: &["50% of 4 = 2.00, rounded to +2"],
+        },
+        Case {
+            name: "50% of 7 = 3.5 rounds down to +3",
+            observed: group(7, 0, 0),
+            activities: vec![],
+            trigger: qps(500.0),
+            action: Action::SetDesired(10),
+            explains: &["rounded to +3"],
+        },
+        Case {
+            name: "50% of 2 = +1, raised to the minimum magnitude 2",
+            observed: group(2, 0, 0),
+            activities: vec![],
+            trigger: qps(500.0),
+            action: Action::SetDesired(4),
+            explains: &["rounded to +1", "minimum adjustment magnitude +2"],
+        },
+    ];
+    check(&web(), cases);
+}
+
+/// AWS's rounding of PercentChangeInCapacity, on a group of 10 without a
+/// minimum magnitude: above 1 round down, 0..1 -> 1, -1..0 -> -1, below -1 round toward 0.
+#[test]
+fn percent_rounding_table() {
+    for (percent, expected) in [
+        (15, 11),
+        (5, 11),
+        (-5, 9),
+        (-15, 9),
+        (-67, 4),
+        (100, 20),
+        (-100, 0),
+    ] {
+        let policy = Policy::parse(
+            "t.toml",
+            &format!(
+                r#"
+[[group]]
+name = "g"
+min = 0
+max = 20
+[[group.alarm_policy]]
+alarm = "a"
+metric = {{ namespace = "N", name = "M", stat = "Average" }}
+comparison = "{}"
+threshold = 50
+period = "60s"
+evaluation_periods = 1
+adjustment = "percent_change_in_capacity"
+steps = [{}]
+"#,
+                if percent > 0 { ">" } else { "<" },
+                if percent > 0 {
+                    format!("{{ lower = 0, change = {percent} }}")
+                } else {
+                    format!("{{ upper = 0, change = {percent} }}")
+                }
+            ),
+        )
+        .expect("policy");
+        let group = &policy.groups[0];
+        let observed = Observation {
+            min: 0,
+            max: 20,
+            desired: 10,
+            instances: vec![],
+        };
+        let value = if percent > 0 { 60.0 } else { 40.0 };
+        let decision = decide(group, &observed, &[], &alarm("a", Some(value)), now());
+        assert_eq!(
+            decision.action,
+            Action::SetDesired(expected),
+            "{percent}%: {decision:#?}"
+        );
+    }
+}
+
+#[test]
+fn decisions_serialise_for_logs_and_scalectl() {
+    let decision = decide(
+        &web(),
+        &group(2, 0, 0),
+        &[],
+        &alarm("web-cpu-high", Some(91.5)),
+        now(),
+    );
+    let json = serde_json::to_value(&decision).expect("json");
+    assert_eq!(json["action"], serde_json::json!({ "set_desired": 5 }));
+    assert_eq!(json["from"], 2);
+    assert_eq!(json["cause"], "alarm web-cpu-high at 2026-11-20T11:04:55Z");
+    assert_eq!(
+        json["rules"][0],
+        "step +3 (CPUUtilization 91.5 > 70, step range >= 90)"
+    );
+}

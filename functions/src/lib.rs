@@ -4,3 +4,4 @@
 pub mod decide;
 pub mod policy;
 pub mod schedule;
+pub mod trigger;

@@ -1,0 +1,347 @@
+//! Every real event shape, parsed into one internal [`Event`].
+//!
+//! Shapes: EventBridge "CloudWatch Alarm State Change", the payload a
+//! CloudWatch alarm action sends when it invokes a function directly
+//! (`alarmData`), a classic alarm notification wrapped in SNS, and
+//! EventBridge "Scheduled Event" (the rule name in `resources` says which
+//! schedule or tick). Malformed input is an error that names what is wrong
+//! and says a retry cannot help; a well-formed but unrelated event is
+//! [`Parsed::Ignored`], to be logged and dropped.
+
+use aws_lambda_events::event::cloudwatch_alarms::{
+    CloudWatchAlarmData, CloudWatchAlarmState, CloudWatchAlarmStateReasonData,
+    CloudWatchAlarmStateValue, CloudWatchMetricAlarm,
+};
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sns::{CloudWatchAlarmPayload, SnsEvent};
+use jiff::Timestamp;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::decide::AlarmState;
+
+/// What an event asks for, whatever shape it came in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Event {
+    /// An alarm changed state.
+    Alarm(AlarmEvent),
+    /// An EventBridge schedule fired: a scheduled action or a periodic tick.
+    Schedule { rule: String, at: Timestamp },
+}
+
+/// An alarm state change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlarmEvent {
+    pub name: String,
+    pub state: AlarmState,
+    pub previous: Option<AlarmState>,
+    /// When the alarm entered `state`: identifies the breach.
+    pub state_since: Timestamp,
+    /// The newest evaluated datapoint, when the event carries one.
+    pub value: Option<f64>,
+    /// Which shape it came in.
+    pub shape: Shape,
+}
+
+/// The event shapes we accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shape {
+    EventBridgeAlarm,
+    AlarmAction,
+    SnsAlarm,
+    EventBridgeSchedule,
+}
+
+/// The result of parsing a well-formed event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    Event(Event),
+    /// Well-formed but not for us (another service's event): log and drop.
+    Ignored(String),
+}
+
+/// Why an event could not be parsed. No variant is worth a retry: the same
+/// bytes will fail the same way.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TriggerError {
+    /// The payload is not JSON (or is cut short).
+    #[error("event is not valid JSON: {0}; a retry cannot help")]
+    NotJson(String),
+    /// The payload is JSON but not an object.
+    #[error("event is a JSON {0}, not an object; a retry cannot help")]
+    NotAnObject(&'static str),
+    /// The payload has a known shape with a wrong or missing field.
+    #[error("malformed {shape} event at {path}: {detail}; a retry cannot help")]
+    Malformed {
+        shape: &'static str,
+        path: String,
+        detail: String,
+    },
+    /// The payload matches none of the shapes we know.
+    #[error(
+        "unrecognised event: expected an EventBridge event (detail-type), a CloudWatch alarm action (alarmData) or an SNS notification (Records); a retry cannot help"
+    )]
+    Unrecognised,
+}
+
+impl TriggerError {
+    /// Whether retrying the same event could succeed (never, for parse errors).
+    pub fn retryable(&self) -> bool {
+        false
+    }
+}
+
+/// Parses event text.
+pub fn parse_str(text: &str) -> Result<Parsed, TriggerError> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| TriggerError::NotJson(e.to_string()))?;
+    parse(&value)
+}
+
+/// Parses an event already decoded as JSON.
+pub fn parse(value: &Value) -> Result<Parsed, TriggerError> {
+    let object = match value {
+        Value::Object(object) => object,
+        Value::Array(_) => return Err(TriggerError::NotAnObject("array")),
+        Value::String(_) => return Err(TriggerError::NotAnObject("string")),
+        Value::Number(_) => return Err(TriggerError::NotAnObject("number")),
+        Value::Bool(_) => return Err(TriggerError::NotAnObject("boolean")),
+        Value::Null => return Err(TriggerError::NotAnObject("null")),
+    };
+    if let Some(detail_type) = object.get("detail-type") {
+        let source = object.get("source").and_then(Value::as_str).unwrap_or("?");
+        return match detail_type.as_str() {
+            Some("CloudWatch Alarm State Change") => eventbridge_alarm(value),
+            Some("Scheduled Event") => eventbridge_schedule(value),
+            Some(other) => Ok(Parsed::Ignored(format!(
+                "unrelated EventBridge event {other:?} from {source}"
+            ))),
+            None => Err(TriggerError::Malformed {
+                shape: "EventBridge",
+                path: "detail-type".into(),
+                detail: "expected a string".into(),
+            }),
+        };
+    }
+    if object.contains_key("alarmData") {
+        return alarm_action(value);
+    }
+    if object.contains_key("Records") {
+        return sns(value);
+    }
+    Err(TriggerError::Unrecognised)
+}
+
+/// Deserialises `value` as `T`, naming the failing field's path.
+fn typed<T: DeserializeOwned>(shape: &'static str, value: &Value) -> Result<T, TriggerError> {
+    serde_path_to_error::deserialize(value).map_err(|e| TriggerError::Malformed {
+        shape,
+        path: e.path().to_string(),
+        detail: e.inner().to_string(),
+    })
+}
+
+fn eventbridge_alarm(value: &Value) -> Result<Parsed, TriggerError> {
+    const SHAPE: &str = "CloudWatch Alarm State Change";
+    let event: EventBridgeEvent<CloudWatchAlarmData> = typed(SHAPE, value)?;
+    alarm_from_data(SHAPE, "detail", &event.detail, Shape::EventBridgeAlarm)
+}
+
+fn alarm_action(value: &Value) -> Result<Parsed, TriggerError> {
+    const SHAPE: &str = "CloudWatch alarm action";
+    let event: CloudWatchMetricAlarm = typed(SHAPE, value)?;
+    alarm_from_data(SHAPE, "alarmData", &event.alarm_data, Shape::AlarmAction)
+}
+
+fn alarm_from_data<C>(
+    shape: &'static str,
+    at: &str,
+    data: &CloudWatchAlarmData<C, CloudWatchAlarmStateReasonData>,
+    kind: Shape,
+) -> Result<Parsed, TriggerError>
+where
+    C: Serialize + DeserializeOwned,
+{
+    let missing = |field: &str| TriggerError::Malformed {
+        shape,
+        path: format!("{at}.{field}"),
+        detail: "missing".into(),
+    };
+    let state = data.state.as_ref().ok_or_else(|| missing("state"))?;
+    if data.alarm_name.is_empty() {
+        return Err(missing("alarmName"));
+    }
+    Ok(Parsed::Event(Event::Alarm(AlarmEvent {
+        name: data.alarm_name.clone(),
+        state: state_of(shape, format!("{at}.state.value"), &state.value)?,
+        previous: data
+            .previous_state
+            .as_ref()
+            .map(|p| state_of(shape, format!("{at}.previousState.value"), &p.value))
+            .transpose()?,
+        state_since: timestamp(state.timestamp),
+        value: newest_datapoint(state),
+        shape: kind,
+    })))
+}
+
+fn state_of(
+    shape: &'static str,
+    path: String,
+    value: &CloudWatchAlarmStateValue,
+) -> Result<AlarmState, TriggerError> {
+    match value {
+        CloudWatchAlarmStateValue::Ok => Ok(AlarmState::Ok),
+        CloudWatchAlarmStateValue::Alarm => Ok(AlarmState::Alarm),
+        CloudWatchAlarmStateValue::InsufficientData => Ok(AlarmState::InsufficientData),
+        other => Err(TriggerError::Malformed {
+            shape,
+            path,
+            detail: format!("unknown state {other:?}, expected OK, ALARM or INSUFFICIENT_DATA"),
+        }),
+    }
+}
+
+/// The newest evaluated datapoint (by timestamp), else the last of the recent ones.
+fn newest_datapoint(state: &CloudWatchAlarmState<CloudWatchAlarmStateReasonData>) -> Option<f64> {
+    let Some(CloudWatchAlarmStateReasonData::Metric(data)) = &state.reason_data else {
+        return None;
+    };
+    data.evaluated_datapoints
+        .iter()
+        .filter_map(|d| d.value.map(|v| (d.timestamp, v)))
+        .max_by_key(|(t, _)| *t)
+        .map(|(_, v)| v)
+        .or_else(|| data.recent_datapoints.last().copied())
+}
+
+fn timestamp(time: chrono::DateTime<chrono::Utc>) -> Timestamp {
+    Timestamp::new(time.timestamp(), time.timestamp_subsec_nanos() as i32)
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn eventbridge_schedule(value: &Value) -> Result<Parsed, TriggerError> {
+    const SHAPE: &str = "Scheduled Event";
+    let event: EventBridgeEvent = typed(SHAPE, value)?;
+    let malformed = |path: &str, detail: &str| TriggerError::Malformed {
+        shape: SHAPE,
+        path: path.into(),
+        detail: detail.into(),
+    };
+    let at = event
+        .time
+        .map(timestamp)
+        .ok_or_else(|| malformed("time", "missing"))?;
+    let resource = event
+        .resources
+        .as_ref()
+        .and_then(|r| r.first())
+        .ok_or_else(|| {
+            malformed(
+                "resources",
+                "missing the rule ARN that says which schedule fired",
+            )
+        })?;
+    // arn:aws:events:REGION:ACCOUNT:rule/[BUS/]NAME
+    let rule = resource
+        .split_once(":rule/")
+        .map(|(_, rest)| rest.rsplit('/').next().unwrap_or(rest))
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| {
+            malformed(
+                "resources[0]",
+                &format!("{resource:?} is not an EventBridge rule ARN"),
+            )
+        })?;
+    Ok(Parsed::Event(Event::Schedule {
+        rule: rule.to_string(),
+        at,
+    }))
+}
+
+fn sns(value: &Value) -> Result<Parsed, TriggerError> {
+    const SHAPE: &str = "SNS";
+    let event: SnsEvent = typed(SHAPE, value)?;
+    let Some(record) = event.records.first() else {
+        return Err(TriggerError::Malformed {
+            shape: SHAPE,
+            path: "Records".into(),
+            detail: "empty".into(),
+        });
+    };
+    // SNS delivers the alarm as a JSON string inside the JSON.
+    let Ok(message) = serde_json::from_str::<Value>(&record.sns.message) else {
+        return Ok(Parsed::Ignored(
+            "SNS message that is not JSON (not an alarm notification)".into(),
+        ));
+    };
+    if message.get("AlarmName").is_none() {
+        return Ok(Parsed::Ignored(
+            "SNS message that is not a CloudWatch alarm notification".into(),
+        ));
+    }
+    let alarm: CloudWatchAlarmPayload = typed("SNS alarm notification", &message)?;
+    let state = |text: &str, path: &str| match text {
+        "OK" => Ok(AlarmState::Ok),
+        "ALARM" => Ok(AlarmState::Alarm),
+        "INSUFFICIENT_DATA" => Ok(AlarmState::InsufficientData),
+        other => Err(TriggerError::Malformed {
+            shape: "SNS alarm notification",
+            path: path.into(),
+            detail: format!("unknown state {other:?}, expected OK, ALARM or INSUFFICIENT_DATA"),
+        }),
+    };
+    let since =
+        parse_aws_time(&alarm.state_change_time).ok_or_else(|| TriggerError::Malformed {
+            shape: "SNS alarm notification",
+            path: "StateChangeTime".into(),
+            detail: format!("{:?} is not a timestamp", alarm.state_change_time),
+        })?;
+    Ok(Parsed::Event(Event::Alarm(AlarmEvent {
+        name: alarm.alarm_name.clone(),
+        state: state(&alarm.new_state_value, "NewStateValue")?,
+        previous: Some(state(&alarm.old_state_value, "OldStateValue")?),
+        state_since: since,
+        // Classic notifications carry no datapoint: the handler reads the metric.
+        value: None,
+        shape: Shape::SnsAlarm,
+    })))
+}
+
+/// AWS writes `2026-11-20T11:06:00.120+0000` (no colon in the offset).
+fn parse_aws_time(text: &str) -> Option<Timestamp> {
+    if let Ok(t) = text.parse() {
+        return Some(t);
+    }
+    let (head, offset) = text.split_at(text.len().checked_sub(5)?);
+    let (sign, digits) = offset.split_at(1);
+    if !(sign == "+" || sign == "-") || digits.len() != 4 {
+        return None;
+    }
+    format!("{head}{sign}{}:{}", &digits[..2], &digits[2..])
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_time_formats() {
+        let expected: Timestamp = "2026-11-20T11:06:00.120Z".parse().expect("ts");
+        assert_eq!(
+            parse_aws_time("2026-11-20T11:06:00.120+0000"),
+            Some(expected)
+        );
+        assert_eq!(parse_aws_time("2026-11-20T11:06:00.120Z"), Some(expected));
+        assert_eq!(
+            parse_aws_time("2026-11-20T19:06:00.120+0800"),
+            Some(expected)
+        );
+        assert_eq!(parse_aws_time("yesterday"), None);
+    }
+}

@@ -5,8 +5,8 @@
 //! testable with a table of named cases. Decisions are absolute capacities,
 //! so a duplicated or late event never scales twice.
 //!
-//! Covered so far: step scaling on alarms (EC2 Auto Scaling semantics).
-//! Target tracking and scheduled actions come next (issue 3).
+//! Covered so far: step scaling on alarms and scheduled actions (EC2 Auto
+//! Scaling semantics). Target tracking comes next (issue 3).
 
 use std::time::Duration;
 
@@ -84,6 +84,8 @@ pub enum Trigger {
         /// The newest datapoint that the alarm evaluated, if known.
         value: Option<f64>,
     },
+    /// A scheduled action of the group fired (EventBridge rule of that name).
+    Scheduled { name: String, at: Timestamp },
 }
 
 /// The result: hold or set an absolute capacity, with the reason and the
@@ -108,6 +110,12 @@ pub struct Decision {
 pub enum Action {
     Hold,
     SetDesired(u32),
+    /// A scheduled action: new min, max and desired together.
+    SetLimits {
+        min: u32,
+        max: u32,
+        desired: u32,
+    },
 }
 
 impl Decision {
@@ -146,6 +154,69 @@ pub fn decide(
             *value,
             now,
         ),
+        Trigger::Scheduled { name, at } => decide_schedule(group, observed, name, *at),
+    }
+}
+
+/// A scheduled action sets min, max and desired as written; desired that the
+/// action leaves out is kept, moved inside the new range if it falls outside
+/// (as EC2 Auto Scaling does). Absolute values make a repeat harmless.
+fn decide_schedule(
+    group: &GroupPolicy,
+    observed: &Observation,
+    name: &str,
+    at: Timestamp,
+) -> Decision {
+    let current = observed.desired;
+    let Some(schedule) = group.schedules.iter().find(|s| s.name == name) else {
+        return Decision::hold(
+            current,
+            format!(
+                "no scheduled action of group {} is named {name}",
+                group.name
+            ),
+            vec![],
+        );
+    };
+    let min = schedule.min.unwrap_or(observed.min);
+    let max = schedule.max.unwrap_or(observed.max);
+    let mut rules = Vec::new();
+    for (field, value) in [
+        ("min", schedule.min),
+        ("max", schedule.max),
+        ("desired", schedule.desired),
+    ] {
+        if let Some(value) = value {
+            rules.push(format!("schedule {name} sets {field} {value}"));
+        }
+    }
+    if min > max {
+        // The group's other limit moved since the file was checked: refuse rather than guess.
+        return Decision::hold(
+            current,
+            format!("schedule {name} would set min {min} above max {max}; not applied"),
+            rules,
+        );
+    }
+    let wanted = schedule.desired.unwrap_or(current);
+    let desired = wanted.clamp(min, max);
+    if desired != wanted {
+        let bound = if desired > wanted { "min" } else { "max" };
+        rules.push(format!("desired moved to the new {bound} {desired}"));
+    }
+    if (min, max, desired) == (observed.min, observed.max, current) {
+        return Decision::hold(
+            current,
+            format!("schedule {name}: already in effect"),
+            rules,
+        );
+    }
+    Decision {
+        action: Action::SetLimits { min, max, desired },
+        reason: format!("schedule {name}: min {min}, max {max}, desired {current} -> {desired}"),
+        rules,
+        from: current,
+        cause: Some(format!("schedule {name} at {at}")),
     }
 }
 

@@ -7,6 +7,10 @@
 
 use std::time::Duration;
 
+use jiff::civil::{self, DateTime};
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Span, Timestamp};
+
 /// A parsed schedule expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScheduleExpr {
@@ -423,5 +427,332 @@ mod tests {
                 "{name}: {expected:?} not in {error:?}"
             );
         }
+    }
+}
+
+/// How far ahead a search for the next fire time may look.
+const SEARCH_LIMIT_DAYS: i64 = 366 * 8;
+
+impl ScheduleExpr {
+    /// The first fire time strictly after `after`, with the cron fields read
+    /// in `tz` (DST aware: a local time skipped by a spring-forward fires at
+    /// the shifted instant, a repeated one fires once, at its first
+    /// occurrence). Rates fire at whole multiples of the rate since the Unix
+    /// epoch. None when the expression never fires again.
+    pub fn next_after(&self, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
+        match self {
+            Self::Rate(every) => {
+                let every = i64::try_from(every.as_secs()).ok().filter(|s| *s > 0)?;
+                let next = (after.as_second().div_euclid(every) + 1) * every;
+                Timestamp::from_second(next).ok()
+            }
+            Self::Cron(cron) => cron.next_after(after, tz),
+        }
+    }
+
+    /// Every fire time in `(from, to]`, in order.
+    pub fn fires_between(&self, from: Timestamp, to: Timestamp, tz: &TimeZone) -> Vec<Timestamp> {
+        let mut fires = Vec::new();
+        let mut cursor = from;
+        while let Some(next) = self.next_after(cursor, tz).filter(|t| *t <= to) {
+            fires.push(next);
+            cursor = next;
+        }
+        fires
+    }
+}
+
+impl Cron {
+    fn next_after(&self, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
+        // Start at the next whole minute, in local time.
+        let local = after.to_zoned_datetime(tz.clone()).datetime();
+        let mut t = local
+            .with()
+            .second(0)
+            .subsec_nanosecond(0)
+            .build()
+            .ok()?
+            .checked_add(SignedDuration::from_mins(1))
+            .ok()?;
+        let limit = local
+            .checked_add(SignedDuration::from_hours(24 * SEARCH_LIMIT_DAYS))
+            .ok()?;
+        while t <= limit {
+            let year = u32::try_from(t.year()).ok()?;
+            if !self.years.contains(&year) {
+                let next_year = self.years.iter().find(|y| **y > year)?;
+                t = DateTime::new(i16::try_from(*next_year).ok()?, 1, 1, 0, 0, 0, 0).ok()?;
+                continue;
+            }
+            if !self.months.contains(&(t.month() as u32)) {
+                t = t
+                    .first_of_month()
+                    .checked_add(Span::new().months(1))
+                    .ok()?
+                    .with()
+                    .hour(0)
+                    .minute(0)
+                    .build()
+                    .ok()?;
+                continue;
+            }
+            if !self.day_matches(t.date()) {
+                t = t
+                    .date()
+                    .tomorrow()
+                    .ok()?
+                    .to_datetime(civil::Time::midnight());
+                continue;
+            }
+            if !self.hours.contains(&(t.hour() as u32)) {
+                t = t
+                    .with()
+                    .minute(0)
+                    .build()
+                    .ok()?
+                    .checked_add(SignedDuration::from_hours(1))
+                    .ok()?;
+                continue;
+            }
+            if !self.minutes.contains(&(t.minute() as u32)) {
+                t = t.checked_add(SignedDuration::from_mins(1)).ok()?;
+                continue;
+            }
+            let fire = tz
+                .to_ambiguous_zoned_datetime(t)
+                .compatible()
+                .ok()?
+                .timestamp();
+            if fire > after {
+                return Some(fire);
+            }
+            // A repeated local hour (DST fall-back) maps back before `after`.
+            t = t.checked_add(SignedDuration::from_mins(1)).ok()?;
+        }
+        None
+    }
+
+    fn day_matches(&self, date: civil::Date) -> bool {
+        let day = date.day() as u32;
+        let last = date.days_in_month() as u32;
+        let weekday = date.weekday().to_sunday_one_offset() as u32;
+        let is_weekday = (2..=6).contains(&weekday);
+        let dom = match &self.days_of_month {
+            DayOfMonth::Unspecified => true,
+            DayOfMonth::Days(days) => days.contains(&day),
+            DayOfMonth::Last => day == last,
+            DayOfMonth::LastWeekday => {
+                is_weekday && (day + 1..=last).all(|d| !is_weekday_of(date, d))
+            }
+            DayOfMonth::NearestWeekday(target) => nearest_weekday(date, *target) == Some(day),
+        };
+        let dow = match &self.days_of_week {
+            DayOfWeek::Unspecified => true,
+            DayOfWeek::Days(days) => days.contains(&weekday),
+            DayOfWeek::Last(w) => weekday == *w && day + 7 > last,
+            DayOfWeek::Nth { weekday: w, nth } => weekday == *w && (day - 1) / 7 + 1 == *nth,
+        };
+        dom && dow
+    }
+}
+
+fn is_weekday_of(date: civil::Date, day: u32) -> bool {
+    date.with()
+        .day(day as i8)
+        .build()
+        .map(|d| (2..=6).contains(&d.weekday().to_sunday_one_offset()))
+        .unwrap_or(false)
+}
+
+/// The weekday nearest `target` within the month of `date` (`15W`).
+fn nearest_weekday(date: civil::Date, target: u32) -> Option<u32> {
+    let last = date.days_in_month() as u32;
+    if target > last {
+        return None;
+    }
+    let weekday = date
+        .with()
+        .day(target as i8)
+        .build()
+        .ok()?
+        .weekday()
+        .to_sunday_one_offset();
+    Some(match weekday {
+        // Saturday: Friday before, unless that leaves the month.
+        7 if target == 1 => 3,
+        7 => target - 1,
+        // Sunday: Monday after, unless that leaves the month.
+        1 if target == last => target - 2,
+        1 => target + 1,
+        _ => target,
+    })
+}
+
+#[cfg(test)]
+mod next_tests {
+    use super::*;
+
+    fn next(expr: &str, after: &str, zone: &str) -> String {
+        let tz = TimeZone::get(zone).expect("zone");
+        let expr: ScheduleExpr = expr.parse().expect("expr");
+        let after: Timestamp = after.parse().expect("after");
+        expr.next_after(after, &tz)
+            .map(|t| t.to_zoned_datetime(tz).to_string())
+            .unwrap_or_else(|| "never".into())
+    }
+
+    #[test]
+    fn next_fire_times() {
+        let cases = [
+            (
+                "daily 11:00 Shanghai",
+                "cron(0 11 * * ? *)",
+                "2026-11-20T02:00:00Z",
+                "Asia/Shanghai",
+                "2026-11-20T11:00:00+08:00[Asia/Shanghai]",
+            ),
+            (
+                "strictly after",
+                "cron(0 11 * * ? *)",
+                "2026-11-20T03:00:00Z",
+                "Asia/Shanghai",
+                "2026-11-21T11:00:00+08:00[Asia/Shanghai]",
+            ),
+            (
+                "weekdays only: Friday evening to Monday",
+                "cron(0 9 ? * MON-FRI *)",
+                "2026-11-20T10:00:00Z",
+                "UTC",
+                "2026-11-23T09:00:00+00:00[UTC]",
+            ),
+            (
+                "every 10 minutes",
+                "cron(0/10 * * * ? *)",
+                "2026-11-20T10:01:00Z",
+                "UTC",
+                "2026-11-20T10:10:00+00:00[UTC]",
+            ),
+            (
+                "last day of the month",
+                "cron(0 12 L * ? *)",
+                "2026-02-01T00:00:00Z",
+                "UTC",
+                "2026-02-28T12:00:00+00:00[UTC]",
+            ),
+            (
+                "last Friday",
+                "cron(0 12 ? * 6L *)",
+                "2026-11-01T00:00:00Z",
+                "UTC",
+                "2026-11-27T12:00:00+00:00[UTC]",
+            ),
+            (
+                "second Monday",
+                "cron(0 9 ? * 2#2 *)",
+                "2026-11-01T00:00:00Z",
+                "UTC",
+                "2026-11-09T09:00:00+00:00[UTC]",
+            ),
+            (
+                "15W on a Sunday -> Monday 16th",
+                "cron(0 9 15W * ? *)",
+                "2026-11-01T00:00:00Z",
+                "UTC",
+                "2026-11-16T09:00:00+00:00[UTC]",
+            ),
+            (
+                "1W on a Saturday -> Monday 3rd",
+                "cron(0 9 1W * ? *)",
+                "2026-07-31T00:00:00Z",
+                "UTC",
+                "2026-08-03T09:00:00+00:00[UTC]",
+            ),
+            (
+                "LW",
+                "cron(0 9 LW * ? *)",
+                "2026-05-01T00:00:00Z",
+                "UTC",
+                "2026-05-29T09:00:00+00:00[UTC]",
+            ),
+            (
+                "year range ends",
+                "cron(0 9 * * ? 2020-2021)",
+                "2026-01-01T00:00:00Z",
+                "UTC",
+                "never",
+            ),
+            (
+                "next allowed year",
+                "cron(0 9 1 JAN ? 2030)",
+                "2026-01-01T00:00:00Z",
+                "UTC",
+                "2030-01-01T09:00:00+00:00[UTC]",
+            ),
+            (
+                "rate aligned to the epoch",
+                "rate(5 minutes)",
+                "2026-11-20T10:01:30Z",
+                "UTC",
+                "2026-11-20T10:05:00+00:00[UTC]",
+            ),
+            // DST: New York springs forward at 02:00 on 2026-03-08; 02:30 does not exist.
+            (
+                "spring-forward gap fires at the shifted instant",
+                "cron(30 2 * * ? *)",
+                "2026-03-08T05:00:00Z",
+                "America/New_York",
+                "2026-03-08T03:30:00-04:00[America/New_York]",
+            ),
+            (
+                "after DST the local hour holds",
+                "cron(0 9 * * ? *)",
+                "2026-03-08T20:00:00Z",
+                "America/New_York",
+                "2026-03-09T09:00:00-04:00[America/New_York]",
+            ),
+            // Falls back at 02:00 on 2026-11-01: 01:30 happens twice, fires once.
+            (
+                "fall-back fold fires once (first)",
+                "cron(30 1 * * ? *)",
+                "2026-11-01T04:00:00Z",
+                "America/New_York",
+                "2026-11-01T01:30:00-04:00[America/New_York]",
+            ),
+            (
+                "fall-back fold: not again in the repeat",
+                "cron(30 1 * * ? *)",
+                "2026-11-01T05:30:00Z",
+                "America/New_York",
+                "2026-11-02T01:30:00-05:00[America/New_York]",
+            ),
+        ];
+        for (name, expr, after, zone, expected) in cases {
+            assert_eq!(next(expr, after, zone), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn window_across_midnight_in_order() {
+        // Out at 22:00, back at 02:00 Shanghai time: the fires alternate.
+        let tz = TimeZone::get("Asia/Shanghai").expect("zone");
+        let out: ScheduleExpr = "cron(0 22 * * ? *)".parse().expect("out");
+        let back: ScheduleExpr = "cron(0 2 * * ? *)".parse().expect("back");
+        let from: Timestamp = "2026-11-20T00:00:00Z".parse().expect("from");
+        let to: Timestamp = "2026-11-22T00:00:00Z".parse().expect("to");
+        let mut fires: Vec<(Timestamp, &str)> = out
+            .fires_between(from, to, &tz)
+            .into_iter()
+            .map(|t| (t, "out"))
+            .chain(
+                back.fires_between(from, to, &tz)
+                    .into_iter()
+                    .map(|t| (t, "back")),
+            )
+            .collect();
+        fires.sort();
+        let names: Vec<&str> = fires.iter().map(|(_, n)| *n).collect();
+        assert_eq!(names, ["out", "back", "out", "back"]);
+        assert_eq!(fires[0].0.to_string(), "2026-11-20T14:00:00Z");
+        assert_eq!(fires[1].0.to_string(), "2026-11-20T18:00:00Z");
     }
 }

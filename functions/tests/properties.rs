@@ -40,6 +40,22 @@ prop_compose! {
 }
 
 fn trigger() -> impl Strategy<Value = Trigger> {
+    prop_oneof![alarm_trigger(), schedule_trigger()]
+}
+
+fn schedule_trigger() -> impl Strategy<Value = Trigger> {
+    prop_oneof![
+        Just("web-lunch-scale-out"),
+        Just("web-lunch-scale-in"),
+        Just("nightly")
+    ]
+    .prop_map(|name| Trigger::Scheduled {
+        name: name.into(),
+        at: now() - SignedDuration::from_secs(2),
+    })
+}
+
+fn alarm_trigger() -> impl Strategy<Value = Trigger> {
     (
         prop_oneof![
             Just("web-cpu-high"),
@@ -73,6 +89,9 @@ proptest! {
         let first = decide(web, &observed, &history, &trigger, now());
         let second = decide(web, &observed, &history, &trigger, now());
         prop_assert_eq!(&first, &second);
+        if let Action::SetLimits { min, max, desired } = first.action {
+            prop_assert!(min <= max && (min..=max).contains(&desired), "{:?}", first);
+        }
         if let Action::SetDesired(n) = first.action {
             prop_assert!((observed.min..=observed.max).contains(&n), "{} outside {}..={}", n, observed.min, observed.max);
             prop_assert_ne!(n, observed.desired, "a set is a change");

@@ -5,8 +5,10 @@
 //! testable with a table of named cases. Decisions are absolute capacities,
 //! so a duplicated or late event never scales twice.
 //!
-//! Covered so far: step scaling on alarms and scheduled actions (EC2 Auto
-//! Scaling semantics). Target tracking comes next (issue 3).
+//! Covered: step scaling on alarms and scheduled actions (EC2 Auto Scaling
+//! semantics), and on the tick target tracking (the Kubernetes HPA's
+//! arithmetic, see [`crate::tracking`]) combined with re-checks of alarms
+//! still in ALARM.
 
 use std::time::Duration;
 
@@ -14,6 +16,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::{AdjustmentType, AlarmPolicy, GroupPolicy, Step};
+pub use crate::tracking::{Datapoint, MetricHistory};
 
 /// What the group looks like now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,20 +75,34 @@ pub enum AlarmState {
     InsufficientData,
 }
 
+/// An alarm's state with its newest datapoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmStatus {
+    pub name: String,
+    pub state: AlarmState,
+    /// When the alarm entered this state: identifies the breach.
+    pub state_since: Timestamp,
+    /// The newest datapoint that the alarm evaluated, if known.
+    pub value: Option<f64>,
+}
+
 /// What asks for a decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Trigger {
-    /// An alarm's state (changed or re-checked), with its newest datapoint.
-    Alarm {
-        name: String,
-        state: AlarmState,
-        /// When the alarm entered this state: identifies the breach.
-        state_since: Timestamp,
-        /// The newest datapoint that the alarm evaluated, if known.
-        value: Option<f64>,
-    },
+    /// An alarm changed state.
+    Alarm(AlarmStatus),
     /// A scheduled action of the group fired (EventBridge rule of that name).
     Scheduled { name: String, at: Timestamp },
+    /// The periodic tick: target tracking, and a re-check of the alarms
+    /// given here (EventBridge reports state changes only, so an alarm that
+    /// stays in ALARM is re-evaluated on each tick).
+    Tick {
+        at: Timestamp,
+        #[serde(default)]
+        alarms: Vec<AlarmStatus>,
+    },
 }
 
 /// The result: hold or set an absolute capacity, with the reason and the
@@ -119,7 +136,7 @@ pub enum Action {
 }
 
 impl Decision {
-    fn hold(from: u32, reason: impl Into<String>, rules: Vec<String>) -> Self {
+    pub(crate) fn hold(from: u32, reason: impl Into<String>, rules: Vec<String>) -> Self {
         Self {
             action: Action::Hold,
             reason: reason.into(),
@@ -130,32 +147,119 @@ impl Decision {
     }
 }
 
-/// Decides what `trigger` asks of `group`.
+/// Decides what `trigger` asks of `group`, from the observed group, the
+/// tracked metric's history and the activity history, at `now`.
 pub fn decide(
     group: &GroupPolicy,
     observed: &Observation,
+    metrics: &MetricHistory,
     activities: &[Activity],
     trigger: &Trigger,
     now: Timestamp,
 ) -> Decision {
     match trigger {
-        Trigger::Alarm {
-            name,
-            state,
-            state_since,
-            value,
-        } => decide_alarm(
+        Trigger::Alarm(alarm) => decide_alarm(
             group,
             observed,
             activities,
-            name,
-            *state,
-            *state_since,
-            *value,
+            alarm,
+            Delivery::StateChange,
             now,
         ),
         Trigger::Scheduled { name, at } => decide_schedule(group, observed, name, *at),
+        Trigger::Tick { at, alarms } => {
+            decide_tick(group, observed, metrics, activities, alarms, *at, now)
+        }
     }
+}
+
+/// How an alarm's state reached us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// A state-change event: acted on once per breach.
+    StateChange,
+    /// A tick's re-check of an alarm still in ALARM: acts again once the
+    /// cooldown and warm-up allow, as EC2 Auto Scaling re-executes a step
+    /// policy while its alarm stays in ALARM.
+    Recheck(Timestamp),
+}
+
+/// The tick: every target-tracking policy and every alarm still in ALARM
+/// proposes a capacity. Scale out if any proposes more (the largest wins);
+/// scale in only if every one agrees (to the largest of their proposals).
+fn decide_tick(
+    group: &GroupPolicy,
+    observed: &Observation,
+    metrics: &MetricHistory,
+    activities: &[Activity],
+    alarms: &[AlarmStatus],
+    at: Timestamp,
+    now: Timestamp,
+) -> Decision {
+    let current = observed.desired;
+    let mut proposals: Vec<Decision> = group
+        .target_tracking
+        .iter()
+        .map(|policy| {
+            crate::tracking::decide(group, policy, observed, metrics, activities, at, now)
+        })
+        .collect();
+    proposals.extend(
+        alarms
+            .iter()
+            .filter(|a| a.state == AlarmState::Alarm && group.alarm_policy(&a.name).is_some())
+            .map(|a| decide_alarm(group, observed, activities, a, Delivery::Recheck(at), now)),
+    );
+    if proposals.is_empty() {
+        return Decision::hold(
+            current,
+            format!(
+                "group {} has no target tracking and no alarm in ALARM",
+                group.name
+            ),
+            vec![],
+        );
+    }
+    let target = |d: &Decision| match d.action {
+        Action::SetDesired(n) => n,
+        _ => d.from,
+    };
+    let out = proposals
+        .iter()
+        .filter(|d| target(d) > current)
+        .max_by_key(|d| target(d));
+    if let Some(winner) = out {
+        let mut decision = winner.clone();
+        if proposals.len() > 1 {
+            decision
+                .rules
+                .push(format!("largest of {} proposals", proposals.len()));
+        }
+        return decision;
+    }
+    // Scale in only if all agree: one proposal to hold keeps the capacity.
+    if let Some(holder) = proposals.iter().find(|d| target(d) >= current) {
+        let mut rules = holder.rules.clone();
+        if proposals.len() > 1 {
+            rules.push(format!(
+                "scale-in needs all {} proposals to agree",
+                proposals.len()
+            ));
+        }
+        return Decision::hold(current, holder.reason.clone(), rules);
+    }
+    let winner = proposals
+        .iter()
+        .max_by_key(|d| target(d))
+        .expect("non-empty");
+    let mut decision = winner.clone();
+    if proposals.len() > 1 {
+        decision.rules.push(format!(
+            "all {} proposals scale in; the largest wins",
+            proposals.len()
+        ));
+    }
+    decision
 }
 
 /// A scheduled action sets min, max and desired as written; desired that the
@@ -220,17 +324,15 @@ fn decide_schedule(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn decide_alarm(
     group: &GroupPolicy,
     observed: &Observation,
     activities: &[Activity],
-    alarm: &str,
-    state: AlarmState,
-    state_since: Timestamp,
-    value: Option<f64>,
+    status: &AlarmStatus,
+    delivery: Delivery,
     now: Timestamp,
 ) -> Decision {
+    let (alarm, state, value) = (status.name.as_str(), status.state, status.value);
     let desired = observed.desired;
     let Some(policy) = group.alarm_policy(alarm) else {
         // Alarms of other groups or tiers reach the same function: not ours.
@@ -248,7 +350,10 @@ fn decide_alarm(
             vec![],
         );
     }
-    let cause = alarm_cause(alarm, state_since);
+    let cause = match delivery {
+        Delivery::StateChange => alarm_cause(alarm, status.state_since),
+        Delivery::Recheck(at) => format!("alarm {alarm} re-check at {at}"),
+    };
     if let Some(done) = activities.iter().find(|a| a.cause == cause) {
         // A duplicated or late delivery of a breach already acted on.
         return Decision::hold(
@@ -424,7 +529,7 @@ fn adjusted(policy: &AlarmPolicy, step: &Step, base: u32, rules: &mut Vec<String
 }
 
 /// Instances launched within the warm-up, or still pending.
-fn warming_instances(observed: &Observation, warmup: Duration, now: Timestamp) -> u32 {
+pub(crate) fn warming_instances(observed: &Observation, warmup: Duration, now: Timestamp) -> u32 {
     observed
         .instances
         .iter()
@@ -454,6 +559,6 @@ fn cooling_until(
         })
 }
 
-fn elapsed(from: Timestamp, to: Timestamp) -> Duration {
+pub(crate) fn elapsed(from: Timestamp, to: Timestamp) -> Duration {
     Duration::try_from(to.duration_since(from)).unwrap_or(Duration::ZERO)
 }

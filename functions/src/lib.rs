@@ -4,4 +4,5 @@
 pub mod decide;
 pub mod policy;
 pub mod schedule;
+pub mod tracking;
 pub mod trigger;

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use functions::decide::{Action, Observation, Trigger, decide};
+use functions::decide::{Action, MetricHistory, Observation, Trigger, decide};
 use functions::policy::{GroupPolicy, Policy};
 use functions::schedule::ScheduleExpr;
 use jiff::Timestamp;
@@ -93,7 +93,14 @@ fn scheduled_action_cases() {
         ),
     ];
     for (name, observed, schedule, action, explains) in cases {
-        let decision = decide(&web(), &observed, &[], &fired(schedule), now);
+        let decision = decide(
+            &web(),
+            &observed,
+            &MetricHistory::default(),
+            &[],
+            &fired(schedule),
+            now,
+        );
         assert_eq!(decision.action, action, "{name}: {decision:#?}");
         let text = format!("{} | {}", decision.reason, decision.rules.join(" | "));
         assert!(

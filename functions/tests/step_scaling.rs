@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use functions::decide::{
-    Action, Activity, AlarmState, Decision, Instance, Lifecycle, Observation, Trigger, alarm_cause,
-    decide,
+    Action, Activity, AlarmState, AlarmStatus, Decision, Instance, Lifecycle, MetricHistory,
+    Observation, Trigger, alarm_cause, decide,
 };
 use functions::policy::{GroupPolicy, Policy};
 use jiff::{SignedDuration, Timestamp};
@@ -50,12 +50,12 @@ fn group(desired: u32, warming: u32, warming_age: i64) -> Observation {
 }
 
 fn alarm(name: &str, value: Option<f64>) -> Trigger {
-    Trigger::Alarm {
+    Trigger::Alarm(AlarmStatus {
         name: name.into(),
         state: AlarmState::Alarm,
         state_since: ago(5),
         value,
-    }
+    })
 }
 
 fn activity(from: u32, to: u32, ended_ago: i64) -> Activity {
@@ -83,6 +83,7 @@ fn check(policy: &GroupPolicy, cases: Vec<Case>) {
         let decision: Decision = decide(
             policy,
             &case.observed,
+            &MetricHistory::default(),
             &case.activities,
             &case.trigger,
             now(),
@@ -260,12 +261,12 @@ fn step_scaling_cases() {
             name: "an alarm back in OK does nothing",
             observed: group(4, 0, 0),
             activities: vec![],
-            trigger: Trigger::Alarm {
+            trigger: Trigger::Alarm(AlarmStatus {
                 name: "web-cpu-low".into(),
                 state: AlarmState::Ok,
                 state_since: ago(1),
                 value: Some(41.0),
-            },
+            }),
             action: Action::Hold,
             explains: &["is Ok: step policies act only in ALARM"],
         },
@@ -369,7 +370,14 @@ steps = [{}]
             instances: vec![],
         };
         let value = if percent > 0 { 60.0 } else { 40.0 };
-        let decision = decide(group, &observed, &[], &alarm("a", Some(value)), now());
+        let decision = decide(
+            group,
+            &observed,
+            &MetricHistory::default(),
+            &[],
+            &alarm("a", Some(value)),
+            now(),
+        );
         assert_eq!(
             decision.action,
             Action::SetDesired(expected),
@@ -383,6 +391,7 @@ fn decisions_serialise_for_logs_and_scalectl() {
     let decision = decide(
         &web(),
         &group(2, 0, 0),
+        &MetricHistory::default(),
         &[],
         &alarm("web-cpu-high", Some(91.5)),
         now(),

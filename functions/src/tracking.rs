@@ -1,0 +1,327 @@
+//! Target tracking with the Kubernetes HPA's arithmetic, and no memory:
+//! stabilisation and rate limits are derived from the metric and activity
+//! histories passed in, so every invocation can decide from scratch.
+//!
+//! Per policy: `ceil(ready instances x mean value / target)` outside a
+//! tolerance band; instances still warming up count as 0 on a scale-out,
+//! instances without a datapoint as 100% of the target on a scale-in (the
+//! conservative guesses of the HPA's replica calculator); then the
+//! stabilisation windows (the lowest recommendation of the scale-out window,
+//! the highest of the scale-in window), the rate policies, and min/max.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::decide::{Action, Activity, Decision, Lifecycle, Observation, elapsed};
+use crate::policy::{
+    Behavior, GroupPolicy, PredefinedMetric, Select, TargetTracking, TrackedMetric,
+};
+
+/// One datapoint of a metric for one instance (one per period).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Datapoint {
+    pub at: Timestamp,
+    pub value: f64,
+}
+
+/// Recent datapoints of every tracked metric ([`metric_key`]), per instance id.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MetricHistory {
+    pub metrics: BTreeMap<String, BTreeMap<String, Vec<Datapoint>>>,
+}
+
+/// The key of a tracked metric in [`MetricHistory`]: `cpu`,
+/// `request_count_per_target`, or `NAMESPACE/NAME`.
+pub fn metric_key(metric: &TrackedMetric) -> String {
+    match metric {
+        TrackedMetric::Predefined(PredefinedMetric::Cpu) => "cpu".into(),
+        TrackedMetric::Predefined(PredefinedMetric::RequestCountPerTarget) => {
+            "request_count_per_target".into()
+        }
+        TrackedMetric::Custom(spec) => format!("{}/{}", spec.namespace, spec.name),
+    }
+}
+
+/// A datapoint older than this at evaluation time counts as missing.
+const FRESHNESS: Duration = Duration::from_secs(180);
+
+/// One recommendation: the capacity the metric asks for at a point in time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Recommendation {
+    capacity: u32,
+    /// Mean value over the instances that reported (for explanations).
+    mean: f64,
+}
+
+/// Decides one target-tracking policy on a tick at `at` (evaluated at `now`).
+pub(crate) fn decide(
+    group: &GroupPolicy,
+    policy: &TargetTracking,
+    observed: &Observation,
+    metrics: &MetricHistory,
+    activities: &[Activity],
+    at: Timestamp,
+    now: Timestamp,
+) -> Decision {
+    let current = observed.desired;
+    let key = metric_key(&policy.metric);
+    let empty = BTreeMap::new();
+    let series = metrics.metrics.get(&key).unwrap_or(&empty);
+    let cause = format!("target tracking {key} tick at {at}");
+    if let Some(done) = activities.iter().find(|a| a.cause == cause) {
+        // A duplicated tick: the first delivery already acted.
+        return Decision::hold(
+            current,
+            format!(
+                "already handled: this tick set {} -> {}",
+                done.from, done.to
+            ),
+            vec![],
+        );
+    }
+    let Some(now_rec) = recommend(group, policy, observed, series, activities, now) else {
+        // No datapoint at all: nothing to track, and never a scale-in on no data.
+        return Decision::hold(
+            current,
+            format!("target tracking {key}: no recent datapoints"),
+            vec![],
+        );
+    };
+    let mut rules = vec![format!(
+        "{key} mean {:.1} vs target {} -> {} instance(s)",
+        now_rec.mean, policy.target, now_rec.capacity
+    )];
+    let mut capacity = now_rec.capacity;
+    if policy.disable_scale_in && capacity < current {
+        rules.push("scale-in disabled".into());
+        capacity = current;
+    }
+
+    // Stabilisation from history: past recommendations recomputed at each
+    // datapoint time inside the windows.
+    let window = policy
+        .scale_out
+        .stabilization
+        .max(policy.scale_in.stabilization);
+    let mut up = capacity;
+    let mut down = capacity;
+    for t in evaluation_times(series, now, window) {
+        let Some(past) = recommend(group, policy, observed, series, activities, t) else {
+            continue;
+        };
+        let age = elapsed(t, now);
+        if age <= policy.scale_out.stabilization {
+            up = up.min(past.capacity);
+        }
+        if age <= policy.scale_in.stabilization {
+            down = down.max(past.capacity);
+        }
+    }
+    let mut stabilised = current;
+    if stabilised < up {
+        stabilised = up;
+    }
+    if stabilised > down {
+        stabilised = down;
+    }
+    if stabilised != capacity {
+        let (direction, window, word) = if capacity > current {
+            ("scale-out", policy.scale_out.stabilization, "lowest")
+        } else {
+            ("scale-in", policy.scale_in.stabilization, "highest")
+        };
+        rules.push(format!(
+            "{direction} stabilised to {stabilised}: the {word} recommendation of the last {}",
+            humantime::format_duration(window)
+        ));
+        capacity = stabilised;
+    }
+
+    // Rate policies, from the changes already made in each policy's period.
+    if capacity > current {
+        let limit = rate_limit(&policy.scale_out, current, activities, now, true);
+        if capacity > limit {
+            rules.push(format!("limited by scale-out rate policies to {limit}"));
+            capacity = limit;
+        }
+    } else if capacity < current {
+        let limit = rate_limit(&policy.scale_in, current, activities, now, false);
+        if capacity < limit {
+            rules.push(format!("limited by scale-in rate policies to {limit}"));
+            capacity = limit;
+        }
+    }
+
+    let clamped = capacity.clamp(observed.min, observed.max);
+    if clamped != capacity {
+        rules.push(format!(
+            "clamped to {} {clamped}",
+            if capacity > clamped { "max" } else { "min" }
+        ));
+    }
+    if clamped == current {
+        return Decision::hold(
+            current,
+            format!("target tracking {key}: stay at {current}"),
+            rules,
+        );
+    }
+    Decision {
+        action: Action::SetDesired(clamped),
+        reason: format!("target tracking {key}: {current} -> {clamped}"),
+        rules,
+        from: current,
+        cause: Some(cause),
+    }
+}
+
+/// Distinct datapoint times within `window` before `now` (oldest first).
+fn evaluation_times(
+    series: &BTreeMap<String, Vec<Datapoint>>,
+    now: Timestamp,
+    window: Duration,
+) -> Vec<Timestamp> {
+    let mut times: Vec<Timestamp> = series
+        .values()
+        .flatten()
+        .map(|d| d.at)
+        .filter(|t| *t < now && elapsed(*t, now) <= window)
+        .collect();
+    times.sort();
+    times.dedup();
+    times
+}
+
+/// The desired capacity in effect at `t`, from the activity history.
+fn capacity_at(current: u32, activities: &[Activity], t: Timestamp) -> u32 {
+    let mut sorted: Vec<&Activity> = activities.iter().filter(|a| a.from != a.to).collect();
+    sorted.sort_by_key(|a| a.start);
+    match sorted.iter().rev().find(|a| a.start <= t) {
+        Some(last_before) => last_before.to,
+        None => sorted
+            .first()
+            .map_or(current, |first_after| first_after.from),
+    }
+}
+
+/// The HPA's replica calculation at time `t`.
+fn recommend(
+    group: &GroupPolicy,
+    policy: &TargetTracking,
+    observed: &Observation,
+    series: &BTreeMap<String, Vec<Datapoint>>,
+    activities: &[Activity],
+    t: Timestamp,
+) -> Option<Recommendation> {
+    let current = capacity_at(observed.desired, activities, t);
+    let warmup = group.warmup();
+    let (mut ready, mut missing, mut unready) = (Vec::new(), 0usize, 0usize);
+    for instance in observed
+        .instances
+        .iter()
+        .filter(|i| i.launched_at <= t && i.lifecycle != Lifecycle::Terminating)
+    {
+        let is_ready = instance.lifecycle == Lifecycle::InService
+            && elapsed(instance.launched_at, t) >= warmup;
+        let value = series.get(&instance.id).and_then(|points| {
+            points
+                .iter()
+                .filter(|d| d.at <= t && elapsed(d.at, t) <= FRESHNESS)
+                .max_by_key(|d| d.at)
+                .map(|d| d.value)
+        });
+        match (is_ready, value) {
+            (true, Some(value)) => ready.push(value),
+            (true, None) => missing += 1,
+            (false, _) => unready += 1,
+        }
+    }
+    if ready.is_empty() {
+        return None;
+    }
+    let mean = ready.iter().sum::<f64>() / ready.len() as f64;
+    let ratio = mean / policy.target;
+    let within = |ratio: f64| (1.0 - ratio).abs() <= policy.tolerance;
+    let ceil = |ratio: f64, count: usize| (ratio * count as f64 - 1e-9).ceil().max(0.0) as u32;
+    if missing == 0 && unready == 0 {
+        let capacity = if within(ratio) {
+            current
+        } else {
+            ceil(ratio, ready.len())
+        };
+        return Some(Recommendation { capacity, mean });
+    }
+    let scale_out = ratio > 1.0;
+    let mut values = ready.clone();
+    // Conservative guesses: on a scale-in a silent instance may be busy (100%
+    // of target); on a scale-out it and a warming one may be idle (0).
+    values.extend(std::iter::repeat_n(
+        if scale_out { 0.0 } else { policy.target },
+        missing,
+    ));
+    if scale_out {
+        values.extend(std::iter::repeat_n(0.0, unready));
+    }
+    let new_ratio = values.iter().sum::<f64>() / values.len() as f64 / policy.target;
+    // The guesses may flip the direction or land in the band: then stay.
+    let capacity =
+        if within(new_ratio) || (scale_out && new_ratio < 1.0) || (!scale_out && new_ratio > 1.0) {
+            current
+        } else {
+            ceil(new_ratio, values.len())
+        };
+    Some(Recommendation { capacity, mean })
+}
+
+/// The HPA's rate limit for one direction: from the capacity at the start of
+/// each policy's period (now minus the changes made within it), the limit
+/// each policy allows, then the largest (`max`) or smallest (`min`) change.
+fn rate_limit(
+    behavior: &Behavior,
+    current: u32,
+    activities: &[Activity],
+    now: Timestamp,
+    scale_out: bool,
+) -> u32 {
+    if behavior.select == Select::Disabled {
+        return current;
+    }
+    let proposals = behavior.policies.iter().map(|rate| {
+        let since = now - SignedDuration::try_from(rate.period).unwrap_or(SignedDuration::ZERO);
+        let (added, removed) =
+            activities
+                .iter()
+                .filter(|a| a.start > since)
+                .fold((0i64, 0i64), |(up, down), a| {
+                    let change = i64::from(a.to) - i64::from(a.from);
+                    if change > 0 {
+                        (up + change, down)
+                    } else {
+                        (up, down - change)
+                    }
+                });
+        let start = (i64::from(current) - added + removed).max(0) as f64;
+        let proposed = match (rate.percent, rate.instances, scale_out) {
+            (Some(p), _, true) => (start * (1.0 + f64::from(p) / 100.0)).ceil(),
+            (Some(p), _, false) => (start * (1.0 - f64::from(p) / 100.0)).trunc(),
+            (None, Some(n), true) => start + f64::from(n),
+            (None, Some(n), false) => start - f64::from(n),
+            (None, None, _) => f64::from(current),
+        };
+        proposed.max(0.0) as u32
+    });
+    // For a scale-out the largest change is the highest limit; for a
+    // scale-in it is the lowest.
+    let pick_highest = (behavior.select == Select::Max) == scale_out;
+    let limit = if pick_highest {
+        proposals.max()
+    } else {
+        proposals.min()
+    };
+    limit.unwrap_or(current)
+}

@@ -1,0 +1,409 @@
+//! Target tracking (the HPA's arithmetic, stateless) and the tick that
+//! combines it with alarms still in ALARM: named cases.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use functions::decide::{
+    Action, Activity, AlarmState, AlarmStatus, Datapoint, Instance, Lifecycle, MetricHistory,
+    Observation, Trigger, decide,
+};
+use functions::policy::{GroupPolicy, Policy};
+use jiff::{SignedDuration, Timestamp};
+
+const TRACKING: &str = r#"
+[[group]]
+name = "web"
+min = 1
+max = 10
+instance_warmup = "60s"
+
+[[group.target_tracking]]
+metric = "cpu"
+target = 50
+scale_out = { stabilization = "0s", policies = [{ percent = 100, period = "60s" }, { instances = 2, period = "60s" }], select = "max" }
+scale_in = { stabilization = "300s", policies = [{ percent = 50, period = "60s" }] }
+"#;
+
+fn group(text: &str) -> GroupPolicy {
+    Policy::parse("t.toml", text).expect("policy").groups[0].clone()
+}
+
+fn two_tier_web() -> GroupPolicy {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/two-tier.toml");
+    Policy::load(&path)
+        .expect("policy")
+        .group("web")
+        .expect("web")
+        .clone()
+}
+
+fn now() -> Timestamp {
+    "2026-11-20T11:07:00Z".parse().expect("now")
+}
+
+fn ago(seconds: i64) -> Timestamp {
+    now() - SignedDuration::from_secs(seconds)
+}
+
+/// A group and the CPU history of its instances: `ready` values (None: no
+/// datapoint) for instances in service for an hour, plus `warming` new ones.
+struct Setup {
+    observed: Observation,
+    metrics: MetricHistory,
+}
+
+fn setup(desired: u32, ready: &[Option<f64>], warming: usize) -> Setup {
+    let mut instances = Vec::new();
+    let mut cpu = BTreeMap::new();
+    for (i, value) in ready.iter().enumerate() {
+        let id = format!("i-r{i}");
+        if let Some(value) = value {
+            cpu.insert(
+                id.clone(),
+                vec![Datapoint {
+                    at: ago(30),
+                    value: *value,
+                }],
+            );
+        }
+        instances.push(Instance {
+            id,
+            lifecycle: Lifecycle::InService,
+            launched_at: ago(3600),
+            protected: false,
+        });
+    }
+    for i in 0..warming {
+        instances.push(Instance {
+            id: format!("i-w{i}"),
+            lifecycle: Lifecycle::InService,
+            launched_at: ago(20),
+            protected: false,
+        });
+    }
+    Setup {
+        observed: Observation {
+            min: 1,
+            max: 10,
+            desired,
+            instances,
+        },
+        metrics: MetricHistory {
+            metrics: BTreeMap::from([("cpu".to_string(), cpu)]),
+        },
+    }
+}
+
+impl Setup {
+    /// Adds an older datapoint `age` seconds ago with `value` for every ready instance.
+    fn with_past(mut self, age: i64, value: f64) -> Self {
+        for points in self
+            .metrics
+            .metrics
+            .get_mut("cpu")
+            .expect("cpu")
+            .values_mut()
+        {
+            points.insert(
+                0,
+                Datapoint {
+                    at: ago(age),
+                    value,
+                },
+            );
+        }
+        self
+    }
+}
+
+fn tick(alarms: Vec<AlarmStatus>) -> Trigger {
+    Trigger::Tick { at: now(), alarms }
+}
+
+fn in_alarm(name: &str, value: f64) -> AlarmStatus {
+    AlarmStatus {
+        name: name.into(),
+        state: AlarmState::Alarm,
+        state_since: ago(600),
+        value: Some(value),
+    }
+}
+
+fn scale_up(from: u32, to: u32, seconds_ago: i64) -> Activity {
+    Activity {
+        start: ago(seconds_ago),
+        end: Some(ago(seconds_ago - 5)),
+        from,
+        to,
+        cause: "earlier".into(),
+    }
+}
+
+struct Case {
+    name: &'static str,
+    group: GroupPolicy,
+    setup: Setup,
+    activities: Vec<Activity>,
+    trigger: Trigger,
+    action: Action,
+    explains: &'static [&'static str],
+}
+
+#[test]
+fn target_tracking_cases() {
+    let tracking = group(TRACKING);
+    let cases = vec![
+        Case {
+            name: "within the 10% tolerance: stay",
+            group: tracking.clone(),
+            setup: setup(2, &[Some(52.0), Some(53.0)], 0),
+            activities: vec![],
+            trigger: tick(vec![]),
+            action: Action::Hold,
+            explains: &["cpu mean 52.5 vs target 50 -> 2", "stay at 2"],
+        },
+        Case {
+            name: "scale out: ceil(2 x 90/50) = 4",
+            group: tracking.clone(),
+            setup: setup(2, &[Some(90.0), Some(90.0)], 0),
+            activities: vec![],
+            trigger: tick(vec![]),
+            action: Action::SetDesired(4),
+            explains: &["-> 4 instance(s)", "2 -> 4"],
+        },
+        Case {
+            name: "scale out limited by 100%/60s or +2/60s, the larger",
+            group: tracking.clone(),
+            setup: setup(3, &[Some(100.0), Some(100.0), Some(100.0)], 0),
+            activities: vec![],
+            trigger: tick(vec![]),
+            action: Action::SetDesired(6),
+            explains: &["-> 6 instance(s)", "3 -> 6"],
+        },
+        Case {
+            name: "the rate policies cut a large jump: 3 -> 15 wanted, 100% per 60s allows 6",
+            group: group(&TRACKING.replace("target = 50", "target = 20")),
+            setup: setup(3, &[Some(100.0), Some(100.0), Some(100.0)], 0),
+            activities: vec![],
+            trigger: tick(vec![]),
+            action: Action::SetDesired(6),
+            explains: &[
+                "-> 15 instance(s)",
+                "limited by scale-out rate policies to 6",
+            ],
+        },
+        Case {
+            name: "select = min takes the smaller allowance: +2 per 60s",
+            group: group(
+                &TRACKING
+                    .replace("target = 50", "target = 20")
+                    .replace("select = \"max\"", "select = \"min\""),
+            ),
+            setup: setup(3, &[Some(100.0), Some(100.0), Some(100.0)], 0),
+            activities: vec![],
+            trigger: tick(vec![]),
+            action: Action::SetDesired(5),
+            explains: &["limited by scale-out rate policies to 5"],
+        },
+        Case {
+            name: "a scale-out already made within the period counts against the limit",
+            group: group(&TRACKING.replace("target = 50", "target = 20")),
+            setup: setup(4, &[Some(100.0), Some(100.0)], 0),
+            activities: vec![scale_up(2, 4, 30)],
+            trigger: tick(vec![]),
+            action: Action::Hold,
+            explains: &["limited by scale-out rate policies to 4"],
+        },
+        Case {
+            name: "warming instances count as 0 on a scale-out",
+            group: tracking.clone(),
+            setup: setup(4, &[Some(90.0), Some(90.0)], 2),
+            activities: vec![],
+            trigger: tick(vec![]),
+            action: Action::Hold,
+            explains: &["stay at 4"],
+        },
+        Case {
+            name: "a silent instance counts as 100% of target on a scale-in",
+            group: tracking.clone(),
+            setup: setup(4, &[Some(10.0), Some(10.0), Some(10.0), None], 0),
+            activities: vec![],
+            trigger: tick(vec![]),
+            action: Action::SetDesired(2),
+            explains: &["-> 2 instance(s)"],
+        },
+        Case {
+            name: "scale in limited to 50% per 60s",
+            group: tracking.clone(),
+            setup: setup(4, &[Some(10.0), Some(10.0), Some(10.0), Some(10.0)], 0),
+            activities: vec![],
+            trigger: tick(vec![]),
+            action: Action::SetDesired(2),
+            explains: &["-> 1 instance(s)", "limited by scale-in rate policies to 2"],
+        },
+        Case {
+            name: "scale-in stabilisation keeps the highest recommendation of the window",
+            group: tracking.clone(),
+            setup: setup(4, &[Some(10.0), Some(10.0), Some(10.0), Some(10.0)], 0)
+                .with_past(200, 45.0),
+            activities: vec![],
+            trigger: tick(vec![]),
+            action: Action::Hold,
+            explains: &["scale-in stabilised to 4: the highest recommendation of the last 5m"],
+        },
+        Case {
+            name: "outside the window the old recommendation no longer counts",
+            group: tracking.clone(),
+            setup: setup(4, &[Some(10.0), Some(10.0), Some(10.0), Some(10.0)], 0)
+                .with_past(400, 45.0),
+            activities: vec![],
+            trigger: tick(vec![]),
+            action: Action::SetDesired(2),
+            explains: &["4 -> 2"],
+        },
+        Case {
+            name: "no datapoints: hold, never scale in on no data",
+            group: tracking.clone(),
+            setup: setup(4, &[None, None], 0),
+            activities: vec![],
+            trigger: tick(vec![]),
+            action: Action::Hold,
+            explains: &["no recent datapoints"],
+        },
+        Case {
+            name: "scale-in disabled",
+            group: group(&TRACKING.replace("target = 50", "target = 50\ndisable_scale_in = true")),
+            setup: setup(4, &[Some(10.0), Some(10.0), Some(10.0), Some(10.0)], 0),
+            activities: vec![],
+            trigger: tick(vec![]),
+            action: Action::Hold,
+            explains: &["scale-in disabled"],
+        },
+        Case {
+            name: "clamped to max",
+            group: tracking.clone(),
+            setup: setup(9, &[Some(100.0); 9], 0),
+            activities: vec![],
+            trigger: tick(vec![]),
+            action: Action::SetDesired(10),
+            explains: &["clamped to max 10"],
+        },
+        Case {
+            name: "a duplicated tick is not acted on twice",
+            group: tracking.clone(),
+            setup: setup(4, &[Some(90.0), Some(90.0), Some(90.0), Some(90.0)], 0),
+            activities: vec![Activity {
+                start: ago(1),
+                end: None,
+                from: 2,
+                to: 4,
+                cause: format!("target tracking cpu tick at {}", now()),
+            }],
+            trigger: tick(vec![]),
+            action: Action::Hold,
+            explains: &["already handled"],
+        },
+    ];
+    run(cases);
+}
+
+#[test]
+fn tick_combines_target_tracking_and_alarms_still_in_alarm() {
+    let web = two_tier_web();
+    let low_cpu = || setup(4, &[Some(10.0), Some(10.0), Some(10.0), Some(10.0)], 0);
+    let cases = vec![
+        Case {
+            name: "scale out if any proposes it: the alarm's +2 beats tracking's scale-in",
+            group: web.clone(),
+            setup: low_cpu(),
+            activities: vec![],
+            trigger: tick(vec![in_alarm("web-cpu-high", 85.0)]),
+            action: Action::SetDesired(6),
+            explains: &["alarm web-cpu-high: 4 -> 6", "largest of 2 proposals"],
+        },
+        Case {
+            name: "scale in only if all agree: the alarm holds in its cooldown, so nothing shrinks",
+            group: web.clone(),
+            setup: low_cpu(),
+            activities: vec![scale_up(2, 4, 100)],
+            trigger: tick(vec![in_alarm("web-cpu-high", 85.0)]),
+            action: Action::Hold,
+            explains: &[
+                "held: scale-out cooldown",
+                "scale-in needs all 2 proposals to agree",
+            ],
+        },
+        Case {
+            name: "all scale in: the largest proposal wins",
+            group: web.clone(),
+            setup: low_cpu(),
+            activities: vec![],
+            trigger: tick(vec![in_alarm("web-cpu-low", 10.0)]),
+            action: Action::SetDesired(3),
+            explains: &[
+                "alarm web-cpu-low: 4 -> 3",
+                "all 2 proposals scale in; the largest wins",
+            ],
+        },
+        Case {
+            name: "a re-check acts again while the alarm stays in ALARM (after cooldown)",
+            group: web.clone(),
+            setup: setup(4, &[Some(50.0); 4], 0),
+            activities: vec![Activity {
+                start: ago(900),
+                end: Some(ago(880)),
+                from: 2,
+                to: 4,
+                cause: functions::decide::alarm_cause("web-cpu-high", ago(600)),
+            }],
+            trigger: tick(vec![in_alarm("web-cpu-high", 85.0)]),
+            action: Action::SetDesired(6),
+            explains: &["4 -> 6"],
+        },
+        Case {
+            name: "alarms of other groups and alarms not in ALARM are not proposals",
+            group: web.clone(),
+            setup: setup(4, &[Some(50.0); 4], 0),
+            activities: vec![],
+            trigger: tick(vec![
+                in_alarm("session-cpu-high", 95.0),
+                AlarmStatus {
+                    state: AlarmState::Ok,
+                    ..in_alarm("web-cpu-high", 40.0)
+                },
+            ]),
+            action: Action::Hold,
+            explains: &["stay at 4"],
+        },
+    ];
+    run(cases);
+}
+
+fn run(cases: Vec<Case>) {
+    for case in cases {
+        let decision = decide(
+            &case.group,
+            &case.setup.observed,
+            &case.setup.metrics,
+            &case.activities,
+            &case.trigger,
+            now(),
+        );
+        assert_eq!(decision.action, case.action, "{}: {decision:#?}", case.name);
+        let text = format!("{} | {}", decision.reason, decision.rules.join(" | "));
+        for fragment in case.explains {
+            assert!(
+                text.contains(fragment),
+                "{}: {fragment:?} not in {text:?}",
+                case.name
+            );
+        }
+        assert_eq!(
+            decision.cause.is_some(),
+            decision.action != Action::Hold,
+            "{}",
+            case.name
+        );
+    }
+}

@@ -157,7 +157,7 @@ pub fn decide(
     trigger: &Trigger,
     now: Timestamp,
 ) -> Decision {
-    match trigger {
+    let mut decision = match trigger {
         Trigger::Alarm(alarm) => decide_alarm(
             group,
             observed,
@@ -170,6 +170,39 @@ pub fn decide(
         Trigger::Tick { at, alarms } => {
             decide_tick(group, observed, metrics, activities, alarms, *at, now)
         }
+    };
+    explain_protection(observed, &mut decision);
+    decision
+}
+
+/// Scale-in never terminates a protected instance; desired still drops, and
+/// the group keeps the extra instances until their protection is removed
+/// (as EC2 Auto Scaling does). Say so whenever a scale-in meets protection.
+fn explain_protection(observed: &Observation, decision: &mut Decision) {
+    let desired = match decision.action {
+        Action::SetDesired(n) | Action::SetLimits { desired: n, .. } => n,
+        Action::Hold => return,
+    };
+    let live: Vec<&Instance> = observed
+        .instances
+        .iter()
+        .filter(|i| i.lifecycle != Lifecycle::Terminating)
+        .collect();
+    let to_remove = live.len().saturating_sub(desired as usize);
+    let protected = live.iter().filter(|i| i.protected).count();
+    if to_remove == 0 || protected == 0 {
+        return;
+    }
+    let removable = live.len() - protected;
+    if removable >= to_remove {
+        decision.rules.push(format!(
+            "{protected} protected instance(s) kept; {to_remove} of the {removable} unprotected will be terminated"
+        ));
+    } else {
+        decision.rules.push(format!(
+            "only {removable} of {to_remove} instance(s) to remove are unprotected; {} protected instance(s) stay until unprotected",
+            to_remove - removable
+        ));
     }
 }
 

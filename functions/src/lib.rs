@@ -4,5 +4,6 @@
 pub mod decide;
 pub mod policy;
 pub mod schedule;
+pub mod state;
 pub mod tracking;
 pub mod trigger;

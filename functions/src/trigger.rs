@@ -19,7 +19,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::decide::AlarmState;
+use crate::decide::{AlarmState, AlarmStatus, Trigger};
+use crate::policy::Policy;
 
 /// What an event asks for, whatever shape it came in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +62,90 @@ pub enum Parsed {
     Event(Event),
     /// Well-formed but not for us (another service's event): log and drop.
     Ignored(String),
+}
+
+/// Where an event goes: the group it concerns and the trigger to decide on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Routed {
+    Decide {
+        group: String,
+        trigger: Trigger,
+    },
+    /// Not for any group of this policy file: log and drop.
+    Ignored(String),
+}
+
+impl Event {
+    /// Finds the group an event is for. An alarm goes to the group with a
+    /// policy on it; a schedule to the group with a scheduled action of the
+    /// rule's name; a rule named `GROUP-...-tick` is that group's periodic
+    /// tick, which re-checks `alarms` (their current states) as well.
+    pub fn route(&self, policy: &Policy, alarms: &[AlarmStatus]) -> Routed {
+        match self {
+            Event::Alarm(alarm) => match policy
+                .groups
+                .iter()
+                .find(|g| g.alarm_policy(&alarm.name).is_some())
+            {
+                Some(group) => Routed::Decide {
+                    group: group.name.clone(),
+                    trigger: Trigger::Alarm(AlarmStatus {
+                        name: alarm.name.clone(),
+                        state: alarm.state,
+                        state_since: alarm.state_since,
+                        value: alarm.value,
+                    }),
+                },
+                None => Routed::Ignored(format!(
+                    "alarm {} drives no policy of this policy file",
+                    alarm.name
+                )),
+            },
+            Event::Schedule { rule, at } => {
+                if let Some(group) = policy
+                    .groups
+                    .iter()
+                    .find(|g| g.schedules.iter().any(|s| s.name == *rule))
+                {
+                    return Routed::Decide {
+                        group: group.name.clone(),
+                        trigger: Trigger::Scheduled {
+                            name: rule.clone(),
+                            at: *at,
+                        },
+                    };
+                }
+                let tick_of = |g: &&crate::policy::GroupPolicy| {
+                    rule.ends_with("-tick")
+                        && rule
+                            .strip_prefix(g.name.as_str())
+                            .is_some_and(|rest| rest.starts_with('-'))
+                };
+                // The longest matching name wins (`web` vs `web-api`).
+                match policy
+                    .groups
+                    .iter()
+                    .filter(tick_of)
+                    .max_by_key(|g| g.name.len())
+                {
+                    Some(group) => Routed::Decide {
+                        group: group.name.clone(),
+                        trigger: Trigger::Tick {
+                            at: *at,
+                            alarms: alarms
+                                .iter()
+                                .filter(|a| group.alarm_policy(&a.name).is_some())
+                                .cloned()
+                                .collect(),
+                        },
+                    },
+                    None => Routed::Ignored(format!(
+                        "rule {rule} is neither a scheduled action nor a GROUP-...-tick rule of this policy file"
+                    )),
+                }
+            }
+        }
+    }
 }
 
 /// Why an event could not be parsed. No variant is worth a retry: the same

@@ -291,6 +291,43 @@ fn step_scaling_cases() {
 }
 
 #[test]
+fn scale_in_never_counts_on_protected_instances() {
+    let mut observed = group(5, 0, 0);
+    for instance in observed.instances.iter_mut().take(4) {
+        instance.protected = true;
+    }
+    let low = alarm("web-cpu-low", Some(10.0));
+    let decision = decide(
+        &web(),
+        &observed,
+        &MetricHistory::default(),
+        &[],
+        &low,
+        now(),
+    );
+    assert_eq!(decision.action, Action::SetDesired(4));
+    assert!(decision.rules.iter().any(|r| r == "4 protected instance(s) kept; 1 of the 1 unprotected will be terminated"), "{decision:#?}");
+    observed.instances[4].protected = true;
+    let decision = decide(
+        &web(),
+        &observed,
+        &MetricHistory::default(),
+        &[],
+        &low,
+        now(),
+    );
+    // Desired still drops; no instance goes until its protection is removed.
+    assert_eq!(decision.action, Action::SetDesired(4));
+    assert!(
+        decision
+            .rules
+            .iter()
+            .any(|r| r.contains("only 0 of 1 instance(s) to remove are unprotected")),
+        "{decision:#?}"
+    );
+}
+
+#[test]
 fn percent_change_rounding_and_minimum_magnitude() {
     let qps = |v| alarm("web-qps-high", Some(v));
     let cases = vec![

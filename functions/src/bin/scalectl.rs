@@ -1,0 +1,141 @@
+//! `scalectl`: the operators' CLI over the same core the Lambda functions run.
+//!
+//! `scalectl decide --policy FILE --state STATE.json --event EVENT.json [--now RFC3339] [--explain]`
+//! prints the decision as JSON; `scalectl validate --policy FILE` checks a
+//! policy file. Bad input exits 2 with the reason.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use functions::decide::{Action, decide};
+use functions::policy::Policy;
+use functions::state::State;
+use functions::trigger::{Parsed, Routed, parse_str};
+use jiff::Timestamp;
+use serde_json::json;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "scalectl",
+    version,
+    about = "Decide and validate scaling policies offline"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decide what an event asks of a group in a given state; prints JSON.
+    Decide {
+        /// The policy file (TOML).
+        #[arg(long)]
+        policy: PathBuf,
+        /// The observed state (JSON: observed, metrics, activities, alarms).
+        #[arg(long)]
+        state: PathBuf,
+        /// The event, in any shape the functions accept.
+        #[arg(long)]
+        event: PathBuf,
+        /// The decision time (RFC 3339, e.g. 2026-11-20T11:05:00Z); default: now.
+        #[arg(long)]
+        now: Option<Timestamp>,
+        /// Also print a one-line reason to stderr.
+        #[arg(long)]
+        explain: bool,
+    },
+    /// Check a policy file; prints every problem.
+    Validate {
+        #[arg(long)]
+        policy: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("scalectl: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn read(path: &Path, what: &str) -> Result<String> {
+    std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the {what} file {}", path.display()))
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Validate { policy } => {
+            let loaded = Policy::load(&policy)?;
+            let groups: Vec<&str> = loaded.groups.iter().map(|g| g.name.as_str()).collect();
+            println!(
+                "{}: valid ({} group(s): {})",
+                policy.display(),
+                groups.len(),
+                groups.join(", ")
+            );
+            Ok(())
+        }
+        Command::Decide {
+            policy,
+            state,
+            event,
+            now,
+            explain,
+        } => {
+            let policy = Policy::load(&policy)?;
+            let state = State::parse(&state.display().to_string(), &read(&state, "state")?)?;
+            let parsed = parse_str(&read(&event, "event")?)
+                .with_context(|| format!("event {}", event.display()))?;
+            let now = now.unwrap_or_else(Timestamp::now);
+            let output = match parsed {
+                Parsed::Ignored(reason) => json!({ "ignored": reason }),
+                Parsed::Event(event) => match event.route(&policy, &state.alarms) {
+                    Routed::Ignored(reason) => json!({ "ignored": reason }),
+                    Routed::Decide { group, trigger } => {
+                        let group_policy = policy
+                            .group(&group)
+                            .context("routed to a group the policy has")?;
+                        let decision = decide(
+                            group_policy,
+                            &state.observed,
+                            &state.metrics,
+                            &state.activities,
+                            &trigger,
+                            now,
+                        );
+                        if explain {
+                            let what = match decision.action {
+                                Action::Hold => format!("hold at {}", decision.from),
+                                Action::SetDesired(n) => {
+                                    format!("set desired {} -> {n}", decision.from)
+                                }
+                                Action::SetLimits { min, max, desired } => {
+                                    format!(
+                                        "set min {min}, max {max}, desired {} -> {desired}",
+                                        decision.from
+                                    )
+                                }
+                            };
+                            eprintln!(
+                                "{group}: {what}: {} [{}]",
+                                decision.reason,
+                                decision.rules.join("; ")
+                            );
+                        }
+                        json!({ "group": group, "now": now, "trigger": trigger, "decision": decision })
+                    }
+                },
+            };
+            println!("{}", serde_json::to_string_pretty(&output)?);
+            Ok(())
+        }
+    }
+}

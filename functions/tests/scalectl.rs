@@ -1,0 +1,160 @@
+//! The `scalectl` binary end to end: the shipped policy, a state file and the
+//! AWS sample events.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn path(relative: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(relative)
+        .display()
+        .to_string()
+}
+
+fn scalectl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scalectl"))
+        .args(args)
+        .output()
+        .expect("run scalectl")
+}
+
+fn decide(event: &str, extra: &[&str]) -> (Output, Value) {
+    let policy = path("../policies/two-tier.toml");
+    let state = path("tests/fixtures/state/web-two-busy.json");
+    let event = path(&format!("tests/fixtures/events/{event}"));
+    let mut args = vec![
+        "decide", "--policy", &policy, "--state", &state, "--event", &event,
+    ];
+    args.extend_from_slice(extra);
+    let output = scalectl(&args);
+    let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    (output, json)
+}
+
+#[test]
+fn decides_an_alarm_event_with_explanation() {
+    let (output, json) = decide(
+        "alarm-eventbridge-cpu-high.json",
+        &["--now", "2026-11-20T11:05:01Z", "--explain"],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(json["group"], "web");
+    assert_eq!(json["decision"]["action"]["set_desired"], 5);
+    assert_eq!(
+        json["decision"]["cause"],
+        "alarm web-cpu-high at 2026-11-20T11:05:00.218Z"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("web: set desired 2 -> 5: alarm web-cpu-high: 2 -> 5 [step +3"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn decides_a_schedule_and_a_tick() {
+    let (output, json) = decide(
+        "schedule-lunch-scale-out.json",
+        &["--now", "2026-11-20T03:00:01Z"],
+    );
+    assert!(output.status.success());
+    assert_eq!(
+        json["decision"]["action"]["set_limits"],
+        serde_json::json!({ "min": 4, "max": 10, "desired": 4 })
+    );
+
+    let (output, json) = decide(
+        "schedule-tick-target-tracking.json",
+        &["--now", "2026-11-20T11:07:00Z"],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Target tracking wants ceil(2 x 91.5/50) = 4; the alarm still in ALARM wants +3 = 5: the larger wins.
+    assert_eq!(json["decision"]["action"]["set_desired"], 5, "{json:#}");
+    let rules = json["decision"]["rules"].to_string();
+    assert!(rules.contains("largest of 2 proposals"), "{rules}");
+}
+
+#[test]
+fn unrelated_events_are_ignored_with_exit_0() {
+    let (output, json) = decide("malformed/unrelated-event.json", &[]);
+    assert!(output.status.success());
+    assert!(
+        json["ignored"]
+            .as_str()
+            .expect("ignored")
+            .contains("EC2 Instance State-change Notification")
+    );
+    // An alarm of the other tier's policy file entry routes to that group.
+    let (output, json) = decide(
+        "alarm-sns-session-cpu-high.json",
+        &["--now", "2026-11-20T11:06:01Z"],
+    );
+    assert!(output.status.success());
+    assert_eq!(json["group"], "session");
+}
+
+#[test]
+fn bad_inputs_exit_2_with_the_reason() {
+    for (event, expected) in [
+        ("malformed/truncated.json", "event is not valid JSON"),
+        ("malformed/wrong-types.json", "at detail.alarmName"),
+        ("malformed/not-an-object.json", "not an object"),
+        ("malformed/unknown-state.json", "unknown variant `PANIC`"),
+    ] {
+        let (output, _) = decide(event, &[]);
+        assert_eq!(output.status.code(), Some(2), "{event}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{event}: {stderr}");
+    }
+    let output = scalectl(&[
+        "decide",
+        "--policy",
+        &path("../policies/two-tier.toml"),
+        "--state",
+        &path("tests/fixtures/events/schedule-lunch-scale-out.json"),
+        "--event",
+        &path("tests/fixtures/events/schedule-lunch-scale-out.json"),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown field `version`"), "{stderr}");
+    let output = scalectl(&[
+        "decide",
+        "--policy",
+        "/nonexistent.toml",
+        "--state",
+        "x",
+        "--event",
+        "y",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("cannot read policy file /nonexistent.toml")
+    );
+}
+
+#[test]
+fn validate_reports_valid_and_invalid_files() {
+    let output = scalectl(&["validate", "--policy", &path("../policies/two-tier.toml")]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("valid (2 group(s): web, session)"));
+    let dir = std::env::temp_dir().join(format!("scalectl-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[[group]]\nname = \"web\"\nmin = 5\nmax = 2\n").expect("write");
+    let output = scalectl(&["validate", "--policy", &bad.display().to_string()]);
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("min 5 must be <= max 2"));
+}

@@ -2,7 +2,10 @@
 //! expressions. The Lambda binaries, triggers and adapters build on these.
 
 pub mod decide;
+pub mod handler;
+pub mod memory;
 pub mod policy;
+pub mod ports;
 pub mod schedule;
 pub mod state;
 pub mod tracking;

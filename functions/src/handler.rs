@@ -1,0 +1,163 @@
+//! The Lambda handler: parse, route, observe through the ports, decide,
+//! log one line, act. Plain async code, tested without the Lambda runtime.
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::decide::{Action, Decision, Trigger, decide};
+use crate::policy::Policy;
+use crate::ports::{GroupPort, MetricsPort, PortError, PortErrorKind};
+use crate::trigger::{Parsed, Routed, TriggerError, parse};
+
+/// How far back activities and metrics are read: enough for the longest
+/// cooldown, stabilisation window and rate period a policy can name.
+const HISTORY: Duration = Duration::from_secs(3600);
+
+/// What the handler did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Outcome {
+    /// Not for us: logged and dropped.
+    Ignored { reason: String },
+    /// Decided, and acted unless dry-run or a hold.
+    Decided {
+        group: String,
+        decision: Decision,
+        acted: bool,
+    },
+}
+
+/// Why an invocation failed; `retryable` says whether Lambda should retry.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The event is malformed: retrying the same bytes cannot help.
+    #[error(transparent)]
+    Event(#[from] TriggerError),
+    /// Reading or changing the group or its metrics failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+impl HandlerError {
+    /// Whether a retry of the same event could succeed.
+    pub fn retryable(&self) -> bool {
+        match self {
+            Self::Event(e) => e.retryable(),
+            Self::Port(e) => e.retryable,
+        }
+    }
+}
+
+/// The handler's fixed parts, built once per process.
+#[derive(Debug)]
+pub struct Handler<G, M> {
+    pub policy: Policy,
+    pub group: G,
+    pub metrics: M,
+    /// Decide and log, never act (env `SCALER_DRY_RUN=1`).
+    pub dry_run: bool,
+}
+
+impl<G: GroupPort + Sync, M: MetricsPort + Sync> Handler<G, M> {
+    /// Handles one event at `now`.
+    pub async fn handle(&self, event: &Value, now: Timestamp) -> Result<Outcome, HandlerError> {
+        let parsed = match parse(event) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                tracing::error!(%error, retryable = false, "refused event");
+                return Err(error.into());
+            }
+        };
+        let event = match parsed {
+            Parsed::Event(event) => event,
+            Parsed::Ignored(reason) => {
+                tracing::info!(%reason, "ignored event");
+                return Ok(Outcome::Ignored { reason });
+            }
+        };
+        // Route once without alarm states; a tick then reads its group's alarms.
+        let (group_name, mut trigger) = match event.route(&self.policy, &[]) {
+            Routed::Decide { group, trigger } => (group, trigger),
+            Routed::Ignored(reason) => {
+                tracing::info!(%reason, "ignored event");
+                return Ok(Outcome::Ignored { reason });
+            }
+        };
+        let Some(group) = self.policy.group(&group_name) else {
+            // Route only names groups of this policy; kept total all the same.
+            return Ok(Outcome::Ignored {
+                reason: format!("no group {group_name} in the policy"),
+            });
+        };
+        if let Trigger::Tick { alarms, .. } = &mut trigger {
+            let names: Vec<String> = group
+                .alarm_policies
+                .iter()
+                .map(|p| p.alarm.clone())
+                .collect();
+            *alarms = self.metrics.alarm_states(&names).await?;
+        }
+        // Classic (SNS) notifications carry no datapoint: read the metric.
+        if let Trigger::Alarm(alarm) = &mut trigger
+            && alarm.value.is_none()
+            && let Some(policy) = group.alarm_policy(&alarm.name)
+        {
+            alarm.value = self.metrics.latest(&policy.metric, now).await?;
+        }
+        let observed = self.group.describe(&group_name).await?;
+        let since = now - SignedDuration::try_from(HISTORY).unwrap_or(SignedDuration::ZERO);
+        let activities = self.group.activities(&group_name, since).await?;
+        let history = if group.target_tracking.is_empty() {
+            Default::default()
+        } else {
+            let ids: Vec<String> = observed.instances.iter().map(|i| i.id.clone()).collect();
+            self.metrics.history(group, &ids, since, now).await?
+        };
+        let decision = decide(group, &observed, &history, &activities, &trigger, now);
+        let acted = !self.dry_run && decision.action != Action::Hold;
+        // One structured line per decision: trigger, observed state, rules, result.
+        tracing::info!(
+            group = %group_name,
+            trigger = %serde_json::to_string(&trigger).unwrap_or_default(),
+            observed_min = observed.min,
+            observed_max = observed.max,
+            observed_desired = observed.desired,
+            instances = observed.instances.len(),
+            action = %serde_json::to_string(&decision.action).unwrap_or_default(),
+            reason = %decision.reason,
+            rules = %decision.rules.join("; "),
+            dry_run = self.dry_run,
+            "decision"
+        );
+        if acted {
+            let cause = decision.cause.clone().unwrap_or_default();
+            let result = match decision.action {
+                Action::SetDesired(desired) => {
+                    self.group.set_desired(&group_name, desired, &cause).await
+                }
+                Action::SetLimits { min, max, desired } => {
+                    self.group
+                        .set_limits(&group_name, min, max, desired, &cause)
+                        .await
+                }
+                Action::Hold => Ok(()),
+            };
+            match result {
+                Ok(()) => {}
+                // The group is gone: there is nothing left to scale.
+                Err(error) if error.kind == PortErrorKind::NotFound => {
+                    tracing::warn!(%error, "group vanished before acting");
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(Outcome::Decided {
+            group: group_name,
+            decision,
+            acted,
+        })
+    }
+}

@@ -1,0 +1,119 @@
+//! Ports: what the function needs from the world, as two small traits. The
+//! adapters (AWS SDK, the local cloud, [`crate::memory`] for tests) implement
+//! them, and one contract test suite runs against each.
+
+use std::future::Future;
+
+use jiff::Timestamp;
+
+use crate::decide::{Activity, AlarmStatus, MetricHistory, Observation};
+use crate::policy::{GroupPolicy, MetricSpec};
+
+/// Why a port call failed, and whether trying again can help.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation} failed: {detail}")]
+pub struct PortError {
+    /// The call that failed, e.g. `SetDesiredCapacity web`.
+    pub operation: String,
+    pub detail: String,
+    /// Throttling, timeouts and server errors are retryable; validation is not.
+    pub retryable: bool,
+    pub kind: PortErrorKind,
+}
+
+/// What kind of failure, for callers that treat some as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortErrorKind {
+    /// The group (or alarm) does not exist.
+    NotFound,
+    /// The request was refused as invalid (e.g. desired outside min..=max).
+    Invalid,
+    /// Anything else (network, throttling, server).
+    Unavailable,
+}
+
+impl PortError {
+    pub fn not_found(operation: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            operation: operation.into(),
+            detail: detail.into(),
+            retryable: false,
+            kind: PortErrorKind::NotFound,
+        }
+    }
+
+    pub fn invalid(operation: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            operation: operation.into(),
+            detail: detail.into(),
+            retryable: false,
+            kind: PortErrorKind::Invalid,
+        }
+    }
+
+    pub fn unavailable(operation: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            operation: operation.into(),
+            detail: detail.into(),
+            retryable: true,
+            kind: PortErrorKind::Unavailable,
+        }
+    }
+}
+
+/// The scaling group API (EC2 Auto Scaling, or the local cloud's).
+pub trait GroupPort {
+    /// Min, max, desired and the instances with lifecycle, launch time and protection.
+    fn describe(&self, group: &str) -> impl Future<Output = Result<Observation, PortError>> + Send;
+
+    /// Scaling activities that started at or after `since`, with the causes
+    /// recorded by [`GroupPort::set_desired`] and [`GroupPort::set_limits`].
+    fn activities(
+        &self,
+        group: &str,
+        since: Timestamp,
+    ) -> impl Future<Output = Result<Vec<Activity>, PortError>> + Send;
+
+    /// Sets an absolute desired capacity (within min..=max), recording `cause`.
+    fn set_desired(
+        &self,
+        group: &str,
+        desired: u32,
+        cause: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Sets min, max and desired together, recording `cause`.
+    fn set_limits(
+        &self,
+        group: &str,
+        min: u32,
+        max: u32,
+        desired: u32,
+        cause: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// Metrics and alarms (CloudWatch, or the local cloud's).
+pub trait MetricsPort {
+    /// Datapoints of the group's tracked metrics per instance, from `since`.
+    fn history(
+        &self,
+        group: &GroupPolicy,
+        instances: &[String],
+        since: Timestamp,
+        until: Timestamp,
+    ) -> impl Future<Output = Result<MetricHistory, PortError>> + Send;
+
+    /// The newest datapoint of an alarm's metric (for events that carry none).
+    fn latest(
+        &self,
+        metric: &MetricSpec,
+        until: Timestamp,
+    ) -> impl Future<Output = Result<Option<f64>, PortError>> + Send;
+
+    /// Current states of the named alarms (unknown names are left out).
+    fn alarm_states(
+        &self,
+        names: &[String],
+    ) -> impl Future<Output = Result<Vec<AlarmStatus>, PortError>> + Send;
+}

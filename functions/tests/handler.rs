@@ -1,0 +1,262 @@
+//! The handler end to end over the in-memory cloud: every fixture event,
+//! acting, dry-run, idempotency and errors.
+
+use std::path::PathBuf;
+
+use functions::decide::{
+    Action, AlarmState, AlarmStatus, Datapoint, Instance, Lifecycle, Observation,
+};
+use functions::handler::{Handler, HandlerError, Outcome};
+use functions::memory::MemoryCloud;
+use functions::policy::Policy;
+use functions::ports::{GroupPort, PortErrorKind};
+use jiff::{SignedDuration, Timestamp};
+use serde_json::Value;
+
+fn root(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+fn event(name: &str) -> Value {
+    let text =
+        std::fs::read_to_string(root(&format!("tests/fixtures/events/{name}"))).expect("fixture");
+    serde_json::from_str(&text).unwrap_or(Value::String(text))
+}
+
+fn at(text: &str) -> Timestamp {
+    text.parse().expect("timestamp")
+}
+
+fn handler(dry_run: bool) -> Handler<MemoryCloud, MemoryCloud> {
+    let policy = Policy::load(&root("../policies/two-tier.toml")).expect("policy");
+    let group = MemoryCloud::new(at("2026-11-20T11:05:01Z"));
+    let metrics = MemoryCloud::new(at("2026-11-20T11:05:01Z"));
+    for (name, max) in [("web", 10), ("session", 6)] {
+        let instances = (0..2)
+            .map(|i| Instance {
+                id: format!("i-{name}{i}"),
+                lifecycle: Lifecycle::InService,
+                launched_at: at("2026-11-20T09:00:00Z"),
+                protected: false,
+            })
+            .collect();
+        group.put_group(
+            name,
+            Observation {
+                min: 2,
+                max,
+                desired: 2,
+                instances,
+            },
+        );
+    }
+    Handler {
+        policy,
+        group,
+        metrics,
+        dry_run,
+    }
+}
+
+fn decided(outcome: &Outcome) -> (&str, Action, bool) {
+    match outcome {
+        Outcome::Decided {
+            group,
+            decision,
+            acted,
+        } => (group.as_str(), decision.action, *acted),
+        Outcome::Ignored { reason } => panic!("ignored: {reason}"),
+    }
+}
+
+#[tokio::test]
+async fn alarm_event_scales_the_group_once() {
+    let handler = handler(false);
+    let now = at("2026-11-20T11:05:01Z");
+    let outcome = handler
+        .handle(&event("alarm-eventbridge-cpu-high.json"), now)
+        .await
+        .expect("handled");
+    assert_eq!(decided(&outcome), ("web", Action::SetDesired(5), true));
+    assert_eq!(handler.group.group("web").expect("web").desired, 5);
+    // The same event delivered again (EventBridge is at-least-once): no second scale-out.
+    let again = handler
+        .handle(
+            &event("alarm-eventbridge-cpu-high.json"),
+            now + SignedDuration::from_secs(2),
+        )
+        .await
+        .expect("handled");
+    assert_eq!(decided(&again), ("web", Action::Hold, false));
+    let activities = handler
+        .group
+        .activities("web", at("2026-11-20T00:00:00Z"))
+        .await
+        .expect("activities");
+    assert_eq!(activities.len(), 1);
+    assert_eq!(
+        activities[0].cause,
+        "alarm web-cpu-high at 2026-11-20T11:05:00.218Z"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_decides_without_acting() {
+    let handler = handler(true);
+    let outcome = handler
+        .handle(
+            &event("alarm-eventbridge-cpu-high.json"),
+            at("2026-11-20T11:05:01Z"),
+        )
+        .await
+        .expect("handled");
+    assert_eq!(decided(&outcome), ("web", Action::SetDesired(5), false));
+    assert_eq!(handler.group.group("web").expect("web").desired, 2);
+}
+
+#[tokio::test]
+async fn sns_alarm_without_datapoint_reads_the_metric() {
+    let handler = handler(false);
+    let policy = handler
+        .policy
+        .group("session")
+        .expect("session")
+        .alarm_policy("session-cpu-high")
+        .expect("policy")
+        .clone();
+    handler.metrics.push_series(
+        &policy.metric,
+        Datapoint {
+            at: at("2026-11-20T11:05:00Z"),
+            value: 88.0,
+        },
+    );
+    let outcome = handler
+        .handle(
+            &event("alarm-sns-session-cpu-high.json"),
+            at("2026-11-20T11:06:01Z"),
+        )
+        .await
+        .expect("handled");
+    assert_eq!(decided(&outcome), ("session", Action::SetDesired(3), true));
+}
+
+#[tokio::test]
+async fn schedule_sets_limits_and_tick_reads_alarms_and_metrics() {
+    let handler = handler(false);
+    handler.group.set_now(at("2026-11-20T03:00:01Z"));
+    let outcome = handler
+        .handle(
+            &event("schedule-lunch-scale-out.json"),
+            at("2026-11-20T03:00:01Z"),
+        )
+        .await
+        .expect("handled");
+    assert_eq!(
+        decided(&outcome),
+        (
+            "web",
+            Action::SetLimits {
+                min: 4,
+                max: 10,
+                desired: 4
+            },
+            true
+        )
+    );
+    let web = handler.group.group("web").expect("web");
+    assert_eq!((web.min, web.desired, web.instances.len()), (4, 4, 4));
+
+    // Tick: two old instances busy at 90%, the two the schedule launched
+    // still pending (no data); the alarm is still in ALARM, and the
+    // schedule's scale-out is long out of its cooldown.
+    let tick_at = at("2026-11-20T11:07:00Z");
+    for id in ["i-web0", "i-web1"] {
+        handler.metrics.push_tracked(
+            "cpu",
+            id,
+            Datapoint {
+                at: tick_at - SignedDuration::from_secs(30),
+                value: 90.0,
+            },
+        );
+    }
+    handler.metrics.put_alarm(AlarmStatus {
+        name: "web-cpu-high".into(),
+        state: AlarmState::Alarm,
+        state_since: at("2026-11-20T11:05:00Z"),
+        value: Some(90.0),
+    });
+    let outcome = handler
+        .handle(&event("schedule-tick-target-tracking.json"), tick_at)
+        .await
+        .expect("handled");
+    let (group, action, _) = decided(&outcome);
+    assert_eq!(group, "web");
+    // Tracking holds (the warming pair counts as 0: mean 45 is within 10% of 50);
+    // the alarm re-check adds its step to the base without the warming pair: 2 + 3 = 5.
+    assert_eq!(action, Action::SetDesired(5), "{outcome:#?}");
+}
+
+#[tokio::test]
+async fn unrelated_and_malformed_events() {
+    let handler = handler(false);
+    let outcome = handler
+        .handle(
+            &event("malformed/unrelated-event.json"),
+            at("2026-11-20T11:05:01Z"),
+        )
+        .await
+        .expect("ignored");
+    assert!(matches!(outcome, Outcome::Ignored { .. }));
+    for name in [
+        "not-an-object.json",
+        "truncated.json",
+        "unknown-state.json",
+        "wrong-types.json",
+    ] {
+        let error = handler
+            .handle(
+                &event(&format!("malformed/{name}")),
+                at("2026-11-20T11:05:01Z"),
+            )
+            .await
+            .expect_err(name);
+        assert!(matches!(error, HandlerError::Event(_)), "{name}: {error:?}");
+        assert!(!error.retryable(), "{name}");
+        assert!(
+            error.to_string().contains("a retry cannot help"),
+            "{name}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_missing_group_is_a_port_error_naming_the_call() {
+    let handler = handler(false);
+    let policy = handler.policy.clone();
+    let empty = Handler {
+        policy,
+        group: MemoryCloud::new(at("2026-11-20T11:05:01Z")),
+        metrics: MemoryCloud::new(at("2026-11-20T11:05:01Z")),
+        dry_run: false,
+    };
+    let error = empty
+        .handle(
+            &event("alarm-eventbridge-cpu-high.json"),
+            at("2026-11-20T11:05:01Z"),
+        )
+        .await
+        .expect_err("no group");
+    match &error {
+        HandlerError::Port(port) => {
+            assert_eq!(port.kind, PortErrorKind::NotFound);
+            assert_eq!(
+                port.to_string(),
+                "DescribeAutoScalingGroups web failed: no group named web"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!error.retryable());
+}

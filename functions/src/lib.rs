@@ -1,6 +1,7 @@
 //! The scaling engine: the policy file, the pure decision core and schedule
 //! expressions. The Lambda binaries, triggers and adapters build on these.
 
+pub mod aws;
 pub mod decide;
 pub mod handler;
 pub mod memory;

@@ -1,0 +1,379 @@
+//! The AWS adapters: [`AwsGroups`] over EC2 Auto Scaling
+//! (aws-sdk-autoscaling) and [`AwsMetrics`] over CloudWatch
+//! (aws-sdk-cloudwatch). Clients are built once per process.
+//!
+//! EC2 Auto Scaling has no field for a caller's cause, so each change also
+//! writes the decision's cause (its idempotency key) to a group tag,
+//! [`CAUSE_TAG`]; reading activities joins it back to the activity it caused.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+
+use aws_sdk_autoscaling::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_autoscaling::types::{LifecycleState, Tag};
+use jiff::{SignedDuration, Timestamp};
+
+use crate::decide::{Activity, Instance, Lifecycle, Observation};
+use crate::ports::{GroupPort, PortError};
+
+/// The group tag holding the last decision: `UNIX_SECONDS FROM TO CAUSE`.
+pub const CAUSE_TAG: &str = "autoscaler:last-decision";
+
+/// EC2 Auto Scaling through the SDK.
+#[derive(Debug, Clone)]
+pub struct AwsGroups {
+    client: aws_sdk_autoscaling::Client,
+}
+
+impl AwsGroups {
+    pub fn new(client: aws_sdk_autoscaling::Client) -> Self {
+        Self { client }
+    }
+}
+
+/// Maps an SDK error: validation is not retryable, a missing group is
+/// NotFound, everything else (throttling, network, 5xx) may succeed later.
+fn port_error<E, R>(operation: String, error: SdkError<E, R>) -> PortError
+where
+    E: ProvideErrorMetadata + Display + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let code = error.code().unwrap_or_default().to_string();
+    let message = error.message().unwrap_or_default().to_string();
+    let detail = if code.is_empty() && message.is_empty() {
+        aws_smithy_error_chain(&error)
+    } else {
+        format!("{code}: {message}")
+    };
+    let not_found = message.to_ascii_lowercase().contains("not found");
+    match error {
+        SdkError::ServiceError(_) if not_found => PortError::not_found(operation, detail),
+        SdkError::ServiceError(_) if code == "ValidationError" => {
+            PortError::invalid(operation, detail)
+        }
+        _ => PortError::unavailable(operation, detail),
+    }
+}
+
+fn aws_smithy_error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+fn timestamp(time: &aws_smithy_types::DateTime) -> Timestamp {
+    Timestamp::new(time.secs(), time.subsec_nanos() as i32).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn lifecycle(state: Option<&LifecycleState>) -> Lifecycle {
+    match state {
+        Some(
+            LifecycleState::Pending | LifecycleState::PendingWait | LifecycleState::PendingProceed,
+        ) => Lifecycle::Pending,
+        Some(LifecycleState::InService) => Lifecycle::InService,
+        // Leaving, in standby or otherwise out of service: not counted as capacity.
+        _ => Lifecycle::Terminating,
+    }
+}
+
+/// `... changing the desired capacity from 2 to 5.` in an activity's cause.
+fn desired_change(cause: &str) -> Option<(u32, u32)> {
+    let rest = cause.split("changing the desired capacity from ").nth(1)?;
+    let mut words = rest.split_whitespace();
+    let from = words.next()?.parse().ok()?;
+    let _to_word = words.next().filter(|w| *w == "to")?;
+    let to = words.next()?.trim_end_matches(['.', ',']).parse().ok()?;
+    Some((from, to))
+}
+
+/// The launch time of each instance, from "Launching a new EC2 instance: i-..." activities.
+fn launch_times(
+    activities: &[aws_sdk_autoscaling::types::Activity],
+) -> BTreeMap<String, Timestamp> {
+    activities
+        .iter()
+        .filter_map(|a| {
+            let id = a
+                .description()?
+                .strip_prefix("Launching a new EC2 instance: ")?;
+            Some((id.trim().to_string(), timestamp(a.start_time()?)))
+        })
+        .collect()
+}
+
+/// Parses the [`CAUSE_TAG`] value.
+fn parse_cause_tag(value: &str) -> Option<Activity> {
+    let mut parts = value.splitn(4, ' ');
+    let at = Timestamp::from_second(parts.next()?.parse().ok()?).ok()?;
+    let from = parts.next()?.parse().ok()?;
+    let to = parts.next()?.parse().ok()?;
+    Some(Activity {
+        start: at,
+        end: Some(at),
+        from,
+        to,
+        cause: parts.next()?.to_string(),
+    })
+}
+
+impl AwsGroups {
+    async fn raw_activities(
+        &self,
+        group: &str,
+    ) -> Result<Vec<aws_sdk_autoscaling::types::Activity>, PortError> {
+        let output = self
+            .client
+            .describe_scaling_activities()
+            .auto_scaling_group_name(group)
+            .max_records(100)
+            .send()
+            .await
+            .map_err(|e| port_error(format!("DescribeScalingActivities {group}"), e))?;
+        Ok(output.activities().to_vec())
+    }
+
+    async fn write_cause(
+        &self,
+        group: &str,
+        from: u32,
+        to: u32,
+        cause: &str,
+    ) -> Result<(), PortError> {
+        let now = Timestamp::now().as_second();
+        // Tag values hold at most 256 characters.
+        let value: String = format!("{now} {from} {to} {cause}")
+            .chars()
+            .take(256)
+            .collect();
+        let tag = Tag::builder()
+            .resource_id(group)
+            .resource_type("auto-scaling-group")
+            .key(CAUSE_TAG)
+            .value(value)
+            .propagate_at_launch(false)
+            .build();
+        self.client
+            .create_or_update_tags()
+            .tags(tag)
+            .send()
+            .await
+            .map_err(|e| port_error(format!("CreateOrUpdateTags {group}"), e))?;
+        Ok(())
+    }
+
+    async fn group(
+        &self,
+        group: &str,
+    ) -> Result<aws_sdk_autoscaling::types::AutoScalingGroup, PortError> {
+        let operation = format!("DescribeAutoScalingGroups {group}");
+        let output = self
+            .client
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(group)
+            .send()
+            .await
+            .map_err(|e| port_error(operation.clone(), e))?;
+        output
+            .auto_scaling_groups()
+            .iter()
+            .find(|g| g.auto_scaling_group_name() == Some(group))
+            .cloned()
+            .ok_or_else(|| PortError::not_found(operation, format!("no group named {group}")))
+    }
+}
+
+fn count(value: Option<i32>) -> u32 {
+    value.and_then(|v| u32::try_from(v).ok()).unwrap_or(0)
+}
+
+impl GroupPort for AwsGroups {
+    async fn describe(&self, group: &str) -> Result<Observation, PortError> {
+        let asg = self.group(group).await?;
+        let launched = launch_times(&self.raw_activities(group).await?);
+        let instances = asg
+            .instances()
+            .iter()
+            .filter_map(|i| {
+                let id = i.instance_id()?.to_string();
+                Some(Instance {
+                    // Older than the activity history: long since warmed up.
+                    launched_at: launched.get(&id).copied().unwrap_or(Timestamp::UNIX_EPOCH),
+                    lifecycle: lifecycle(i.lifecycle_state()),
+                    protected: i.protected_from_scale_in().unwrap_or(false),
+                    id,
+                })
+            })
+            .collect();
+        Ok(Observation {
+            min: count(asg.min_size()),
+            max: count(asg.max_size()),
+            desired: count(asg.desired_capacity()),
+            instances,
+        })
+    }
+
+    async fn activities(&self, group: &str, since: Timestamp) -> Result<Vec<Activity>, PortError> {
+        let asg = self.group(group).await?;
+        // One desired-capacity change launches or terminates several
+        // instances, each its own AWS activity with the same cause: one change.
+        let mut changes: BTreeMap<String, Activity> = BTreeMap::new();
+        for raw in self.raw_activities(group).await? {
+            let (Some(cause), Some(start)) = (raw.cause(), raw.start_time()) else {
+                continue;
+            };
+            let Some((from, to)) = desired_change(cause) else {
+                continue;
+            };
+            let start = timestamp(start);
+            let end = raw.end_time().map(timestamp);
+            changes
+                .entry(cause.to_string())
+                .and_modify(|a| {
+                    a.start = a.start.min(start);
+                    a.end = match (a.end, end) {
+                        (Some(x), Some(y)) => Some(x.max(y)),
+                        _ => None,
+                    };
+                })
+                .or_insert(Activity {
+                    start,
+                    end,
+                    from,
+                    to,
+                    cause: cause.to_string(),
+                });
+        }
+        let mut activities: Vec<Activity> = changes.into_values().collect();
+        // Join our cause to the change it made, or keep it as its own record.
+        let ours = asg
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(CAUSE_TAG))
+            .and_then(|t| parse_cause_tag(t.value()?));
+        if let Some(ours) = ours {
+            let window = ours.start - SignedDuration::from_secs(5)
+                ..=ours.start + SignedDuration::from_secs(60);
+            match activities
+                .iter_mut()
+                .filter(|a| a.from == ours.from && a.to == ours.to && window.contains(&a.start))
+                .min_by_key(|a| a.start)
+            {
+                Some(matching) => matching.cause = ours.cause,
+                None => activities.push(ours),
+            }
+        }
+        activities.retain(|a| a.start >= since);
+        activities.sort_by_key(|a| a.start);
+        Ok(activities)
+    }
+
+    async fn set_desired(&self, group: &str, desired: u32, cause: &str) -> Result<(), PortError> {
+        let asg = self.group(group).await?;
+        let (min, max, from) = (
+            count(asg.min_size()),
+            count(asg.max_size()),
+            count(asg.desired_capacity()),
+        );
+        let operation = format!("SetDesiredCapacity {group}");
+        // Checked here too: EC2 Auto Scaling refuses it, some emulators do not.
+        if !(min..=max).contains(&desired) {
+            return Err(PortError::invalid(
+                operation,
+                format!("desired {desired} is outside min..=max ({min}..={max})"),
+            ));
+        }
+        self.client
+            .set_desired_capacity()
+            .auto_scaling_group_name(group)
+            .desired_capacity(desired as i32)
+            .honor_cooldown(false)
+            .send()
+            .await
+            .map_err(|e| port_error(operation, e))?;
+        self.write_cause(group, from, desired, cause).await
+    }
+
+    async fn set_limits(
+        &self,
+        group: &str,
+        min: u32,
+        max: u32,
+        desired: u32,
+        cause: &str,
+    ) -> Result<(), PortError> {
+        let operation = format!("UpdateAutoScalingGroup {group}");
+        if min > max || !(min..=max).contains(&desired) {
+            return Err(PortError::invalid(
+                operation,
+                format!(
+                    "min {min}, max {max}, desired {desired}: desired must be within min..=max"
+                ),
+            ));
+        }
+        let from = count(self.group(group).await?.desired_capacity());
+        // One call: the three values change together or not at all.
+        self.client
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(group)
+            .min_size(min as i32)
+            .max_size(max as i32)
+            .desired_capacity(desired as i32)
+            .send()
+            .await
+            .map_err(|e| port_error(operation, e))?;
+        self.write_cause(group, from, desired, cause).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_desired_change_from_aws_causes() {
+        let cause = "At 2026-11-20T11:05:01Z a user request update of AutoScalingGroup constraints to min: 2, max: 10, desired: 5 changing the desired capacity from 2 to 5.  At 2026-11-20T11:05:10Z an instance was started in response to a difference between desired and actual capacity, increasing the capacity from 2 to 5.";
+        assert_eq!(desired_change(cause), Some((2, 5)));
+        assert_eq!(
+            desired_change(
+                "At ... an instance was taken out of service in response to an EC2 health check"
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn cause_tag_round_trip() {
+        let activity =
+            parse_cause_tag("1763636701 2 5 alarm web-cpu-high at 2026-11-20T11:05:00.218Z")
+                .expect("tag");
+        assert_eq!((activity.from, activity.to), (2, 5));
+        assert_eq!(
+            activity.cause,
+            "alarm web-cpu-high at 2026-11-20T11:05:00.218Z"
+        );
+        assert_eq!(activity.start.as_second(), 1_763_636_701);
+        assert!(parse_cause_tag("garbage").is_none());
+    }
+
+    #[test]
+    fn lifecycle_states() {
+        assert_eq!(
+            lifecycle(Some(&LifecycleState::PendingWait)),
+            Lifecycle::Pending
+        );
+        assert_eq!(
+            lifecycle(Some(&LifecycleState::InService)),
+            Lifecycle::InService
+        );
+        assert_eq!(
+            lifecycle(Some(&LifecycleState::Standby)),
+            Lifecycle::Terminating
+        );
+        assert_eq!(lifecycle(None), Lifecycle::Terminating);
+    }
+}

@@ -377,3 +377,273 @@ mod tests {
         assert_eq!(lifecycle(None), Lifecycle::Terminating);
     }
 }
+
+/// CloudWatch through the SDK (which speaks rpcv2Cbor).
+#[derive(Debug, Clone)]
+pub struct AwsMetrics {
+    client: aws_sdk_cloudwatch::Client,
+    /// `targetgroup/NAME/ID` for `request_count_per_target` (env `SCALER_TARGET_GROUP`).
+    target_group: Option<String>,
+}
+
+/// The period of the datapoints read (CloudWatch's detailed monitoring).
+const PERIOD_S: i32 = 60;
+/// GetMetricData takes at most 500 queries per call.
+const QUERIES_PER_CALL: usize = 500;
+
+impl AwsMetrics {
+    pub fn new(client: aws_sdk_cloudwatch::Client, target_group: Option<String>) -> Self {
+        Self {
+            client,
+            target_group,
+        }
+    }
+
+    /// Runs `queries` (id, metric, stat) over the window; datapoints by id.
+    async fn metric_data(
+        &self,
+        queries: Vec<(String, aws_sdk_cloudwatch::types::Metric, String)>,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<BTreeMap<String, Vec<crate::decide::Datapoint>>, PortError> {
+        use aws_sdk_cloudwatch::types::{MetricDataQuery, MetricStat};
+        let mut results: BTreeMap<String, Vec<crate::decide::Datapoint>> = BTreeMap::new();
+        for chunk in queries.chunks(QUERIES_PER_CALL) {
+            let mut request = self
+                .client
+                .get_metric_data()
+                .start_time(aws_smithy_types::DateTime::from_secs(since.as_second()))
+                .end_time(aws_smithy_types::DateTime::from_secs(until.as_second()));
+            for (id, metric, stat) in chunk {
+                request = request.metric_data_queries(
+                    MetricDataQuery::builder()
+                        .id(id)
+                        .metric_stat(
+                            MetricStat::builder()
+                                .metric(metric.clone())
+                                .period(PERIOD_S)
+                                .stat(stat)
+                                .build(),
+                        )
+                        .return_data(true)
+                        .build(),
+                );
+            }
+            let mut token: Option<String> = None;
+            loop {
+                let output = request
+                    .clone()
+                    .set_next_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| port_error("GetMetricData".to_string(), e))?;
+                for result in output.metric_data_results() {
+                    let Some(id) = result.id() else { continue };
+                    let points = results.entry(id.to_string()).or_default();
+                    for (time, value) in result.timestamps().iter().zip(result.values()) {
+                        points.push(crate::decide::Datapoint {
+                            at: timestamp(time),
+                            value: *value,
+                        });
+                    }
+                }
+                token = output.next_token().map(str::to_string);
+                if token.is_none() {
+                    break;
+                }
+            }
+        }
+        for points in results.values_mut() {
+            points.sort_by_key(|d| d.at);
+        }
+        Ok(results)
+    }
+}
+
+fn cw_metric(
+    namespace: &str,
+    name: &str,
+    dimensions: &[(&str, &str)],
+) -> aws_sdk_cloudwatch::types::Metric {
+    use aws_sdk_cloudwatch::types::{Dimension, Metric};
+    let mut metric = Metric::builder().namespace(namespace).metric_name(name);
+    for (key, value) in dimensions {
+        metric = metric.dimensions(Dimension::builder().name(*key).value(*value).build());
+    }
+    metric.build()
+}
+
+impl crate::ports::MetricsPort for AwsMetrics {
+    async fn history(
+        &self,
+        group: &crate::policy::GroupPolicy,
+        instances: &[String],
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<crate::decide::MetricHistory, PortError> {
+        use crate::policy::{PredefinedMetric, TrackedMetric};
+        let mut history = crate::decide::MetricHistory::default();
+        for policy in &group.target_tracking {
+            let key = crate::tracking::metric_key(&policy.metric);
+            let per_instance = match &policy.metric {
+                TrackedMetric::Predefined(PredefinedMetric::Cpu) => {
+                    let queries = instances
+                        .iter()
+                        .enumerate()
+                        .map(|(i, id)| {
+                            (
+                                format!("m{i}"),
+                                cw_metric("AWS/EC2", "CPUUtilization", &[("InstanceId", id)]),
+                                "Average".to_string(),
+                            )
+                        })
+                        .collect();
+                    let data = self.metric_data(queries, since, until).await?;
+                    instances
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, id)| {
+                            Some((id.clone(), data.get(&format!("m{i}"))?.clone()))
+                        })
+                        .collect()
+                }
+                TrackedMetric::Predefined(PredefinedMetric::RequestCountPerTarget) => {
+                    let target_group = self.target_group.as_deref().ok_or_else(|| {
+                        PortError::invalid(
+                            "GetMetricData RequestCountPerTarget",
+                            "request_count_per_target needs SCALER_TARGET_GROUP (targetgroup/NAME/ID)",
+                        )
+                    })?;
+                    let metric = cw_metric(
+                        "AWS/ApplicationELB",
+                        "RequestCountPerTarget",
+                        &[("TargetGroup", target_group)],
+                    );
+                    let data = self
+                        .metric_data(vec![("r0".into(), metric, "Sum".into())], since, until)
+                        .await?;
+                    // Already a per-target figure: every instance gets the group's value.
+                    let points = data.get("r0").cloned().unwrap_or_default();
+                    instances
+                        .iter()
+                        .map(|id| (id.clone(), points.clone()))
+                        .collect()
+                }
+                TrackedMetric::Custom(spec) => {
+                    let queries = instances
+                        .iter()
+                        .enumerate()
+                        .map(|(i, id)| {
+                            let mut dims: Vec<(&str, &str)> = spec
+                                .dimensions
+                                .iter()
+                                .map(|(k, v)| (k.as_str(), v.as_str()))
+                                .collect();
+                            dims.push(("InstanceId", id));
+                            (
+                                format!("c{i}"),
+                                cw_metric(&spec.namespace, &spec.name, &dims),
+                                spec.stat.clone(),
+                            )
+                        })
+                        .collect();
+                    let data = self.metric_data(queries, since, until).await?;
+                    instances
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, id)| {
+                            Some((id.clone(), data.get(&format!("c{i}"))?.clone()))
+                        })
+                        .collect()
+                }
+            };
+            history.metrics.insert(key, per_instance);
+        }
+        Ok(history)
+    }
+
+    async fn latest(
+        &self,
+        metric: &crate::policy::MetricSpec,
+        until: Timestamp,
+    ) -> Result<Option<f64>, PortError> {
+        let dims: Vec<(&str, &str)> = metric
+            .dimensions
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let query = cw_metric(&metric.namespace, &metric.name, &dims);
+        let since = until - SignedDuration::from_mins(15);
+        let data = self
+            .metric_data(
+                vec![("l0".into(), query, metric.stat.clone())],
+                since,
+                until,
+            )
+            .await?;
+        Ok(data
+            .get("l0")
+            .and_then(|points| points.last())
+            .map(|d| d.value))
+    }
+
+    async fn alarm_states(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<crate::decide::AlarmStatus>, PortError> {
+        use aws_sdk_cloudwatch::types::StateValue;
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let output = self
+            .client
+            .describe_alarms()
+            .set_alarm_names(Some(names.to_vec()))
+            .send()
+            .await
+            .map_err(|e| port_error("DescribeAlarms".to_string(), e))?;
+        let mut states = Vec::new();
+        for alarm in output.metric_alarms() {
+            let (Some(name), Some(state)) = (alarm.alarm_name(), alarm.state_value()) else {
+                continue;
+            };
+            let state = match state {
+                StateValue::Alarm => crate::decide::AlarmState::Alarm,
+                StateValue::Ok => crate::decide::AlarmState::Ok,
+                StateValue::InsufficientData => crate::decide::AlarmState::InsufficientData,
+                _ => continue,
+            };
+            let since = alarm
+                .state_transitioned_timestamp()
+                .or(alarm.state_updated_timestamp())
+                .map(timestamp)
+                .unwrap_or(Timestamp::UNIX_EPOCH);
+            states.push(crate::decide::AlarmStatus {
+                name: name.to_string(),
+                state,
+                state_since: since,
+                value: alarm.state_reason_data().and_then(newest_reason_datapoint),
+            });
+        }
+        Ok(states)
+    }
+}
+
+/// The newest datapoint in an alarm's `StateReasonData` JSON.
+fn newest_reason_datapoint(json: &str) -> Option<f64> {
+    let data: serde_json::Value = serde_json::from_str(json).ok()?;
+    let evaluated = data.get("evaluatedDatapoints").and_then(|v| v.as_array());
+    let newest = evaluated.and_then(|points| {
+        points
+            .iter()
+            .filter_map(|p| {
+                Some((
+                    p.get("timestamp")?.as_str()?.to_string(),
+                    p.get("value")?.as_f64()?,
+                ))
+            })
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, v)| v)
+    });
+    newest.or_else(|| data.get("recentDatapoints")?.as_array()?.last()?.as_f64())
+}

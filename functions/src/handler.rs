@@ -59,6 +59,30 @@ pub struct Handler<G, M> {
     pub metrics: M,
     /// Decide and log, never act (env `SCALER_DRY_RUN=1`).
     pub dry_run: bool,
+    /// Which triggers this function takes; others are ignored with a reason.
+    pub accepts: Accepts,
+}
+
+/// The triggers one function binary takes (one decision path per function,
+/// so reserved concurrency 1 keeps two decisions from racing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepts {
+    All,
+    Alarms,
+    Schedules,
+    Ticks,
+}
+
+impl Accepts {
+    fn takes(self, trigger: &Trigger) -> bool {
+        matches!(
+            (self, trigger),
+            (Self::All, _)
+                | (Self::Alarms, Trigger::Alarm(_))
+                | (Self::Schedules, Trigger::Scheduled { .. })
+                | (Self::Ticks, Trigger::Tick { .. })
+        )
+    }
 }
 
 impl<G: GroupPort + Sync, M: MetricsPort + Sync> Handler<G, M> {
@@ -86,6 +110,14 @@ impl<G: GroupPort + Sync, M: MetricsPort + Sync> Handler<G, M> {
                 return Ok(Outcome::Ignored { reason });
             }
         };
+        if !self.accepts.takes(&trigger) {
+            let reason = format!(
+                "this function takes {:?} triggers, not this one",
+                self.accepts
+            );
+            tracing::info!(%reason, "ignored event");
+            return Ok(Outcome::Ignored { reason });
+        }
         let Some(group) = self.policy.group(&group_name) else {
             // Route only names groups of this policy; kept total all the same.
             return Ok(Outcome::Ignored {

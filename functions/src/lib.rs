@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod decide;
 pub mod handler;
+pub mod lambda;
 pub mod memory;
 pub mod policy;
 pub mod ports;

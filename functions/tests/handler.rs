@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use functions::decide::{
     Action, AlarmState, AlarmStatus, Datapoint, Instance, Lifecycle, Observation,
 };
-use functions::handler::{Handler, HandlerError, Outcome};
+use functions::handler::{Accepts, Handler, HandlerError, Outcome};
 use functions::memory::MemoryCloud;
 use functions::policy::Policy;
 use functions::ports::{GroupPort, PortErrorKind};
@@ -55,6 +55,7 @@ fn handler(dry_run: bool) -> Handler<MemoryCloud, MemoryCloud> {
         group,
         metrics,
         dry_run,
+        accepts: Accepts::All,
     }
 }
 
@@ -240,6 +241,7 @@ async fn a_missing_group_is_a_port_error_naming_the_call() {
         group: MemoryCloud::new(at("2026-11-20T11:05:01Z")),
         metrics: MemoryCloud::new(at("2026-11-20T11:05:01Z")),
         dry_run: false,
+        accepts: Accepts::All,
     };
     let error = empty
         .handle(
@@ -259,4 +261,22 @@ async fn a_missing_group_is_a_port_error_naming_the_call() {
         other => panic!("{other:?}"),
     }
     assert!(!error.retryable());
+}
+
+#[tokio::test]
+async fn a_function_ignores_triggers_of_other_paths() {
+    let mut handler = handler(false);
+    handler.accepts = Accepts::Ticks;
+    let outcome = handler
+        .handle(
+            &event("alarm-eventbridge-cpu-high.json"),
+            at("2026-11-20T11:05:01Z"),
+        )
+        .await
+        .expect("handled");
+    match outcome {
+        Outcome::Ignored { reason } => assert!(reason.contains("takes Ticks triggers"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(handler.group.group("web").expect("web").desired, 2);
 }

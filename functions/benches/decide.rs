@@ -40,8 +40,7 @@ fn main() {
     let check = std::env::args().any(|a| a == "--check");
     let policy = Policy::load(&root("../policies/two-tier.toml")).expect("policy");
     let web = policy.group("web").expect("web");
-    let state_text =
-        std::fs::read_to_string(root("tests/fixtures/state/web-two-busy.json")).expect("state");
+    let state_text = std::fs::read_to_string(root("tests/fixtures/state/web-two-busy.json")).expect("state");
     let state = State::parse("state", &state_text).expect("state");
     let mut missed = false;
     println!("decide() per trigger (mean over ~1 s each), vs parsing the event JSON");
@@ -51,19 +50,14 @@ fn main() {
             "alarm-eventbridge-cpu-high.json",
             "2026-11-20T11:05:01Z",
         ),
-        (
-            "schedule",
-            "schedule-lunch-scale-out.json",
-            "2026-11-20T03:00:01Z",
-        ),
+        ("schedule", "schedule-lunch-scale-out.json", "2026-11-20T03:00:01Z"),
         (
             "tick (target tracking + alarm re-check)",
             "schedule-tick-target-tracking.json",
             "2026-11-20T11:07:00Z",
         ),
     ] {
-        let text =
-            std::fs::read_to_string(root(&format!("tests/fixtures/events/{file}"))).expect("event");
+        let text = std::fs::read_to_string(root(&format!("tests/fixtures/events/{file}"))).expect("event");
         let now: Timestamp = now.parse().expect("now");
         let trigger: Trigger = match parse_str(&text).expect("parse") {
             Parsed::Event(event) => match event.route(&policy, &state.alarms) {

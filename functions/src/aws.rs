@@ -48,9 +48,7 @@ where
     let not_found = message.to_ascii_lowercase().contains("not found");
     match error {
         SdkError::ServiceError(_) if not_found => PortError::not_found(operation, detail),
-        SdkError::ServiceError(_) if code == "ValidationError" => {
-            PortError::invalid(operation, detail)
-        }
+        SdkError::ServiceError(_) if code == "ValidationError" => PortError::invalid(operation, detail),
         _ => PortError::unavailable(operation, detail),
     }
 }
@@ -72,9 +70,9 @@ fn timestamp(time: &aws_smithy_types::DateTime) -> Timestamp {
 
 fn lifecycle(state: Option<&LifecycleState>) -> Lifecycle {
     match state {
-        Some(
-            LifecycleState::Pending | LifecycleState::PendingWait | LifecycleState::PendingProceed,
-        ) => Lifecycle::Pending,
+        Some(LifecycleState::Pending | LifecycleState::PendingWait | LifecycleState::PendingProceed) => {
+            Lifecycle::Pending
+        }
         Some(LifecycleState::InService) => Lifecycle::InService,
         // Leaving, in standby or otherwise out of service: not counted as capacity.
         _ => Lifecycle::Terminating,
@@ -92,15 +90,11 @@ fn desired_change(cause: &str) -> Option<(u32, u32)> {
 }
 
 /// The launch time of each instance, from "Launching a new EC2 instance: i-..." activities.
-fn launch_times(
-    activities: &[aws_sdk_autoscaling::types::Activity],
-) -> BTreeMap<String, Timestamp> {
+fn launch_times(activities: &[aws_sdk_autoscaling::types::Activity]) -> BTreeMap<String, Timestamp> {
     activities
         .iter()
         .filter_map(|a| {
-            let id = a
-                .description()?
-                .strip_prefix("Launching a new EC2 instance: ")?;
+            let id = a.description()?.strip_prefix("Launching a new EC2 instance: ")?;
             Some((id.trim().to_string(), timestamp(a.start_time()?)))
         })
         .collect()
@@ -122,10 +116,7 @@ fn parse_cause_tag(value: &str) -> Option<Activity> {
 }
 
 impl AwsGroups {
-    async fn raw_activities(
-        &self,
-        group: &str,
-    ) -> Result<Vec<aws_sdk_autoscaling::types::Activity>, PortError> {
+    async fn raw_activities(&self, group: &str) -> Result<Vec<aws_sdk_autoscaling::types::Activity>, PortError> {
         let output = self
             .client
             .describe_scaling_activities()
@@ -137,19 +128,10 @@ impl AwsGroups {
         Ok(output.activities().to_vec())
     }
 
-    async fn write_cause(
-        &self,
-        group: &str,
-        from: u32,
-        to: u32,
-        cause: &str,
-    ) -> Result<(), PortError> {
+    async fn write_cause(&self, group: &str, from: u32, to: u32, cause: &str) -> Result<(), PortError> {
         let now = Timestamp::now().as_second();
         // Tag values hold at most 256 characters.
-        let value: String = format!("{now} {from} {to} {cause}")
-            .chars()
-            .take(256)
-            .collect();
+        let value: String = format!("{now} {from} {to} {cause}").chars().take(256).collect();
         let tag = Tag::builder()
             .resource_id(group)
             .resource_type("auto-scaling-group")
@@ -166,10 +148,7 @@ impl AwsGroups {
         Ok(())
     }
 
-    async fn group(
-        &self,
-        group: &str,
-    ) -> Result<aws_sdk_autoscaling::types::AutoScalingGroup, PortError> {
+    async fn group(&self, group: &str) -> Result<aws_sdk_autoscaling::types::AutoScalingGroup, PortError> {
         let operation = format!("DescribeAutoScalingGroups {group}");
         let output = self
             .client
@@ -256,8 +235,7 @@ impl GroupPort for AwsGroups {
             .find(|t| t.key() == Some(CAUSE_TAG))
             .and_then(|t| parse_cause_tag(t.value()?));
         if let Some(ours) = ours {
-            let window = ours.start - SignedDuration::from_secs(5)
-                ..=ours.start + SignedDuration::from_secs(60);
+            let window = ours.start - SignedDuration::from_secs(5)..=ours.start + SignedDuration::from_secs(60);
             match activities
                 .iter_mut()
                 .filter(|a| a.from == ours.from && a.to == ours.to && window.contains(&a.start))
@@ -298,21 +276,12 @@ impl GroupPort for AwsGroups {
         self.write_cause(group, from, desired, cause).await
     }
 
-    async fn set_limits(
-        &self,
-        group: &str,
-        min: u32,
-        max: u32,
-        desired: u32,
-        cause: &str,
-    ) -> Result<(), PortError> {
+    async fn set_limits(&self, group: &str, min: u32, max: u32, desired: u32, cause: &str) -> Result<(), PortError> {
         let operation = format!("UpdateAutoScalingGroup {group}");
         if min > max || !(min..=max).contains(&desired) {
             return Err(PortError::invalid(
                 operation,
-                format!(
-                    "min {min}, max {max}, desired {desired}: desired must be within min..=max"
-                ),
+                format!("min {min}, max {max}, desired {desired}: desired must be within min..=max"),
             ));
         }
         let from = count(self.group(group).await?.desired_capacity());
@@ -339,41 +308,25 @@ mod tests {
         let cause = "At 2026-11-20T11:05:01Z a user request update of AutoScalingGroup constraints to min: 2, max: 10, desired: 5 changing the desired capacity from 2 to 5.  At 2026-11-20T11:05:10Z an instance was started in response to a difference between desired and actual capacity, increasing the capacity from 2 to 5.";
         assert_eq!(desired_change(cause), Some((2, 5)));
         assert_eq!(
-            desired_change(
-                "At ... an instance was taken out of service in response to an EC2 health check"
-            ),
+            desired_change("At ... an instance was taken out of service in response to an EC2 health check"),
             None
         );
     }
 
     #[test]
     fn cause_tag_round_trip() {
-        let activity =
-            parse_cause_tag("1763636701 2 5 alarm web-cpu-high at 2026-11-20T11:05:00.218Z")
-                .expect("tag");
+        let activity = parse_cause_tag("1763636701 2 5 alarm web-cpu-high at 2026-11-20T11:05:00.218Z").expect("tag");
         assert_eq!((activity.from, activity.to), (2, 5));
-        assert_eq!(
-            activity.cause,
-            "alarm web-cpu-high at 2026-11-20T11:05:00.218Z"
-        );
+        assert_eq!(activity.cause, "alarm web-cpu-high at 2026-11-20T11:05:00.218Z");
         assert_eq!(activity.start.as_second(), 1_763_636_701);
         assert!(parse_cause_tag("garbage").is_none());
     }
 
     #[test]
     fn lifecycle_states() {
-        assert_eq!(
-            lifecycle(Some(&LifecycleState::PendingWait)),
-            Lifecycle::Pending
-        );
-        assert_eq!(
-            lifecycle(Some(&LifecycleState::InService)),
-            Lifecycle::InService
-        );
-        assert_eq!(
-            lifecycle(Some(&LifecycleState::Standby)),
-            Lifecycle::Terminating
-        );
+        assert_eq!(lifecycle(Some(&LifecycleState::PendingWait)), Lifecycle::Pending);
+        assert_eq!(lifecycle(Some(&LifecycleState::InService)), Lifecycle::InService);
+        assert_eq!(lifecycle(Some(&LifecycleState::Standby)), Lifecycle::Terminating);
         assert_eq!(lifecycle(None), Lifecycle::Terminating);
     }
 }
@@ -393,10 +346,7 @@ const QUERIES_PER_CALL: usize = 500;
 
 impl AwsMetrics {
     pub fn new(client: aws_sdk_cloudwatch::Client, target_group: Option<String>) -> Self {
-        Self {
-            client,
-            target_group,
-        }
+        Self { client, target_group }
     }
 
     /// Runs `queries` (id, metric, stat) over the window; datapoints by id.
@@ -460,11 +410,7 @@ impl AwsMetrics {
     }
 }
 
-fn cw_metric(
-    namespace: &str,
-    name: &str,
-    dimensions: &[(&str, &str)],
-) -> aws_sdk_cloudwatch::types::Metric {
+fn cw_metric(namespace: &str, name: &str, dimensions: &[(&str, &str)]) -> aws_sdk_cloudwatch::types::Metric {
     use aws_sdk_cloudwatch::types::{Dimension, Metric};
     let mut metric = Metric::builder().namespace(namespace).metric_name(name);
     for (key, value) in dimensions {
@@ -502,9 +448,7 @@ impl crate::ports::MetricsPort for AwsMetrics {
                     instances
                         .iter()
                         .enumerate()
-                        .filter_map(|(i, id)| {
-                            Some((id.clone(), data.get(&format!("m{i}"))?.clone()))
-                        })
+                        .filter_map(|(i, id)| Some((id.clone(), data.get(&format!("m{i}"))?.clone())))
                         .collect()
                 }
                 TrackedMetric::Predefined(PredefinedMetric::RequestCountPerTarget) => {
@@ -524,21 +468,15 @@ impl crate::ports::MetricsPort for AwsMetrics {
                         .await?;
                     // Already a per-target figure: every instance gets the group's value.
                     let points = data.get("r0").cloned().unwrap_or_default();
-                    instances
-                        .iter()
-                        .map(|id| (id.clone(), points.clone()))
-                        .collect()
+                    instances.iter().map(|id| (id.clone(), points.clone())).collect()
                 }
                 TrackedMetric::Custom(spec) => {
                     let queries = instances
                         .iter()
                         .enumerate()
                         .map(|(i, id)| {
-                            let mut dims: Vec<(&str, &str)> = spec
-                                .dimensions
-                                .iter()
-                                .map(|(k, v)| (k.as_str(), v.as_str()))
-                                .collect();
+                            let mut dims: Vec<(&str, &str)> =
+                                spec.dimensions.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                             dims.push(("InstanceId", id));
                             (
                                 format!("c{i}"),
@@ -551,9 +489,7 @@ impl crate::ports::MetricsPort for AwsMetrics {
                     instances
                         .iter()
                         .enumerate()
-                        .filter_map(|(i, id)| {
-                            Some((id.clone(), data.get(&format!("c{i}"))?.clone()))
-                        })
+                        .filter_map(|(i, id)| Some((id.clone(), data.get(&format!("c{i}"))?.clone())))
                         .collect()
                 }
             };
@@ -562,11 +498,7 @@ impl crate::ports::MetricsPort for AwsMetrics {
         Ok(history)
     }
 
-    async fn latest(
-        &self,
-        metric: &crate::policy::MetricSpec,
-        until: Timestamp,
-    ) -> Result<Option<f64>, PortError> {
+    async fn latest(&self, metric: &crate::policy::MetricSpec, until: Timestamp) -> Result<Option<f64>, PortError> {
         let dims: Vec<(&str, &str)> = metric
             .dimensions
             .iter()
@@ -575,22 +507,12 @@ impl crate::ports::MetricsPort for AwsMetrics {
         let query = cw_metric(&metric.namespace, &metric.name, &dims);
         let since = until - SignedDuration::from_mins(15);
         let data = self
-            .metric_data(
-                vec![("l0".into(), query, metric.stat.clone())],
-                since,
-                until,
-            )
+            .metric_data(vec![("l0".into(), query, metric.stat.clone())], since, until)
             .await?;
-        Ok(data
-            .get("l0")
-            .and_then(|points| points.last())
-            .map(|d| d.value))
+        Ok(data.get("l0").and_then(|points| points.last()).map(|d| d.value))
     }
 
-    async fn alarm_states(
-        &self,
-        names: &[String],
-    ) -> Result<Vec<crate::decide::AlarmStatus>, PortError> {
+    async fn alarm_states(&self, names: &[String]) -> Result<Vec<crate::decide::AlarmStatus>, PortError> {
         use aws_sdk_cloudwatch::types::StateValue;
         if names.is_empty() {
             return Ok(Vec::new());
@@ -636,14 +558,84 @@ fn newest_reason_datapoint(json: &str) -> Option<f64> {
     let newest = evaluated.and_then(|points| {
         points
             .iter()
-            .filter_map(|p| {
-                Some((
-                    p.get("timestamp")?.as_str()?.to_string(),
-                    p.get("value")?.as_f64()?,
-                ))
-            })
+            .filter_map(|p| Some((p.get("timestamp")?.as_str()?.to_string(), p.get("value")?.as_f64()?)))
             .max_by(|a, b| a.0.cmp(&b.0))
             .map(|(_, v)| v)
     });
     newest.or_else(|| data.get("recentDatapoints")?.as_array()?.last()?.as_f64())
+}
+
+/// Both AWS adapters, with their clients built once per process by a
+/// start-up task that does not hold up the runtime: the first invocation is
+/// taken at once, and only a call that needs AWS waits for the clients
+/// (loading the configuration and the TLS roots takes a few milliseconds).
+#[derive(Debug, Clone)]
+pub struct LazyAws {
+    cell: std::sync::Arc<tokio::sync::OnceCell<(AwsGroups, AwsMetrics)>>,
+    target_group: Option<String>,
+}
+
+impl LazyAws {
+    /// Starts building the clients in the background (needs a Tokio runtime).
+    pub fn start(target_group: Option<String>) -> Self {
+        let lazy = Self {
+            cell: std::sync::Arc::new(tokio::sync::OnceCell::new()),
+            target_group,
+        };
+        let background = lazy.clone();
+        tokio::spawn(async move {
+            background.clients().await;
+        });
+        lazy
+    }
+
+    async fn clients(&self) -> &(AwsGroups, AwsMetrics) {
+        self.cell
+            .get_or_init(|| async {
+                let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                (
+                    AwsGroups::new(aws_sdk_autoscaling::Client::new(&config)),
+                    AwsMetrics::new(aws_sdk_cloudwatch::Client::new(&config), self.target_group.clone()),
+                )
+            })
+            .await
+    }
+}
+
+impl GroupPort for LazyAws {
+    async fn describe(&self, group: &str) -> Result<Observation, PortError> {
+        self.clients().await.0.describe(group).await
+    }
+
+    async fn activities(&self, group: &str, since: Timestamp) -> Result<Vec<Activity>, PortError> {
+        self.clients().await.0.activities(group, since).await
+    }
+
+    async fn set_desired(&self, group: &str, desired: u32, cause: &str) -> Result<(), PortError> {
+        self.clients().await.0.set_desired(group, desired, cause).await
+    }
+
+    async fn set_limits(&self, group: &str, min: u32, max: u32, desired: u32, cause: &str) -> Result<(), PortError> {
+        self.clients().await.0.set_limits(group, min, max, desired, cause).await
+    }
+}
+
+impl crate::ports::MetricsPort for LazyAws {
+    async fn history(
+        &self,
+        group: &crate::policy::GroupPolicy,
+        instances: &[String],
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<crate::decide::MetricHistory, PortError> {
+        self.clients().await.1.history(group, instances, since, until).await
+    }
+
+    async fn latest(&self, metric: &crate::policy::MetricSpec, until: Timestamp) -> Result<Option<f64>, PortError> {
+        self.clients().await.1.latest(metric, until).await
+    }
+
+    async fn alarm_states(&self, names: &[String]) -> Result<Vec<crate::decide::AlarmStatus>, PortError> {
+        self.clients().await.1.alarm_states(names).await
+    }
 }

@@ -158,18 +158,9 @@ pub fn decide(
     now: Timestamp,
 ) -> Decision {
     let mut decision = match trigger {
-        Trigger::Alarm(alarm) => decide_alarm(
-            group,
-            observed,
-            activities,
-            alarm,
-            Delivery::StateChange,
-            now,
-        ),
+        Trigger::Alarm(alarm) => decide_alarm(group, observed, activities, alarm, Delivery::StateChange, now),
         Trigger::Scheduled { name, at } => decide_schedule(group, observed, name, *at),
-        Trigger::Tick { at, alarms } => {
-            decide_tick(group, observed, metrics, activities, alarms, *at, now)
-        }
+        Trigger::Tick { at, alarms } => decide_tick(group, observed, metrics, activities, alarms, *at, now),
     };
     explain_protection(observed, &mut decision);
     decision
@@ -233,9 +224,7 @@ fn decide_tick(
     let mut proposals: Vec<Decision> = group
         .target_tracking
         .iter()
-        .map(|policy| {
-            crate::tracking::decide(group, policy, observed, metrics, activities, at, now)
-        })
+        .map(|policy| crate::tracking::decide(group, policy, observed, metrics, activities, at, now))
         .collect();
     proposals.extend(
         alarms
@@ -246,10 +235,7 @@ fn decide_tick(
     if proposals.is_empty() {
         return Decision::hold(
             current,
-            format!(
-                "group {} has no target tracking and no alarm in ALARM",
-                group.name
-            ),
+            format!("group {} has no target tracking and no alarm in ALARM", group.name),
             vec![],
         );
     }
@@ -264,9 +250,7 @@ fn decide_tick(
     if let Some(winner) = out {
         let mut decision = winner.clone();
         if proposals.len() > 1 {
-            decision
-                .rules
-                .push(format!("largest of {} proposals", proposals.len()));
+            decision.rules.push(format!("largest of {} proposals", proposals.len()));
         }
         return decision;
     }
@@ -274,23 +258,16 @@ fn decide_tick(
     if let Some(holder) = proposals.iter().find(|d| target(d) >= current) {
         let mut rules = holder.rules.clone();
         if proposals.len() > 1 {
-            rules.push(format!(
-                "scale-in needs all {} proposals to agree",
-                proposals.len()
-            ));
+            rules.push(format!("scale-in needs all {} proposals to agree", proposals.len()));
         }
         return Decision::hold(current, holder.reason.clone(), rules);
     }
-    let winner = proposals
-        .iter()
-        .max_by_key(|d| target(d))
-        .expect("non-empty");
+    let winner = proposals.iter().max_by_key(|d| target(d)).expect("non-empty");
     let mut decision = winner.clone();
     if proposals.len() > 1 {
-        decision.rules.push(format!(
-            "all {} proposals scale in; the largest wins",
-            proposals.len()
-        ));
+        decision
+            .rules
+            .push(format!("all {} proposals scale in; the largest wins", proposals.len()));
     }
     decision
 }
@@ -298,20 +275,12 @@ fn decide_tick(
 /// A scheduled action sets min, max and desired as written; desired that the
 /// action leaves out is kept, moved inside the new range if it falls outside
 /// (as EC2 Auto Scaling does). Absolute values make a repeat harmless.
-fn decide_schedule(
-    group: &GroupPolicy,
-    observed: &Observation,
-    name: &str,
-    at: Timestamp,
-) -> Decision {
+fn decide_schedule(group: &GroupPolicy, observed: &Observation, name: &str, at: Timestamp) -> Decision {
     let current = observed.desired;
     let Some(schedule) = group.schedules.iter().find(|s| s.name == name) else {
         return Decision::hold(
             current,
-            format!(
-                "no scheduled action of group {} is named {name}",
-                group.name
-            ),
+            format!("no scheduled action of group {} is named {name}", group.name),
             vec![],
         );
     };
@@ -342,11 +311,7 @@ fn decide_schedule(
         rules.push(format!("desired moved to the new {bound} {desired}"));
     }
     if (min, max, desired) == (observed.min, observed.max, current) {
-        return Decision::hold(
-            current,
-            format!("schedule {name}: already in effect"),
-            rules,
-        );
+        return Decision::hold(current, format!("schedule {name}: already in effect"), rules);
     }
     Decision {
         action: Action::SetLimits { min, max, desired },
@@ -428,11 +393,7 @@ fn decide_alarm(
         if let Some(until) = cooling_until(activities, cooldown, |a| a.to > a.from)
             && until > now
         {
-            return Decision::hold(
-                desired,
-                format!("held: scale-out cooldown until {until}"),
-                rules,
-            );
+            return Decision::hold(desired, format!("held: scale-out cooldown until {until}"), rules);
         }
     } else {
         // No scale-in while a scale-out is still warming up: its capacity is not yet measured.
@@ -446,11 +407,7 @@ fn decide_alarm(
         if let Some(until) = cooling_until(activities, cooldown, |_| true)
             && until > now
         {
-            return Decision::hold(
-                desired,
-                format!("held: scale-in cooldown until {until}"),
-                rules,
-            );
+            return Decision::hold(desired, format!("held: scale-in cooldown until {until}"), rules);
         }
     }
 
@@ -458,9 +415,7 @@ fn decide_alarm(
     // breaches in the same step then lead to one scaling activity.
     let base = if scale_out && warming > 0 {
         let base = desired.saturating_sub(warming);
-        rules.push(format!(
-            "{warming} warming instance(s) not counted: base {base}"
-        ));
+        rules.push(format!("{warming} warming instance(s) not counted: base {base}"));
         base
     } else {
         desired
@@ -511,11 +466,7 @@ fn step_rule(policy: &AlarmPolicy, step: &Step, value: f64) -> String {
         AdjustmentType::ExactCapacity => format!("={}", step.change),
         AdjustmentType::PercentChangeInCapacity => format!("{:+}%", step.change),
     };
-    let (t, name, op) = (
-        policy.threshold,
-        &policy.metric.name,
-        policy.comparison.symbol(),
-    );
+    let (t, name, op) = (policy.threshold, &policy.metric.name, policy.comparison.symbol());
     let range = match (step.lower, step.upper) {
         (Some(l), Some(u)) => format!("{}..{}", t + l, t + u),
         (Some(l), None) => format!(">= {}", t + l),
@@ -543,17 +494,12 @@ fn adjusted(policy: &AlarmPolicy, step: &Step, base: u32, rules: &mut Vec<String
             } else {
                 raw.ceil() as i64
             };
-            rules.push(format!(
-                "{}% of {base} = {raw:.2}, rounded to {delta:+}",
-                step.change
-            ));
+            rules.push(format!("{}% of {base} = {raw:.2}, rounded to {delta:+}", step.change));
             if let Some(magnitude) = policy.min_adjustment_magnitude {
                 let magnitude = i64::from(magnitude);
                 if delta != 0 && delta.abs() < magnitude {
                     delta = delta.signum() * magnitude;
-                    rules.push(format!(
-                        "raised to the minimum adjustment magnitude {delta:+}"
-                    ));
+                    rules.push(format!("raised to the minimum adjustment magnitude {delta:+}"));
                 }
             }
             base + delta
@@ -576,20 +522,13 @@ pub(crate) fn warming_instances(observed: &Observation, warmup: Duration, now: T
 
 /// End of the cooldown after the newest activity matching `kind` (a running
 /// activity counts from its start: it is not finished, so it still cools).
-fn cooling_until(
-    activities: &[Activity],
-    cooldown: Duration,
-    kind: impl Fn(&Activity) -> bool,
-) -> Option<Timestamp> {
+fn cooling_until(activities: &[Activity], cooldown: Duration, kind: impl Fn(&Activity) -> bool) -> Option<Timestamp> {
     activities
         .iter()
         .filter(|a| a.to != a.from && kind(a))
         .map(|a| a.end.unwrap_or(a.start).max(a.start))
         .max()
-        .and_then(|t| {
-            t.checked_add(jiff::SignedDuration::try_from(cooldown).ok()?)
-                .ok()
-        })
+        .and_then(|t| t.checked_add(jiff::SignedDuration::try_from(cooldown).ok()?).ok())
 }
 
 pub(crate) fn elapsed(from: Timestamp, to: Timestamp) -> Duration {

@@ -111,10 +111,7 @@ impl<G: GroupPort + Sync, M: MetricsPort + Sync> Handler<G, M> {
             }
         };
         if !self.accepts.takes(&trigger) {
-            let reason = format!(
-                "this function takes {:?} triggers, not this one",
-                self.accepts
-            );
+            let reason = format!("this function takes {:?} triggers, not this one", self.accepts);
             tracing::info!(%reason, "ignored event");
             return Ok(Outcome::Ignored { reason });
         }
@@ -125,11 +122,7 @@ impl<G: GroupPort + Sync, M: MetricsPort + Sync> Handler<G, M> {
             });
         };
         if let Trigger::Tick { alarms, .. } = &mut trigger {
-            let names: Vec<String> = group
-                .alarm_policies
-                .iter()
-                .map(|p| p.alarm.clone())
-                .collect();
+            let names: Vec<String> = group.alarm_policies.iter().map(|p| p.alarm.clone()).collect();
             *alarms = self.metrics.alarm_states(&names).await?;
         }
         // Classic (SNS) notifications carry no datapoint: read the metric.
@@ -167,13 +160,9 @@ impl<G: GroupPort + Sync, M: MetricsPort + Sync> Handler<G, M> {
         if acted {
             let cause = decision.cause.clone().unwrap_or_default();
             let result = match decision.action {
-                Action::SetDesired(desired) => {
-                    self.group.set_desired(&group_name, desired, &cause).await
-                }
+                Action::SetDesired(desired) => self.group.set_desired(&group_name, desired, &cause).await,
                 Action::SetLimits { min, max, desired } => {
-                    self.group
-                        .set_limits(&group_name, min, max, desired, &cause)
-                        .await
+                    self.group.set_limits(&group_name, min, max, desired, &cause).await
                 }
                 Action::Hold => Ok(()),
             };

@@ -6,6 +6,7 @@
 //! `policy.toml` beside the binary, i.e. in `LAMBDA_TASK_ROOT`),
 //! `SCALER_DRY_RUN` (`1`/`true`: decide and log, do not act),
 //! `SCALER_TARGET_GROUP` (`targetgroup/NAME/ID`, for request_count_per_target).
+//! The AWS clients are built once, by a start-up task ([`LazyAws`]).
 
 use std::path::PathBuf;
 
@@ -13,7 +14,7 @@ use jiff::Timestamp;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
-use crate::aws::{AwsGroups, AwsMetrics};
+use crate::aws::LazyAws;
 use crate::handler::{Accepts, Handler, HandlerError};
 use crate::policy::Policy;
 
@@ -36,8 +37,7 @@ pub enum InitError {
 pub fn policy_path() -> PathBuf {
     match std::env::var_os("SCALER_POLICY") {
         Some(path) => PathBuf::from(path),
-        None => PathBuf::from(std::env::var_os("LAMBDA_TASK_ROOT").unwrap_or_else(|| ".".into()))
-            .join("policy.toml"),
+        None => PathBuf::from(std::env::var_os("LAMBDA_TASK_ROOT").unwrap_or_else(|| ".".into())).join("policy.toml"),
     }
 }
 
@@ -56,11 +56,7 @@ pub fn dry_run() -> Result<bool, InitError> {
 
 /// Maps a handler error to what Lambda records: the type says whether a retry can help.
 fn diagnostic(error: HandlerError) -> Diagnostic {
-    let kind = if error.retryable() {
-        "Retryable"
-    } else {
-        "NotRetryable"
-    };
+    let kind = if error.retryable() { "Retryable" } else { "NotRetryable" };
     let what = match error {
         HandlerError::Event(_) => "EventError",
         HandlerError::Port(_) => "PortError",
@@ -76,7 +72,8 @@ fn diagnostic(error: HandlerError) -> Diagnostic {
 fn report_init_error(error: InitError) -> lambda_runtime::Error {
     tracing::error!(%error, "init failed");
     if let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") {
-        let body = serde_json::json!({ "errorType": "NotRetryable.InitError", "errorMessage": error.to_string() }).to_string();
+        let body =
+            serde_json::json!({ "errorType": "NotRetryable.InitError", "errorMessage": error.to_string() }).to_string();
         let request = format!(
             "POST /2018-06-01/runtime/init/error HTTP/1.1\r\nHost: {api}\r\nLambda-Runtime-Function-Error-Type: NotRetryable.InitError\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
@@ -103,14 +100,11 @@ pub async fn run(accepts: Accepts) -> Result<(), lambda_runtime::Error> {
         .init();
     let policy = Policy::load(&policy_path()).map_err(|e| report_init_error(e.into()))?;
     let dry_run = dry_run().map_err(report_init_error)?;
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = LazyAws::start(std::env::var("SCALER_TARGET_GROUP").ok());
     let handler = Handler {
         policy,
-        group: AwsGroups::new(aws_sdk_autoscaling::Client::new(&config)),
-        metrics: AwsMetrics::new(
-            aws_sdk_cloudwatch::Client::new(&config),
-            std::env::var("SCALER_TARGET_GROUP").ok(),
-        ),
+        group: aws.clone(),
+        metrics: aws,
         dry_run,
         accepts,
     };

@@ -7,9 +7,7 @@ use std::sync::Mutex;
 
 use jiff::Timestamp;
 
-use crate::decide::{
-    Activity, AlarmStatus, Datapoint, Instance, Lifecycle, MetricHistory, Observation,
-};
+use crate::decide::{Activity, AlarmStatus, Datapoint, Instance, Lifecycle, MetricHistory, Observation};
 use crate::policy::{GroupPolicy, MetricSpec};
 use crate::ports::{GroupPort, MetricsPort, PortError};
 use crate::tracking::metric_key;
@@ -58,9 +56,7 @@ impl MemoryCloud {
 
     /// Adds (or replaces) a group.
     pub fn put_group(&self, name: &str, observed: Observation) {
-        self.lock()
-            .groups
-            .insert(name.to_string(), (observed, Vec::new()));
+        self.lock().groups.insert(name.to_string(), (observed, Vec::new()));
     }
 
     /// The group as it is now.
@@ -95,28 +91,15 @@ impl MemoryCloud {
 }
 
 impl Inner {
-    fn group_mut(
-        &mut self,
-        operation: &str,
-        group: &str,
-    ) -> Result<&mut (Observation, Vec<Activity>), PortError> {
-        self.groups.get_mut(group).ok_or_else(|| {
-            PortError::not_found(
-                format!("{operation} {group}"),
-                format!("no group named {group}"),
-            )
-        })
+    fn group_mut(&mut self, operation: &str, group: &str) -> Result<&mut (Observation, Vec<Activity>), PortError> {
+        self.groups
+            .get_mut(group)
+            .ok_or_else(|| PortError::not_found(format!("{operation} {group}"), format!("no group named {group}")))
     }
 
     /// Applies a new desired capacity: launches or terminates (oldest
     /// unprotected first) and records the activity.
-    fn apply(
-        &mut self,
-        operation: &str,
-        group: &str,
-        desired: u32,
-        cause: &str,
-    ) -> Result<(), PortError> {
+    fn apply(&mut self, operation: &str, group: &str, desired: u32, cause: &str) -> Result<(), PortError> {
         let now = self.now;
         let mut launched = self.launched;
         let (observed, activities) = self.group_mut(operation, group)?;
@@ -170,35 +153,20 @@ impl Inner {
 impl GroupPort for MemoryCloud {
     async fn describe(&self, group: &str) -> Result<Observation, PortError> {
         let mut inner = self.lock();
-        Ok(inner
-            .group_mut("DescribeAutoScalingGroups", group)?
-            .0
-            .clone())
+        Ok(inner.group_mut("DescribeAutoScalingGroups", group)?.0.clone())
     }
 
     async fn activities(&self, group: &str, since: Timestamp) -> Result<Vec<Activity>, PortError> {
         let mut inner = self.lock();
         let (_, activities) = inner.group_mut("DescribeScalingActivities", group)?;
-        Ok(activities
-            .iter()
-            .filter(|a| a.start >= since)
-            .cloned()
-            .collect())
+        Ok(activities.iter().filter(|a| a.start >= since).cloned().collect())
     }
 
     async fn set_desired(&self, group: &str, desired: u32, cause: &str) -> Result<(), PortError> {
-        self.lock()
-            .apply("SetDesiredCapacity", group, desired, cause)
+        self.lock().apply("SetDesiredCapacity", group, desired, cause)
     }
 
-    async fn set_limits(
-        &self,
-        group: &str,
-        min: u32,
-        max: u32,
-        desired: u32,
-        cause: &str,
-    ) -> Result<(), PortError> {
+    async fn set_limits(&self, group: &str, min: u32, max: u32, desired: u32, cause: &str) -> Result<(), PortError> {
         let mut inner = self.lock();
         let operation = "UpdateAutoScalingGroup";
         if min > max {
@@ -254,11 +222,7 @@ impl MetricsPort for MemoryCloud {
         Ok(history)
     }
 
-    async fn latest(
-        &self,
-        metric: &MetricSpec,
-        until: Timestamp,
-    ) -> Result<Option<f64>, PortError> {
+    async fn latest(&self, metric: &MetricSpec, until: Timestamp) -> Result<Option<f64>, PortError> {
         let inner = self.lock();
         Ok(inner
             .series
@@ -269,9 +233,6 @@ impl MetricsPort for MemoryCloud {
 
     async fn alarm_states(&self, names: &[String]) -> Result<Vec<AlarmStatus>, PortError> {
         let inner = self.lock();
-        Ok(names
-            .iter()
-            .filter_map(|n| inner.alarms.get(n).cloned())
-            .collect())
+        Ok(names.iter().filter_map(|n| inner.alarms.get(n).cloned()).collect())
     }
 }

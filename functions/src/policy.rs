@@ -385,10 +385,7 @@ impl Policy {
 
 /// Names used in AWS resource names: letters, digits, `-` and `_`, 1-64 chars.
 fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn group_problems(group: &GroupPolicy, at: &str, problems: &mut Vec<String>) {
@@ -399,10 +396,7 @@ fn group_problems(group: &GroupPolicy, at: &str, problems: &mut Vec<String>) {
         ));
     }
     if group.min > group.max {
-        problems.push(format!(
-            "{at}: min {} must be <= max {}",
-            group.min, group.max
-        ));
+        problems.push(format!("{at}: min {} must be <= max {}", group.min, group.max));
     }
     if group.max > 1000 {
         problems.push(format!("{at}.max: {} is above 1000", group.max));
@@ -423,19 +417,12 @@ fn group_problems(group: &GroupPolicy, at: &str, problems: &mut Vec<String>) {
         );
     }
     for (index, tracking) in group.target_tracking.iter().enumerate() {
-        target_tracking_problems(
-            tracking,
-            &format!("{at}.target_tracking[{index}]"),
-            problems,
-        );
+        target_tracking_problems(tracking, &format!("{at}.target_tracking[{index}]"), problems);
     }
     for (index, schedule) in group.schedules.iter().enumerate() {
         let at = format!("{at}.schedule[{index}] ({})", schedule.name);
         schedule_problems(schedule, group, &at, problems);
-        if group.schedules[..index]
-            .iter()
-            .any(|s| s.name == schedule.name)
-        {
+        if group.schedules[..index].iter().any(|s| s.name == schedule.name) {
             problems.push(format!("{at}.name: duplicate schedule name"));
         }
     }
@@ -462,10 +449,7 @@ fn alarm_policy_problems(policy: &AlarmPolicy, at: &str, problems: &mut Vec<Stri
     }
     let period = policy.period.as_secs();
     if policy.period.subsec_nanos() != 0
-        || !(period == 10
-            || period == 20
-            || period == 30
-            || (period >= 60 && period.is_multiple_of(60)))
+        || !(period == 10 || period == 20 || period == 30 || (period >= 60 && period.is_multiple_of(60)))
     {
         problems.push(format!(
             "{at}.period: {:?} must be 10s, 20s, 30s or a multiple of 60s",
@@ -489,22 +473,15 @@ fn alarm_policy_problems(policy: &AlarmPolicy, at: &str, problems: &mut Vec<Stri
     if !policy.threshold.is_finite() {
         problems.push(format!("{at}.threshold: must be a finite number"));
     }
-    if policy.min_adjustment_magnitude.is_some()
-        && policy.adjustment != AdjustmentType::PercentChangeInCapacity
-    {
-        problems.push(format!("{at}.min_adjustment_magnitude: only allowed with adjustment = \"percent_change_in_capacity\""));
+    if policy.min_adjustment_magnitude.is_some() && policy.adjustment != AdjustmentType::PercentChangeInCapacity {
+        problems.push(format!(
+            "{at}.min_adjustment_magnitude: only allowed with adjustment = \"percent_change_in_capacity\""
+        ));
     }
-    if policy.adjustment == AdjustmentType::ExactCapacity
-        && policy.steps.iter().any(|s| s.change < 0)
-    {
+    if policy.adjustment == AdjustmentType::ExactCapacity && policy.steps.iter().any(|s| s.change < 0) {
         problems.push(format!("{at}.steps: exact_capacity changes must be >= 0"));
     }
-    steps_problems(
-        &policy.steps,
-        policy.comparison,
-        &format!("{at}.steps"),
-        problems,
-    );
+    steps_problems(&policy.steps, policy.comparison, &format!("{at}.steps"), problems);
 }
 
 /// AWS's rules for step adjustments: no gaps, no overlaps, at most one open
@@ -516,19 +493,14 @@ fn steps_problems(steps: &[Step], comparison: Comparison, at: &str, problems: &m
     }
     for (index, step) in steps.iter().enumerate() {
         if step.lower.is_none() && step.upper.is_none() {
-            problems.push(format!(
-                "{at}[{index}]: lower and upper cannot both be open"
-            ));
+            problems.push(format!("{at}[{index}]: lower and upper cannot both be open"));
         }
         if let (Some(lower), Some(upper)) = (step.lower, step.upper)
             && lower >= upper
         {
-            problems.push(format!(
-                "{at}[{index}]: lower {lower} must be < upper {upper}"
-            ));
+            problems.push(format!("{at}[{index}]: lower {lower} must be < upper {upper}"));
         }
-        if step.lower.is_some_and(|v| !v.is_finite()) || step.upper.is_some_and(|v| !v.is_finite())
-        {
+        if step.lower.is_some_and(|v| !v.is_finite()) || step.upper.is_some_and(|v| !v.is_finite()) {
             problems.push(format!(
                 "{at}[{index}]: bounds must be finite numbers (omit a bound for infinity)"
             ));
@@ -558,7 +530,10 @@ fn steps_problems(steps: &[Step], comparison: Comparison, at: &str, problems: &m
     let (first, last) = (sorted[0], sorted[sorted.len() - 1]);
     if comparison.is_upper() {
         if last.upper.is_some() {
-            problems.push(format!("{at}: the highest step needs no upper bound (it covers everything above) for a {} alarm", comparison.symbol()));
+            problems.push(format!(
+                "{at}: the highest step needs no upper bound (it covers everything above) for a {} alarm",
+                comparison.symbol()
+            ));
         }
         if first.lower.is_some_and(|l| l > 0.0) {
             problems.push(format!(
@@ -568,7 +543,10 @@ fn steps_problems(steps: &[Step], comparison: Comparison, at: &str, problems: &m
         }
     } else {
         if first.lower.is_some() {
-            problems.push(format!("{at}: the lowest step needs no lower bound (it covers everything below) for a {} alarm", comparison.symbol()));
+            problems.push(format!(
+                "{at}: the lowest step needs no lower bound (it covers everything below) for a {} alarm",
+                comparison.symbol()
+            ));
         }
         if last.upper.is_some_and(|u| u < 0.0) {
             problems.push(format!(
@@ -581,29 +559,17 @@ fn steps_problems(steps: &[Step], comparison: Comparison, at: &str, problems: &m
 
 fn target_tracking_problems(tracking: &TargetTracking, at: &str, problems: &mut Vec<String>) {
     if !(tracking.target.is_finite() && tracking.target > 0.0) {
-        problems.push(format!(
-            "{at}.target: {} must be a positive number",
-            tracking.target
-        ));
+        problems.push(format!("{at}.target: {} must be a positive number", tracking.target));
     }
     if let TrackedMetric::Predefined(PredefinedMetric::Cpu) = tracking.metric
         && tracking.target > 100.0
     {
-        problems.push(format!(
-            "{at}.target: CPU target {} must be <= 100",
-            tracking.target
-        ));
+        problems.push(format!("{at}.target: CPU target {} must be <= 100", tracking.target));
     }
     if !(0.0..1.0).contains(&tracking.tolerance) {
-        problems.push(format!(
-            "{at}.tolerance: {} must be in [0, 1)",
-            tracking.tolerance
-        ));
+        problems.push(format!("{at}.tolerance: {} must be in [0, 1)", tracking.tolerance));
     }
-    for (direction, behavior) in [
-        ("scale_out", &tracking.scale_out),
-        ("scale_in", &tracking.scale_in),
-    ] {
+    for (direction, behavior) in [("scale_out", &tracking.scale_out), ("scale_in", &tracking.scale_in)] {
         if behavior.stabilization > Duration::from_secs(3600) {
             problems.push(format!("{at}.{direction}.stabilization: at most 3600s"));
         }
@@ -615,28 +581,18 @@ fn target_tracking_problems(tracking: &TargetTracking, at: &str, problems: &mut 
         for (index, rate) in behavior.policies.iter().enumerate() {
             let at = format!("{at}.{direction}.policies[{index}]");
             match (rate.percent, rate.instances) {
-                (Some(0), None) | (None, Some(0)) => {
-                    problems.push(format!("{at}: the limit must be >= 1"))
-                }
+                (Some(0), None) | (None, Some(0)) => problems.push(format!("{at}: the limit must be >= 1")),
                 (Some(_), None) | (None, Some(_)) => {}
                 _ => problems.push(format!("{at}: set exactly one of percent or instances")),
             }
             if rate.period.is_zero() || rate.period > Duration::from_secs(1800) {
-                problems.push(format!(
-                    "{at}.period: {:?} must be in 1s..=1800s",
-                    rate.period
-                ));
+                problems.push(format!("{at}.period: {:?} must be in 1s..=1800s", rate.period));
             }
         }
     }
 }
 
-fn schedule_problems(
-    schedule: &Schedule,
-    group: &GroupPolicy,
-    at: &str,
-    problems: &mut Vec<String>,
-) {
+fn schedule_problems(schedule: &Schedule, group: &GroupPolicy, at: &str, problems: &mut Vec<String>) {
     if !valid_name(&schedule.name) {
         problems.push(format!(
             "{at}.name: {:?} must be 1-64 letters, digits, - or _",
@@ -644,29 +600,23 @@ fn schedule_problems(
         ));
     }
     match (&schedule.cron, &schedule.rate) {
-        (Some(expression), None) | (None, Some(expression)) => {
-            match expression.parse::<ScheduleExpr>() {
-                Ok(ScheduleExpr::Cron(_)) if schedule.rate.is_some() => {
-                    problems.push(format!(
-                        "{at}.rate: {expression:?} is a cron expression; use cron = ..."
-                    ));
-                }
-                Ok(ScheduleExpr::Rate(_)) if schedule.cron.is_some() => {
-                    problems.push(format!(
-                        "{at}.cron: {expression:?} is a rate expression; use rate = ..."
-                    ));
-                }
-                Ok(_) => {}
-                Err(e) => problems.push(format!(
-                    "{at}.{}: {e}",
-                    if schedule.cron.is_some() {
-                        "cron"
-                    } else {
-                        "rate"
-                    }
-                )),
+        (Some(expression), None) | (None, Some(expression)) => match expression.parse::<ScheduleExpr>() {
+            Ok(ScheduleExpr::Cron(_)) if schedule.rate.is_some() => {
+                problems.push(format!(
+                    "{at}.rate: {expression:?} is a cron expression; use cron = ..."
+                ));
             }
-        }
+            Ok(ScheduleExpr::Rate(_)) if schedule.cron.is_some() => {
+                problems.push(format!(
+                    "{at}.cron: {expression:?} is a rate expression; use rate = ..."
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => problems.push(format!(
+                "{at}.{}: {e}",
+                if schedule.cron.is_some() { "cron" } else { "rate" }
+            )),
+        },
         _ => problems.push(format!("{at}: set exactly one of cron or rate")),
     }
     if let Some(zone) = &schedule.timezone
@@ -696,8 +646,7 @@ fn schedule_problems(
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|e| format!("{text:?} is not a duration ({e}); use e.g. \"300s\", \"5m\""))
+    humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a duration ({e}); use e.g. \"300s\", \"5m\""))
 }
 
 fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
@@ -705,8 +654,6 @@ fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::E
     parse_duration(&text).map_err(serde::de::Error::custom)
 }
 
-fn optional_duration<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Duration>, D::Error> {
+fn optional_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
     duration(deserializer).map(Some)
 }

@@ -75,12 +75,8 @@ pub trait GroupPort {
     ) -> impl Future<Output = Result<Vec<Activity>, PortError>> + Send;
 
     /// Sets an absolute desired capacity (within min..=max), recording `cause`.
-    fn set_desired(
-        &self,
-        group: &str,
-        desired: u32,
-        cause: &str,
-    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn set_desired(&self, group: &str, desired: u32, cause: &str)
+    -> impl Future<Output = Result<(), PortError>> + Send;
 
     /// Sets min, max and desired together, recording `cause`.
     fn set_limits(
@@ -112,8 +108,5 @@ pub trait MetricsPort {
     ) -> impl Future<Output = Result<Option<f64>, PortError>> + Send;
 
     /// Current states of the named alarms (unknown names are left out).
-    fn alarm_states(
-        &self,
-        names: &[String],
-    ) -> impl Future<Output = Result<Vec<AlarmStatus>, PortError>> + Send;
+    fn alarm_states(&self, names: &[String]) -> impl Future<Output = Result<Vec<AlarmStatus>, PortError>> + Send;
 }

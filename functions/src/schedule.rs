@@ -81,20 +81,13 @@ impl std::str::FromStr for ScheduleExpr {
             problem,
         };
         let trimmed = expression.trim();
-        if let Some(body) = trimmed
-            .strip_prefix("cron(")
-            .and_then(|r| r.strip_suffix(')'))
-        {
+        if let Some(body) = trimmed.strip_prefix("cron(").and_then(|r| r.strip_suffix(')')) {
             parse_cron(body).map(Self::Cron).map_err(fail)
-        } else if let Some(body) = trimmed
-            .strip_prefix("rate(")
-            .and_then(|r| r.strip_suffix(')'))
-        {
+        } else if let Some(body) = trimmed.strip_prefix("rate(").and_then(|r| r.strip_suffix(')')) {
             parse_rate(body).map(Self::Rate).map_err(fail)
         } else {
             Err(fail(
-                "expected cron(Minutes Hours Day-of-month Month Day-of-week Year) or rate(N unit)"
-                    .into(),
+                "expected cron(Minutes Hours Day-of-month Month Day-of-week Year) or rate(N unit)".into(),
             ))
         }
     }
@@ -106,18 +99,17 @@ fn parse_rate(body: &str) -> Result<Duration, String> {
     let (Some(value), Some(unit), None) = (parts.next(), parts.next(), parts.next()) else {
         return Err(format!("expected {allowed}"));
     };
-    let value: u64 =
-        value.parse().ok().filter(|v| *v > 0).ok_or_else(|| {
-            format!("value {value:?} is not a positive integer; expected {allowed}")
-        })?;
+    let value: u64 = value
+        .parse()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("value {value:?} is not a positive integer; expected {allowed}"))?;
     let seconds = match (unit, value == 1) {
         ("minute", true) | ("minutes", false) => 60,
         ("hour", true) | ("hours", false) => 3600,
         ("day", true) | ("days", false) => 86_400,
         _ => {
-            return Err(format!(
-                "unit {unit:?} does not fit value {value}; expected {allowed}"
-            ));
+            return Err(format!("unit {unit:?} does not fit value {value}; expected {allowed}"));
         }
     };
     Ok(Duration::from_secs(value * seconds))
@@ -199,9 +191,11 @@ impl Field {
         for item in text.split(',') {
             let (range, step) = match item.split_once('/') {
                 Some((range, step)) => {
-                    let step: u32 = step.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
-                        format!("{} step {step:?} must be a positive integer", self.name)
-                    })?;
+                    let step: u32 = step
+                        .parse()
+                        .ok()
+                        .filter(|s| *s > 0)
+                        .ok_or_else(|| format!("{} step {step:?} must be a positive integer", self.name))?;
                     (range, step)
                 }
                 None => (item, 1),
@@ -264,9 +258,7 @@ fn parse_cron(body: &str) -> Result<Cron, String> {
         }
         (DayOfMonth::Unspecified, _) | (_, DayOfWeek::Unspecified) => {}
         _ => {
-            return Err(
-                "one of Day-of-month and Day-of-week must be ? (AWS does not allow both)".into(),
-            );
+            return Err("one of Day-of-month and Day-of-week must be ? (AWS does not allow both)".into());
         }
     }
     Ok(Cron {
@@ -284,9 +276,7 @@ fn parse_day_of_month(text: &str) -> Result<DayOfMonth, String> {
         "?" => Ok(DayOfMonth::Unspecified),
         "L" => Ok(DayOfMonth::Last),
         "LW" => Ok(DayOfMonth::LastWeekday),
-        _ if text.ends_with('W') => Ok(DayOfMonth::NearestWeekday(
-            DAY_OF_MONTH.value(&text[..text.len() - 1])?,
-        )),
+        _ if text.ends_with('W') => Ok(DayOfMonth::NearestWeekday(DAY_OF_MONTH.value(&text[..text.len() - 1])?)),
         _ if text.contains(['L', 'W', '#']) => Err(format!(
             "Day-of-month {text:?}: L, LW and nW stand alone; allowed: 1-31 with , - * / or ? L LW nW"
         )),
@@ -313,11 +303,7 @@ fn parse_day_of_week(text: &str) -> Result<DayOfWeek, String> {
             .ok_or_else(|| format!("Day-of-week {text:?}: the n in day#n must be 1-5"))?;
         return Ok(DayOfWeek::Nth { weekday, nth });
     }
-    if text.contains(['L', 'W'])
-        && !WEEKDAYS
-            .iter()
-            .any(|d| text.to_ascii_uppercase().contains(d))
-    {
+    if text.contains(['L', 'W']) && !WEEKDAYS.iter().any(|d| text.to_ascii_uppercase().contains(d)) {
         return Err(format!(
             "Day-of-week {text:?}: allowed: 1-7 or SUN-SAT with , - * / or ? nL n#k"
         ));
@@ -359,8 +345,7 @@ mod tests {
 
     #[test]
     fn fields_are_expanded() {
-        let ScheduleExpr::Cron(cron) = parse("cron(0/20 8-10 ? * MON-FRI 2026)").expect("cron")
-        else {
+        let ScheduleExpr::Cron(cron) = parse("cron(0/20 8-10 ? * MON-FRI 2026)").expect("cron") else {
             panic!("not cron")
         };
         assert_eq!(cron.minutes, vec![0, 20, 40]);
@@ -399,17 +384,9 @@ mod tests {
                 "cron(0 11 ? * 0 *)",
                 "Day-of-week value \"0\" is out of range; allowed: 1-7 or SUN-SAT",
             ),
-            (
-                "month 13",
-                "cron(0 11 * 13 ? *)",
-                "allowed: 1-12 or JAN-DEC",
-            ),
+            ("month 13", "cron(0 11 * 13 ? *)", "allowed: 1-12 or JAN-DEC"),
             ("year", "cron(0 11 * * ? 1969)", "allowed: 1970-2199"),
-            (
-                "? in minutes",
-                "cron(? 11 * * ? *)",
-                "Minutes does not allow",
-            ),
+            ("? in minutes", "cron(? 11 * * ? *)", "Minutes does not allow"),
             ("backwards", "cron(0 11 * * ? 2030-2020)", "runs backwards"),
             ("zero step", "cron(0/0 11 * * ? *)", "step \"0\""),
             ("nth 6", "cron(0 9 ? * 2#6 *)", "1-5"),
@@ -422,10 +399,7 @@ mod tests {
         ];
         for (name, text, expected) in cases {
             let error = parse(text).expect_err(name).to_string();
-            assert!(
-                error.contains(expected),
-                "{name}: {expected:?} not in {error:?}"
-            );
+            assert!(error.contains(expected), "{name}: {expected:?} not in {error:?}");
         }
     }
 }
@@ -497,11 +471,7 @@ impl Cron {
                 continue;
             }
             if !self.day_matches(t.date()) {
-                t = t
-                    .date()
-                    .tomorrow()
-                    .ok()?
-                    .to_datetime(civil::Time::midnight());
+                t = t.date().tomorrow().ok()?.to_datetime(civil::Time::midnight());
                 continue;
             }
             if !self.hours.contains(&(t.hour() as u32)) {
@@ -518,11 +488,7 @@ impl Cron {
                 t = t.checked_add(SignedDuration::from_mins(1)).ok()?;
                 continue;
             }
-            let fire = tz
-                .to_ambiguous_zoned_datetime(t)
-                .compatible()
-                .ok()?
-                .timestamp();
+            let fire = tz.to_ambiguous_zoned_datetime(t).compatible().ok()?.timestamp();
             if fire > after {
                 return Some(fire);
             }
@@ -541,9 +507,7 @@ impl Cron {
             DayOfMonth::Unspecified => true,
             DayOfMonth::Days(days) => days.contains(&day),
             DayOfMonth::Last => day == last,
-            DayOfMonth::LastWeekday => {
-                is_weekday && (day + 1..=last).all(|d| !is_weekday_of(date, d))
-            }
+            DayOfMonth::LastWeekday => is_weekday && (day + 1..=last).all(|d| !is_weekday_of(date, d)),
             DayOfMonth::NearestWeekday(target) => nearest_weekday(date, *target) == Some(day),
         };
         let dow = match &self.days_of_week {
@@ -743,11 +707,7 @@ mod next_tests {
             .fires_between(from, to, &tz)
             .into_iter()
             .map(|t| (t, "out"))
-            .chain(
-                back.fires_between(from, to, &tz)
-                    .into_iter()
-                    .map(|t| (t, "back")),
-            )
+            .chain(back.fires_between(from, to, &tz).into_iter().map(|t| (t, "back")))
             .collect();
         fires.sort();
         let names: Vec<&str> = fires.iter().map(|(_, n)| *n).collect();

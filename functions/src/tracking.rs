@@ -16,9 +16,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::decide::{Action, Activity, Decision, Lifecycle, Observation, elapsed};
-use crate::policy::{
-    Behavior, GroupPolicy, PredefinedMetric, Select, TargetTracking, TrackedMetric,
-};
+use crate::policy::{Behavior, GroupPolicy, PredefinedMetric, Select, TargetTracking, TrackedMetric};
 
 /// One datapoint of a metric for one instance (one per period).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -40,9 +38,7 @@ pub struct MetricHistory {
 pub fn metric_key(metric: &TrackedMetric) -> String {
     match metric {
         TrackedMetric::Predefined(PredefinedMetric::Cpu) => "cpu".into(),
-        TrackedMetric::Predefined(PredefinedMetric::RequestCountPerTarget) => {
-            "request_count_per_target".into()
-        }
+        TrackedMetric::Predefined(PredefinedMetric::RequestCountPerTarget) => "request_count_per_target".into(),
         TrackedMetric::Custom(spec) => format!("{}/{}", spec.namespace, spec.name),
     }
 }
@@ -77,20 +73,13 @@ pub(crate) fn decide(
         // A duplicated tick: the first delivery already acted.
         return Decision::hold(
             current,
-            format!(
-                "already handled: this tick set {} -> {}",
-                done.from, done.to
-            ),
+            format!("already handled: this tick set {} -> {}", done.from, done.to),
             vec![],
         );
     }
     let Some(now_rec) = recommend(group, policy, observed, series, activities, now) else {
         // No datapoint at all: nothing to track, and never a scale-in on no data.
-        return Decision::hold(
-            current,
-            format!("target tracking {key}: no recent datapoints"),
-            vec![],
-        );
+        return Decision::hold(current, format!("target tracking {key}: no recent datapoints"), vec![]);
     };
     let mut rules = vec![format!(
         "{key} mean {:.1} vs target {} -> {} instance(s)",
@@ -104,10 +93,7 @@ pub(crate) fn decide(
 
     // Stabilisation from history: past recommendations recomputed at each
     // datapoint time inside the windows.
-    let window = policy
-        .scale_out
-        .stabilization
-        .max(policy.scale_in.stabilization);
+    let window = policy.scale_out.stabilization.max(policy.scale_in.stabilization);
     let mut up = capacity;
     let mut down = capacity;
     for t in evaluation_times(series, now, window) {
@@ -165,11 +151,7 @@ pub(crate) fn decide(
         ));
     }
     if clamped == current {
-        return Decision::hold(
-            current,
-            format!("target tracking {key}: stay at {current}"),
-            rules,
-        );
+        return Decision::hold(current, format!("target tracking {key}: stay at {current}"), rules);
     }
     Decision {
         action: Action::SetDesired(clamped),
@@ -181,11 +163,7 @@ pub(crate) fn decide(
 }
 
 /// Distinct datapoint times within `window` before `now` (oldest first).
-fn evaluation_times(
-    series: &BTreeMap<String, Vec<Datapoint>>,
-    now: Timestamp,
-    window: Duration,
-) -> Vec<Timestamp> {
+fn evaluation_times(series: &BTreeMap<String, Vec<Datapoint>>, now: Timestamp, window: Duration) -> Vec<Timestamp> {
     let mut times: Vec<Timestamp> = series
         .values()
         .flatten()
@@ -203,9 +181,7 @@ fn capacity_at(current: u32, activities: &[Activity], t: Timestamp) -> u32 {
     sorted.sort_by_key(|a| a.start);
     match sorted.iter().rev().find(|a| a.start <= t) {
         Some(last_before) => last_before.to,
-        None => sorted
-            .first()
-            .map_or(current, |first_after| first_after.from),
+        None => sorted.first().map_or(current, |first_after| first_after.from),
     }
 }
 
@@ -226,8 +202,7 @@ fn recommend(
         .iter()
         .filter(|i| i.launched_at <= t && i.lifecycle != Lifecycle::Terminating)
     {
-        let is_ready = instance.lifecycle == Lifecycle::InService
-            && elapsed(instance.launched_at, t) >= warmup;
+        let is_ready = instance.lifecycle == Lifecycle::InService && elapsed(instance.launched_at, t) >= warmup;
         let value = series.get(&instance.id).and_then(|points| {
             points
                 .iter()
@@ -269,42 +244,34 @@ fn recommend(
     }
     let new_ratio = values.iter().sum::<f64>() / values.len() as f64 / policy.target;
     // The guesses may flip the direction or land in the band: then stay.
-    let capacity =
-        if within(new_ratio) || (scale_out && new_ratio < 1.0) || (!scale_out && new_ratio > 1.0) {
-            current
-        } else {
-            ceil(new_ratio, values.len())
-        };
+    let capacity = if within(new_ratio) || (scale_out && new_ratio < 1.0) || (!scale_out && new_ratio > 1.0) {
+        current
+    } else {
+        ceil(new_ratio, values.len())
+    };
     Some(Recommendation { capacity, mean })
 }
 
 /// The HPA's rate limit for one direction: from the capacity at the start of
 /// each policy's period (now minus the changes made within it), the limit
 /// each policy allows, then the largest (`max`) or smallest (`min`) change.
-fn rate_limit(
-    behavior: &Behavior,
-    current: u32,
-    activities: &[Activity],
-    now: Timestamp,
-    scale_out: bool,
-) -> u32 {
+fn rate_limit(behavior: &Behavior, current: u32, activities: &[Activity], now: Timestamp, scale_out: bool) -> u32 {
     if behavior.select == Select::Disabled {
         return current;
     }
     let proposals = behavior.policies.iter().map(|rate| {
         let since = now - SignedDuration::try_from(rate.period).unwrap_or(SignedDuration::ZERO);
-        let (added, removed) =
-            activities
-                .iter()
-                .filter(|a| a.start > since)
-                .fold((0i64, 0i64), |(up, down), a| {
-                    let change = i64::from(a.to) - i64::from(a.from);
-                    if change > 0 {
-                        (up + change, down)
-                    } else {
-                        (up, down - change)
-                    }
-                });
+        let (added, removed) = activities
+            .iter()
+            .filter(|a| a.start > since)
+            .fold((0i64, 0i64), |(up, down), a| {
+                let change = i64::from(a.to) - i64::from(a.from);
+                if change > 0 {
+                    (up + change, down)
+                } else {
+                    (up, down - change)
+                }
+            });
         let start = (i64::from(current) - added + removed).max(0) as f64;
         let proposed = match (rate.percent, rate.instances, scale_out) {
             (Some(p), _, true) => (start * (1.0 + f64::from(p) / 100.0)).ceil(),
@@ -318,10 +285,6 @@ fn rate_limit(
     // For a scale-out the largest change is the highest limit; for a
     // scale-in it is the lowest.
     let pick_highest = (behavior.select == Select::Max) == scale_out;
-    let limit = if pick_highest {
-        proposals.max()
-    } else {
-        proposals.min()
-    };
+    let limit = if pick_highest { proposals.max() } else { proposals.min() };
     limit.unwrap_or(current)
 }

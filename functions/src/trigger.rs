@@ -9,8 +9,8 @@
 //! [`Parsed::Ignored`], to be logged and dropped.
 
 use aws_lambda_events::event::cloudwatch_alarms::{
-    CloudWatchAlarmData, CloudWatchAlarmState, CloudWatchAlarmStateReasonData,
-    CloudWatchAlarmStateValue, CloudWatchMetricAlarm,
+    CloudWatchAlarmData, CloudWatchAlarmState, CloudWatchAlarmStateReasonData, CloudWatchAlarmStateValue,
+    CloudWatchMetricAlarm,
 };
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sns::{CloudWatchAlarmPayload, SnsEvent};
@@ -82,11 +82,7 @@ impl Event {
     /// tick, which re-checks `alarms` (their current states) as well.
     pub fn route(&self, policy: &Policy, alarms: &[AlarmStatus]) -> Routed {
         match self {
-            Event::Alarm(alarm) => match policy
-                .groups
-                .iter()
-                .find(|g| g.alarm_policy(&alarm.name).is_some())
-            {
+            Event::Alarm(alarm) => match policy.groups.iter().find(|g| g.alarm_policy(&alarm.name).is_some()) {
                 Some(group) => Routed::Decide {
                     group: group.name.clone(),
                     trigger: Trigger::Alarm(AlarmStatus {
@@ -96,10 +92,7 @@ impl Event {
                         value: alarm.value,
                     }),
                 },
-                None => Routed::Ignored(format!(
-                    "alarm {} drives no policy of this policy file",
-                    alarm.name
-                )),
+                None => Routed::Ignored(format!("alarm {} drives no policy of this policy file", alarm.name)),
             },
             Event::Schedule { rule, at } => {
                 if let Some(group) = policy
@@ -122,12 +115,7 @@ impl Event {
                             .is_some_and(|rest| rest.starts_with('-'))
                 };
                 // The longest matching name wins (`web` vs `web-api`).
-                match policy
-                    .groups
-                    .iter()
-                    .filter(tick_of)
-                    .max_by_key(|g| g.name.len())
-                {
+                match policy.groups.iter().filter(tick_of).max_by_key(|g| g.name.len()) {
                     Some(group) => Routed::Decide {
                         group: group.name.clone(),
                         trigger: Trigger::Tick {
@@ -181,8 +169,7 @@ impl TriggerError {
 
 /// Parses event text.
 pub fn parse_str(text: &str) -> Result<Parsed, TriggerError> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| TriggerError::NotJson(e.to_string()))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| TriggerError::NotJson(e.to_string()))?;
     parse(&value)
 }
 
@@ -273,11 +260,7 @@ where
     })))
 }
 
-fn state_of(
-    shape: &'static str,
-    path: String,
-    value: &CloudWatchAlarmStateValue,
-) -> Result<AlarmState, TriggerError> {
+fn state_of(shape: &'static str, path: String, value: &CloudWatchAlarmStateValue) -> Result<AlarmState, TriggerError> {
     match value {
         CloudWatchAlarmStateValue::Ok => Ok(AlarmState::Ok),
         CloudWatchAlarmStateValue::Alarm => Ok(AlarmState::Alarm),
@@ -304,8 +287,7 @@ fn newest_datapoint(state: &CloudWatchAlarmState<CloudWatchAlarmStateReasonData>
 }
 
 fn timestamp(time: chrono::DateTime<chrono::Utc>) -> Timestamp {
-    Timestamp::new(time.timestamp(), time.timestamp_subsec_nanos() as i32)
-        .unwrap_or(Timestamp::UNIX_EPOCH)
+    Timestamp::new(time.timestamp(), time.timestamp_subsec_nanos() as i32).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 fn eventbridge_schedule(value: &Value) -> Result<Parsed, TriggerError> {
@@ -316,31 +298,18 @@ fn eventbridge_schedule(value: &Value) -> Result<Parsed, TriggerError> {
         path: path.into(),
         detail: detail.into(),
     };
-    let at = event
-        .time
-        .map(timestamp)
-        .ok_or_else(|| malformed("time", "missing"))?;
+    let at = event.time.map(timestamp).ok_or_else(|| malformed("time", "missing"))?;
     let resource = event
         .resources
         .as_ref()
         .and_then(|r| r.first())
-        .ok_or_else(|| {
-            malformed(
-                "resources",
-                "missing the rule ARN that says which schedule fired",
-            )
-        })?;
+        .ok_or_else(|| malformed("resources", "missing the rule ARN that says which schedule fired"))?;
     // arn:aws:events:REGION:ACCOUNT:rule/[BUS/]NAME
     let rule = resource
         .split_once(":rule/")
         .map(|(_, rest)| rest.rsplit('/').next().unwrap_or(rest))
         .filter(|name| !name.is_empty())
-        .ok_or_else(|| {
-            malformed(
-                "resources[0]",
-                &format!("{resource:?} is not an EventBridge rule ARN"),
-            )
-        })?;
+        .ok_or_else(|| malformed("resources[0]", &format!("{resource:?} is not an EventBridge rule ARN")))?;
     Ok(Parsed::Event(Event::Schedule {
         rule: rule.to_string(),
         at,
@@ -379,12 +348,11 @@ fn sns(value: &Value) -> Result<Parsed, TriggerError> {
             detail: format!("unknown state {other:?}, expected OK, ALARM or INSUFFICIENT_DATA"),
         }),
     };
-    let since =
-        parse_aws_time(&alarm.state_change_time).ok_or_else(|| TriggerError::Malformed {
-            shape: "SNS alarm notification",
-            path: "StateChangeTime".into(),
-            detail: format!("{:?} is not a timestamp", alarm.state_change_time),
-        })?;
+    let since = parse_aws_time(&alarm.state_change_time).ok_or_else(|| TriggerError::Malformed {
+        shape: "SNS alarm notification",
+        path: "StateChangeTime".into(),
+        detail: format!("{:?} is not a timestamp", alarm.state_change_time),
+    })?;
     Ok(Parsed::Event(Event::Alarm(AlarmEvent {
         name: alarm.alarm_name.clone(),
         state: state(&alarm.new_state_value, "NewStateValue")?,
@@ -406,9 +374,7 @@ fn parse_aws_time(text: &str) -> Option<Timestamp> {
     if !(sign == "+" || sign == "-") || digits.len() != 4 {
         return None;
     }
-    format!("{head}{sign}{}:{}", &digits[..2], &digits[2..])
-        .parse()
-        .ok()
+    format!("{head}{sign}{}:{}", &digits[..2], &digits[2..]).parse().ok()
 }
 
 #[cfg(test)]
@@ -418,15 +384,9 @@ mod tests {
     #[test]
     fn aws_time_formats() {
         let expected: Timestamp = "2026-11-20T11:06:00.120Z".parse().expect("ts");
-        assert_eq!(
-            parse_aws_time("2026-11-20T11:06:00.120+0000"),
-            Some(expected)
-        );
+        assert_eq!(parse_aws_time("2026-11-20T11:06:00.120+0000"), Some(expected));
         assert_eq!(parse_aws_time("2026-11-20T11:06:00.120Z"), Some(expected));
-        assert_eq!(
-            parse_aws_time("2026-11-20T19:06:00.120+0800"),
-            Some(expected)
-        );
+        assert_eq!(parse_aws_time("2026-11-20T19:06:00.120+0800"), Some(expected));
         assert_eq!(parse_aws_time("yesterday"), None);
     }
 }

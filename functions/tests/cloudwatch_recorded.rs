@@ -33,10 +33,7 @@ fn metric_data(ids: &[String], base: f64) -> Vec<u8> {
             .array(2)
             .timestamp(&DateTime::from_secs(1_763_636_640))
             .timestamp(&DateTime::from_secs(1_763_636_580));
-        e.str("Values")
-            .array(2)
-            .double(base + index as f64)
-            .double(base - 10.0);
+        e.str("Values").array(2).double(base + index as f64).double(base - 10.0);
     }
     e.into_writer()
 }
@@ -108,37 +105,20 @@ async fn reads_per_instance_cpu_latest_values_and_alarm_states() {
         .history(web, &["i-a".into(), "i-b".into()], since, until)
         .await
         .expect("history");
-    let cpu: &BTreeMap<String, Vec<functions::decide::Datapoint>> =
-        history.metrics.get("cpu").expect("cpu");
+    let cpu: &BTreeMap<String, Vec<functions::decide::Datapoint>> = history.metrics.get("cpu").expect("cpu");
     assert_eq!(cpu.len(), 2);
     // Sorted oldest first; each instance its own query.
-    assert_eq!(
-        cpu["i-a"].iter().map(|d| d.value).collect::<Vec<_>>(),
-        [81.0, 91.0]
-    );
+    assert_eq!(cpu["i-a"].iter().map(|d| d.value).collect::<Vec<_>>(), [81.0, 91.0]);
     assert_eq!(cpu["i-b"].last().expect("point").value, 92.0);
-    assert_eq!(
-        cpu["i-a"].last().expect("point").at.as_second(),
-        1_763_636_640
-    );
+    assert_eq!(cpu["i-a"].last().expect("point").at.as_second(), 1_763_636_640);
 
     let high = web.alarm_policy("web-cpu-high").expect("alarm");
-    assert_eq!(
-        metrics.latest(&high.metric, until).await.expect("latest"),
-        Some(91.0)
-    );
+    assert_eq!(metrics.latest(&high.metric, until).await.expect("latest"), Some(91.0));
 
-    let states = metrics
-        .alarm_states(&["web-cpu-high".into()])
-        .await
-        .expect("alarms");
+    let states = metrics.alarm_states(&["web-cpu-high".into()]).await.expect("alarms");
     assert_eq!(states.len(), 1);
     assert_eq!(states[0].state, AlarmState::Alarm);
-    assert_eq!(
-        states[0].value,
-        Some(91.5),
-        "the newest evaluated datapoint"
-    );
+    assert_eq!(states[0].value, Some(91.5), "the newest evaluated datapoint");
     assert_eq!(states[0].state_since.as_second(), 1_763_636_700);
     assert!(metrics.alarm_states(&[]).await.expect("none").is_empty());
 

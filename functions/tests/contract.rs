@@ -31,10 +31,7 @@ pub async fn group_port_contract(port: &impl GroupPort, name: &str, since: Times
         .expect_err("above max");
     assert_eq!(error.kind, PortErrorKind::Invalid);
     assert!(!error.retryable);
-    assert!(
-        error.to_string().contains("outside min..=max (1..=5)"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("outside min..=max (1..=5)"), "{error}");
     assert_eq!(port.describe(name).await.expect("describe").desired, 4);
 
     port.set_limits(name, 2, 8, 6, "contract: limits")
@@ -56,10 +53,7 @@ pub async fn group_port_contract(port: &impl GroupPort, name: &str, since: Times
 
     let error = port.describe("no-such-group").await.expect_err("unknown");
     assert_eq!(error.kind, PortErrorKind::NotFound);
-    let error = port
-        .set_desired("no-such-group", 1, "x")
-        .await
-        .expect_err("unknown");
+    let error = port.set_desired("no-such-group", 1, "x").await.expect_err("unknown");
     assert_eq!(error.kind, PortErrorKind::NotFound);
 }
 
@@ -156,13 +150,7 @@ async fn aws_adapter_meets_the_group_contract_against_moto() {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(&moto.endpoint)
-        .credentials_provider(Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "contract-test",
-        ))
+        .credentials_provider(Credentials::new("test", "test", None, None, "contract-test"))
         // moto answers 500 for unknown names: no retries, or the test waits for nothing.
         .retry_config(RetryConfig::disabled())
         .build();

@@ -3,9 +3,7 @@
 
 use std::path::PathBuf;
 
-use functions::decide::{
-    Action, AlarmState, AlarmStatus, Datapoint, Instance, Lifecycle, Observation,
-};
+use functions::decide::{Action, AlarmState, AlarmStatus, Datapoint, Instance, Lifecycle, Observation};
 use functions::handler::{Accepts, Handler, HandlerError, Outcome};
 use functions::memory::MemoryCloud;
 use functions::policy::Policy;
@@ -18,8 +16,7 @@ fn root(relative: &str) -> PathBuf {
 }
 
 fn event(name: &str) -> Value {
-    let text =
-        std::fs::read_to_string(root(&format!("tests/fixtures/events/{name}"))).expect("fixture");
+    let text = std::fs::read_to_string(root(&format!("tests/fixtures/events/{name}"))).expect("fixture");
     serde_json::from_str(&text).unwrap_or(Value::String(text))
 }
 
@@ -61,11 +58,7 @@ fn handler(dry_run: bool) -> Handler<MemoryCloud, MemoryCloud> {
 
 fn decided(outcome: &Outcome) -> (&str, Action, bool) {
     match outcome {
-        Outcome::Decided {
-            group,
-            decision,
-            acted,
-        } => (group.as_str(), decision.action, *acted),
+        Outcome::Decided { group, decision, acted } => (group.as_str(), decision.action, *acted),
         Outcome::Ignored { reason } => panic!("ignored: {reason}"),
     }
 }
@@ -95,20 +88,14 @@ async fn alarm_event_scales_the_group_once() {
         .await
         .expect("activities");
     assert_eq!(activities.len(), 1);
-    assert_eq!(
-        activities[0].cause,
-        "alarm web-cpu-high at 2026-11-20T11:05:00.218Z"
-    );
+    assert_eq!(activities[0].cause, "alarm web-cpu-high at 2026-11-20T11:05:00.218Z");
 }
 
 #[tokio::test]
 async fn dry_run_decides_without_acting() {
     let handler = handler(true);
     let outcome = handler
-        .handle(
-            &event("alarm-eventbridge-cpu-high.json"),
-            at("2026-11-20T11:05:01Z"),
-        )
+        .handle(&event("alarm-eventbridge-cpu-high.json"), at("2026-11-20T11:05:01Z"))
         .await
         .expect("handled");
     assert_eq!(decided(&outcome), ("web", Action::SetDesired(5), false));
@@ -133,10 +120,7 @@ async fn sns_alarm_without_datapoint_reads_the_metric() {
         },
     );
     let outcome = handler
-        .handle(
-            &event("alarm-sns-session-cpu-high.json"),
-            at("2026-11-20T11:06:01Z"),
-        )
+        .handle(&event("alarm-sns-session-cpu-high.json"), at("2026-11-20T11:06:01Z"))
         .await
         .expect("handled");
     assert_eq!(decided(&outcome), ("session", Action::SetDesired(3), true));
@@ -147,10 +131,7 @@ async fn schedule_sets_limits_and_tick_reads_alarms_and_metrics() {
     let handler = handler(false);
     handler.group.set_now(at("2026-11-20T03:00:01Z"));
     let outcome = handler
-        .handle(
-            &event("schedule-lunch-scale-out.json"),
-            at("2026-11-20T03:00:01Z"),
-        )
+        .handle(&event("schedule-lunch-scale-out.json"), at("2026-11-20T03:00:01Z"))
         .await
         .expect("handled");
     assert_eq!(
@@ -203,10 +184,7 @@ async fn schedule_sets_limits_and_tick_reads_alarms_and_metrics() {
 async fn unrelated_and_malformed_events() {
     let handler = handler(false);
     let outcome = handler
-        .handle(
-            &event("malformed/unrelated-event.json"),
-            at("2026-11-20T11:05:01Z"),
-        )
+        .handle(&event("malformed/unrelated-event.json"), at("2026-11-20T11:05:01Z"))
         .await
         .expect("ignored");
     assert!(matches!(outcome, Outcome::Ignored { .. }));
@@ -217,18 +195,12 @@ async fn unrelated_and_malformed_events() {
         "wrong-types.json",
     ] {
         let error = handler
-            .handle(
-                &event(&format!("malformed/{name}")),
-                at("2026-11-20T11:05:01Z"),
-            )
+            .handle(&event(&format!("malformed/{name}")), at("2026-11-20T11:05:01Z"))
             .await
             .expect_err(name);
         assert!(matches!(error, HandlerError::Event(_)), "{name}: {error:?}");
         assert!(!error.retryable(), "{name}");
-        assert!(
-            error.to_string().contains("a retry cannot help"),
-            "{name}: {error}"
-        );
+        assert!(error.to_string().contains("a retry cannot help"), "{name}: {error}");
     }
 }
 
@@ -244,10 +216,7 @@ async fn a_missing_group_is_a_port_error_naming_the_call() {
         accepts: Accepts::All,
     };
     let error = empty
-        .handle(
-            &event("alarm-eventbridge-cpu-high.json"),
-            at("2026-11-20T11:05:01Z"),
-        )
+        .handle(&event("alarm-eventbridge-cpu-high.json"), at("2026-11-20T11:05:01Z"))
         .await
         .expect_err("no group");
     match &error {
@@ -268,10 +237,7 @@ async fn a_function_ignores_triggers_of_other_paths() {
     let mut handler = handler(false);
     handler.accepts = Accepts::Ticks;
     let outcome = handler
-        .handle(
-            &event("alarm-eventbridge-cpu-high.json"),
-            at("2026-11-20T11:05:01Z"),
-        )
+        .handle(&event("alarm-eventbridge-cpu-high.json"), at("2026-11-20T11:05:01Z"))
         .await
         .expect("handled");
     match outcome {

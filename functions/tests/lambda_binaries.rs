@@ -42,12 +42,7 @@ fn malformed_events_are_refused_as_not_retryable_by_every_binary() {
         env!("CARGO_BIN_EXE_target-tracker"),
     ] {
         let mut api = RuntimeApi::start();
-        let _function = Function(start_function(
-            binary,
-            &api,
-            &root("../policies/two-tier.toml"),
-            &[],
-        ));
+        let _function = Function(start_function(binary, &api, &root("../policies/two-tier.toml"), &[]));
         // Not JSON at all: the Lambda runtime itself refuses it before the
         // handler (and AWS refuses such a payload at Invoke already).
         api.invoke(&fixture("malformed/truncated.json"));
@@ -60,11 +55,7 @@ fn malformed_events_are_refused_as_not_retryable_by_every_binary() {
             }
             other => panic!("{binary} truncated: {other:?}"),
         }
-        for name in [
-            "not-an-object.json",
-            "unknown-state.json",
-            "wrong-types.json",
-        ] {
+        for name in ["not-an-object.json", "unknown-state.json", "wrong-types.json"] {
             let id = api.invoke(&fixture(&format!("malformed/{name}")));
             match answer(&api) {
                 Answer::Error {
@@ -106,9 +97,7 @@ fn malformed_events_are_refused_as_not_retryable_by_every_binary() {
             api.invoke(&fixture(name));
             match answer(&api) {
                 // Its own trigger reaches for the group API, which is a closed port here.
-                Answer::Error {
-                    error_type, body, ..
-                } if is_own => {
+                Answer::Error { error_type, body, .. } if is_own => {
                     let json: serde_json::Value = serde_json::from_str(&body).expect("error json");
                     assert_eq!(
                         json["errorType"], "Retryable.PortError",
@@ -116,8 +105,7 @@ fn malformed_events_are_refused_as_not_retryable_by_every_binary() {
                     );
                 }
                 Answer::Response { body, .. } if !is_own => {
-                    let json: serde_json::Value =
-                        serde_json::from_str(&body).expect("response json");
+                    let json: serde_json::Value = serde_json::from_str(&body).expect("response json");
                     assert_eq!(json["outcome"], "ignored", "{binary} {name}: {body}");
                 }
                 other => panic!("{binary} {name}: {other:?}"),

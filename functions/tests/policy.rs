@@ -6,9 +6,7 @@ use std::time::Duration;
 use functions::policy::{AdjustmentType, Comparison, Policy, PolicyError, Select};
 
 fn shipped(name: &str) -> Policy {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../policies")
-        .join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies").join(name);
     Policy::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
@@ -16,10 +14,7 @@ fn shipped(name: &str) -> Policy {
 fn shipped_policies_load() {
     let two_tier = shipped("two-tier.toml");
     let web = two_tier.group("web").expect("web");
-    assert_eq!(
-        (web.min, web.max, web.warmup()),
-        (2, 10, Duration::from_secs(120))
-    );
+    assert_eq!((web.min, web.max, web.warmup()), (2, 10, Duration::from_secs(120)));
     let high = web.alarm_policy("web-cpu-high").expect("high");
     assert_eq!(high.comparison, Comparison::Greater);
     assert_eq!(high.period, Duration::from_secs(300));
@@ -138,23 +133,14 @@ fn broken_rules_are_named_with_what_is_allowed() {
 
 #[test]
 fn group_level_rules() {
-    let error = Policy::parse(
-        "p.toml",
-        "[[group]]\nname = \"web\"\nmin = 5\nmax = 3\ndesired = 9\n",
-    )
-    .expect_err("invalid");
+    let error =
+        Policy::parse("p.toml", "[[group]]\nname = \"web\"\nmin = 5\nmax = 3\ndesired = 9\n").expect_err("invalid");
     let text = error.to_string();
     assert!(text.starts_with("policy file p.toml is invalid:"), "{text}");
     assert!(text.contains("min 5 must be <= max 3"), "{text}");
-    assert!(
-        text.contains("desired: 9 must be within min..=max"),
-        "{text}"
-    );
+    assert!(text.contains("desired: 9 must be within min..=max"), "{text}");
     let error = Policy::parse("p.toml", "").expect_err("no group");
-    assert!(
-        error.to_string().contains("missing field `group`"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("missing field `group`"), "{error}");
 }
 
 #[test]
@@ -169,18 +155,14 @@ fn typos_and_wrong_types_are_parse_errors_naming_the_key() {
         text.contains("p.toml") && text.contains("unknown field `cooldwon`"),
         "{text}"
     );
-    let error = Policy::parse("p.toml", "[[group]]\nname = \"web\"\nmin = -1\nmax = 10\n")
-        .expect_err("negative");
+    let error = Policy::parse("p.toml", "[[group]]\nname = \"web\"\nmin = -1\nmax = 10\n").expect_err("negative");
     assert!(error.to_string().contains("min"), "{error}");
     let error = Policy::parse(
         "p.toml",
         "[[group]]\nname = \"web\"\nmin = 1\nmax = 10\ncooldown = \"soon\"\n",
     )
     .expect_err("duration");
-    assert!(
-        error.to_string().contains("\"soon\" is not a duration"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("\"soon\" is not a duration"), "{error}");
     let error = Policy::parse(
         "p.toml",
         &alarm("=>", "[]").replace(

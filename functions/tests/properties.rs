@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use functions::decide::{
-    Action, Activity, AlarmState, AlarmStatus, Datapoint, Instance, Lifecycle, MetricHistory,
-    Observation, Trigger, decide,
+    Action, Activity, AlarmState, AlarmStatus, Datapoint, Instance, Lifecycle, MetricHistory, Observation, Trigger,
+    decide,
 };
 use functions::policy::Policy;
 use jiff::{SignedDuration, Timestamp};
@@ -58,14 +58,11 @@ fn tick_trigger() -> impl Strategy<Value = Trigger> {
 }
 
 fn schedule_trigger() -> impl Strategy<Value = Trigger> {
-    prop_oneof![
-        Just("web-lunch-scale-out"),
-        Just("web-lunch-scale-in"),
-        Just("nightly")
-    ]
-    .prop_map(|name| Trigger::Scheduled {
-        name: name.into(),
-        at: now() - SignedDuration::from_secs(2),
+    prop_oneof![Just("web-lunch-scale-out"), Just("web-lunch-scale-in"), Just("nightly")].prop_map(|name| {
+        Trigger::Scheduled {
+            name: name.into(),
+            at: now() - SignedDuration::from_secs(2),
+        }
     })
 }
 

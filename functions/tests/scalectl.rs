@@ -24,9 +24,7 @@ fn decide(event: &str, extra: &[&str]) -> (Output, Value) {
     let policy = path("../policies/two-tier.toml");
     let state = path("tests/fixtures/state/web-two-busy.json");
     let event = path(&format!("tests/fixtures/events/{event}"));
-    let mut args = vec![
-        "decide", "--policy", &policy, "--state", &state, "--event", &event,
-    ];
+    let mut args = vec!["decide", "--policy", &policy, "--state", &state, "--event", &event];
     args.extend_from_slice(extra);
     let output = scalectl(&args);
     let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
@@ -39,11 +37,7 @@ fn decides_an_alarm_event_with_explanation() {
         "alarm-eventbridge-cpu-high.json",
         &["--now", "2026-11-20T11:05:01Z", "--explain"],
     );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(json["group"], "web");
     assert_eq!(json["decision"]["action"]["set_desired"], 5);
     assert_eq!(
@@ -59,25 +53,15 @@ fn decides_an_alarm_event_with_explanation() {
 
 #[test]
 fn decides_a_schedule_and_a_tick() {
-    let (output, json) = decide(
-        "schedule-lunch-scale-out.json",
-        &["--now", "2026-11-20T03:00:01Z"],
-    );
+    let (output, json) = decide("schedule-lunch-scale-out.json", &["--now", "2026-11-20T03:00:01Z"]);
     assert!(output.status.success());
     assert_eq!(
         json["decision"]["action"]["set_limits"],
         serde_json::json!({ "min": 4, "max": 10, "desired": 4 })
     );
 
-    let (output, json) = decide(
-        "schedule-tick-target-tracking.json",
-        &["--now", "2026-11-20T11:07:00Z"],
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (output, json) = decide("schedule-tick-target-tracking.json", &["--now", "2026-11-20T11:07:00Z"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     // Target tracking wants ceil(2 x 91.5/50) = 4; the alarm still in ALARM wants +3 = 5: the larger wins.
     assert_eq!(json["decision"]["action"]["set_desired"], 5, "{json:#}");
     let rules = json["decision"]["rules"].to_string();
@@ -95,10 +79,7 @@ fn unrelated_events_are_ignored_with_exit_0() {
             .contains("EC2 Instance State-change Notification")
     );
     // An alarm of the other tier's policy file entry routes to that group.
-    let (output, json) = decide(
-        "alarm-sns-session-cpu-high.json",
-        &["--now", "2026-11-20T11:06:01Z"],
-    );
+    let (output, json) = decide("alarm-sns-session-cpu-high.json", &["--now", "2026-11-20T11:06:01Z"]);
     assert!(output.status.success());
     assert_eq!(json["group"], "session");
 }
@@ -138,10 +119,7 @@ fn bad_inputs_exit_2_with_the_reason() {
         "y",
     ]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&output.stderr)
-            .contains("cannot read policy file /nonexistent.toml")
-    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read policy file /nonexistent.toml"));
 }
 
 #[test]

@@ -10,11 +10,7 @@ use jiff::tz::TimeZone;
 
 fn web() -> GroupPolicy {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/two-tier.toml");
-    Policy::load(&path)
-        .expect("policy")
-        .group("web")
-        .expect("web")
-        .clone()
+    Policy::load(&path).expect("policy").group("web").expect("web").clone()
 }
 
 fn observed(min: u32, max: u32, desired: u32) -> Observation {
@@ -93,25 +89,11 @@ fn scheduled_action_cases() {
         ),
     ];
     for (name, observed, schedule, action, explains) in cases {
-        let decision = decide(
-            &web(),
-            &observed,
-            &MetricHistory::default(),
-            &[],
-            &fired(schedule),
-            now,
-        );
+        let decision = decide(&web(), &observed, &MetricHistory::default(), &[], &fired(schedule), now);
         assert_eq!(decision.action, action, "{name}: {decision:#?}");
         let text = format!("{} | {}", decision.reason, decision.rules.join(" | "));
-        assert!(
-            text.contains(explains),
-            "{name}: {explains:?} not in {text:?}"
-        );
-        assert_eq!(
-            decision.cause.is_some(),
-            decision.action != Action::Hold,
-            "{name}"
-        );
+        assert!(text.contains(explains), "{name}: {explains:?} not in {text:?}");
+        assert_eq!(decision.cause.is_some(), decision.action != Action::Hold, "{name}");
     }
 }
 

@@ -3,19 +3,15 @@
 use std::path::Path;
 
 use functions::decide::{
-    Action, Activity, AlarmState, AlarmStatus, Decision, Instance, Lifecycle, MetricHistory,
-    Observation, Trigger, alarm_cause, decide,
+    Action, Activity, AlarmState, AlarmStatus, Decision, Instance, Lifecycle, MetricHistory, Observation, Trigger,
+    alarm_cause, decide,
 };
 use functions::policy::{GroupPolicy, Policy};
 use jiff::{SignedDuration, Timestamp};
 
 fn web() -> GroupPolicy {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/two-tier.toml");
-    Policy::load(&path)
-        .expect("policy")
-        .group("web")
-        .expect("web")
-        .clone()
+    Policy::load(&path).expect("policy").group("web").expect("web").clone()
 }
 
 fn now() -> Timestamp {
@@ -91,11 +87,7 @@ fn check(policy: &GroupPolicy, cases: Vec<Case>) {
         assert_eq!(decision.action, case.action, "{}: {decision:#?}", case.name);
         let text = format!("{} | {}", decision.reason, decision.rules.join(" | "));
         for fragment in case.explains {
-            assert!(
-                text.contains(fragment),
-                "{}: {fragment:?} not in {text:?}",
-                case.name
-            );
+            assert!(text.contains(fragment), "{}: {fragment:?} not in {text:?}", case.name);
         }
         assert_eq!(decision.from, case.observed.desired, "{}", case.name);
         assert_eq!(
@@ -118,10 +110,7 @@ fn step_scaling_cases() {
             activities: vec![],
             trigger: high(85.0),
             action: Action::SetDesired(4),
-            explains: &[
-                "step +2 (CPUUtilization 85 > 70, step range 70..90)",
-                "2 -> 4",
-            ],
+            explains: &["step +2 (CPUUtilization 85 > 70, step range 70..90)", "2 -> 4"],
         },
         Case {
             name: "lower bound inclusive above the threshold: CPU 90 is the +3 step",
@@ -297,25 +286,17 @@ fn scale_in_never_counts_on_protected_instances() {
         instance.protected = true;
     }
     let low = alarm("web-cpu-low", Some(10.0));
-    let decision = decide(
-        &web(),
-        &observed,
-        &MetricHistory::default(),
-        &[],
-        &low,
-        now(),
-    );
+    let decision = decide(&web(), &observed, &MetricHistory::default(), &[], &low, now());
     assert_eq!(decision.action, Action::SetDesired(4));
-    assert!(decision.rules.iter().any(|r| r == "4 protected instance(s) kept; 1 of the 1 unprotected will be terminated"), "{decision:#?}");
-    observed.instances[4].protected = true;
-    let decision = decide(
-        &web(),
-        &observed,
-        &MetricHistory::default(),
-        &[],
-        &low,
-        now(),
+    assert!(
+        decision
+            .rules
+            .iter()
+            .any(|r| r == "4 protected instance(s) kept; 1 of the 1 unprotected will be terminated"),
+        "{decision:#?}"
     );
+    observed.instances[4].protected = true;
+    let decision = decide(&web(), &observed, &MetricHistory::default(), &[], &low, now());
     // Desired still drops; no instance goes until its protection is removed.
     assert_eq!(decision.action, Action::SetDesired(4));
     assert!(
@@ -363,15 +344,7 @@ fn percent_change_rounding_and_minimum_magnitude() {
 /// minimum magnitude: above 1 round down, 0..1 -> 1, -1..0 -> -1, below -1 round toward 0.
 #[test]
 fn percent_rounding_table() {
-    for (percent, expected) in [
-        (15, 11),
-        (5, 11),
-        (-5, 9),
-        (-15, 9),
-        (-67, 4),
-        (100, 20),
-        (-100, 0),
-    ] {
+    for (percent, expected) in [(15, 11), (5, 11), (-5, 9), (-15, 9), (-67, 4), (100, 20), (-100, 0)] {
         let policy = Policy::parse(
             "t.toml",
             &format!(
@@ -437,8 +410,5 @@ fn decisions_serialise_for_logs_and_scalectl() {
     assert_eq!(json["action"], serde_json::json!({ "set_desired": 5 }));
     assert_eq!(json["from"], 2);
     assert_eq!(json["cause"], "alarm web-cpu-high at 2026-11-20T11:04:55Z");
-    assert_eq!(
-        json["rules"][0],
-        "step +3 (CPUUtilization 91.5 > 70, step range >= 90)"
-    );
+    assert_eq!(json["rules"][0], "step +3 (CPUUtilization 91.5 > 70, step range >= 90)");
 }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use functions::decide::{
-    Action, Activity, AlarmState, AlarmStatus, Datapoint, Instance, Lifecycle, MetricHistory,
-    Observation, Trigger, decide,
+    Action, Activity, AlarmState, AlarmStatus, Datapoint, Instance, Lifecycle, MetricHistory, Observation, Trigger,
+    decide,
 };
 use functions::policy::{GroupPolicy, Policy};
 use jiff::{SignedDuration, Timestamp};
@@ -31,11 +31,7 @@ fn group(text: &str) -> GroupPolicy {
 
 fn two_tier_web() -> GroupPolicy {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/two-tier.toml");
-    Policy::load(&path)
-        .expect("policy")
-        .group("web")
-        .expect("web")
-        .clone()
+    Policy::load(&path).expect("policy").group("web").expect("web").clone()
 }
 
 fn now() -> Timestamp {
@@ -98,20 +94,8 @@ fn setup(desired: u32, ready: &[Option<f64>], warming: usize) -> Setup {
 impl Setup {
     /// Adds an older datapoint `age` seconds ago with `value` for every ready instance.
     fn with_past(mut self, age: i64, value: f64) -> Self {
-        for points in self
-            .metrics
-            .metrics
-            .get_mut("cpu")
-            .expect("cpu")
-            .values_mut()
-        {
-            points.insert(
-                0,
-                Datapoint {
-                    at: ago(age),
-                    value,
-                },
-            );
+        for points in self.metrics.metrics.get_mut("cpu").expect("cpu").values_mut() {
+            points.insert(0, Datapoint { at: ago(age), value });
         }
         self
     }
@@ -188,10 +172,7 @@ fn target_tracking_cases() {
             activities: vec![],
             trigger: tick(vec![]),
             action: Action::SetDesired(6),
-            explains: &[
-                "-> 15 instance(s)",
-                "limited by scale-out rate policies to 6",
-            ],
+            explains: &["-> 15 instance(s)", "limited by scale-out rate policies to 6"],
         },
         Case {
             name: "select = min takes the smaller allowance: +2 per 60s",
@@ -245,8 +226,7 @@ fn target_tracking_cases() {
         Case {
             name: "scale-in stabilisation keeps the highest recommendation of the window",
             group: tracking.clone(),
-            setup: setup(4, &[Some(10.0), Some(10.0), Some(10.0), Some(10.0)], 0)
-                .with_past(200, 45.0),
+            setup: setup(4, &[Some(10.0), Some(10.0), Some(10.0), Some(10.0)], 0).with_past(200, 45.0),
             activities: vec![],
             trigger: tick(vec![]),
             action: Action::Hold,
@@ -255,8 +235,7 @@ fn target_tracking_cases() {
         Case {
             name: "outside the window the old recommendation no longer counts",
             group: tracking.clone(),
-            setup: setup(4, &[Some(10.0), Some(10.0), Some(10.0), Some(10.0)], 0)
-                .with_past(400, 45.0),
+            setup: setup(4, &[Some(10.0), Some(10.0), Some(10.0), Some(10.0)], 0).with_past(400, 45.0),
             activities: vec![],
             trigger: tick(vec![]),
             action: Action::SetDesired(2),
@@ -329,10 +308,7 @@ fn tick_combines_target_tracking_and_alarms_still_in_alarm() {
             activities: vec![scale_up(2, 4, 100)],
             trigger: tick(vec![in_alarm("web-cpu-high", 85.0)]),
             action: Action::Hold,
-            explains: &[
-                "held: scale-out cooldown",
-                "scale-in needs all 2 proposals to agree",
-            ],
+            explains: &["held: scale-out cooldown", "scale-in needs all 2 proposals to agree"],
         },
         Case {
             name: "all scale in: the largest proposal wins",
@@ -393,11 +369,7 @@ fn run(cases: Vec<Case>) {
         assert_eq!(decision.action, case.action, "{}: {decision:#?}", case.name);
         let text = format!("{} | {}", decision.reason, decision.rules.join(" | "));
         for fragment in case.explains {
-            assert!(
-                text.contains(fragment),
-                "{}: {fragment:?} not in {text:?}",
-                case.name
-            );
+            assert!(text.contains(fragment), "{}: {fragment:?} not in {text:?}", case.name);
         }
         assert_eq!(
             decision.cause.is_some(),

@@ -56,15 +56,9 @@ fn direct_alarm_action_payload() {
 fn sns_wrapped_alarm_notification() {
     let event = alarm("alarm-sns-session-cpu-high.json");
     assert_eq!(event.name, "session-cpu-high");
-    assert_eq!(
-        (event.state, event.previous),
-        (AlarmState::Alarm, Some(AlarmState::Ok))
-    );
+    assert_eq!((event.state, event.previous), (AlarmState::Alarm, Some(AlarmState::Ok)));
     assert_eq!(event.state_since.to_string(), "2026-11-20T11:06:00.12Z");
-    assert_eq!(
-        event.value, None,
-        "classic notifications carry no datapoint"
-    );
+    assert_eq!(event.value, None, "classic notifications carry no datapoint");
     assert_eq!(event.shape, Shape::SnsAlarm);
 }
 
@@ -83,10 +77,7 @@ fn scheduled_events_name_their_rule() {
         ),
     ] {
         match parse_str(&fixture(file)) {
-            Ok(Parsed::Event(Event::Schedule {
-                rule: got,
-                at: time,
-            })) => {
+            Ok(Parsed::Event(Event::Schedule { rule: got, at: time })) => {
                 assert_eq!(got, rule, "{file}");
                 assert_eq!(time.to_string(), at, "{file}");
             }
@@ -100,8 +91,7 @@ fn unrelated_event_is_ignored_not_an_error() {
     match parse_str(&fixture("malformed/unrelated-event.json")) {
         Ok(Parsed::Ignored(reason)) => {
             assert!(
-                reason.contains("EC2 Instance State-change Notification")
-                    && reason.contains("aws.ec2"),
+                reason.contains("EC2 Instance State-change Notification") && reason.contains("aws.ec2"),
                 "{reason}"
             );
         }
@@ -113,27 +103,17 @@ fn unrelated_event_is_ignored_not_an_error() {
 fn malformed_events_are_refused_naming_what_is_wrong() {
     let cases = [
         ("not-an-object.json", "event is a JSON array, not an object"),
-        (
-            "truncated.json",
-            "event is not valid JSON: EOF while parsing",
-        ),
-        (
-            "unknown-state.json",
-            "at detail.state.value: unknown variant `PANIC`",
-        ),
+        ("truncated.json", "event is not valid JSON: EOF while parsing"),
+        ("unknown-state.json", "at detail.state.value: unknown variant `PANIC`"),
         (
             "wrong-types.json",
             "at detail.alarmName: invalid type: integer `42`, expected a string",
         ),
     ];
     for (file, expected) in cases {
-        let error: TriggerError =
-            parse_str(&fixture(&format!("malformed/{file}"))).expect_err(file);
+        let error: TriggerError = parse_str(&fixture(&format!("malformed/{file}"))).expect_err(file);
         let text = error.to_string();
-        assert!(
-            text.contains(expected),
-            "{file}: {expected:?} not in {text:?}"
-        );
+        assert!(text.contains(expected), "{file}: {expected:?} not in {text:?}");
         assert!(text.ends_with("a retry cannot help"), "{file}: {text}");
         assert!(!error.retryable());
     }
@@ -142,10 +122,7 @@ fn malformed_events_are_refused_naming_what_is_wrong() {
 #[test]
 fn other_shapes() {
     assert!(matches!(parse_str("{}"), Err(TriggerError::Unrecognised)));
-    assert!(matches!(
-        parse_str("null"),
-        Err(TriggerError::NotAnObject("null"))
-    ));
+    assert!(matches!(parse_str("null"), Err(TriggerError::NotAnObject("null"))));
     let not_alarm = r#"{"Records":[{"EventSource":"aws:sns","EventVersion":"1.0","EventSubscriptionArn":"a","Sns":{"Type":"Notification","MessageId":"m","TopicArn":"t","Subject":null,"Message":"hello","Timestamp":"2026-11-20T11:06:00.180Z","SignatureVersion":"1","Signature":"s","SigningCertURL":"u","UnsubscribeURL":"u","MessageAttributes":{}}}]}"#;
     assert!(
         matches!(parse_str(not_alarm), Ok(Parsed::Ignored(_))),
@@ -155,9 +132,7 @@ fn other_shapes() {
     let no_rule = r#"{"version":"0","id":"x","detail-type":"Scheduled Event","source":"aws.events","account":"1","time":"2026-11-20T03:00:00Z","region":"r","resources":[],"detail":{}}"#;
     let error = parse_str(no_rule).expect_err("no rule");
     assert!(
-        error
-            .to_string()
-            .contains("at resources: missing the rule ARN"),
+        error.to_string().contains("at resources: missing the rule ARN"),
         "{error}"
     );
 }

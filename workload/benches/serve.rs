@@ -91,10 +91,9 @@ impl Drop for Workload {
 async fn connect(addr: SocketAddr) -> SendRequest<Empty<Bytes>> {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stream.set_nodelay(true).expect("nodelay");
-    let (sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .expect("handshake");
+    let (sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .expect("handshake");
     tokio::spawn(connection);
     sender
 }
@@ -113,12 +112,7 @@ async fn get(sender: &mut SendRequest<Empty<Bytes>>, path: &str) -> (u16, Durati
 }
 
 /// Closed loop on `connections` connections until `until`; the statuses seen.
-async fn closed_loop(
-    addr: SocketAddr,
-    path: &'static str,
-    connections: usize,
-    until: Instant,
-) -> Vec<(u16, u64)> {
+async fn closed_loop(addr: SocketAddr, path: &'static str, connections: usize, until: Instant) -> Vec<(u16, u64)> {
     let mut tasks = Vec::new();
     for _ in 0..connections {
         tasks.push(tokio::spawn(async move {
@@ -194,17 +188,9 @@ fn main() {
         let one_core = calibrate(1, options.duration / (2 * SLICES));
         bare_calls += number(&one_core, "calls");
         bare_time += number(&one_core, "elapsed_s");
-        all_cores_rps += number(
-            &calibrate(cores, options.duration / (4 * SLICES)),
-            "calls_per_s",
-        ) / f64::from(SLICES);
+        all_cores_rps += number(&calibrate(cores, options.duration / (4 * SLICES)), "calls_per_s") / f64::from(SLICES);
         let started = Instant::now();
-        for (status, n) in runtime.block_on(closed_loop(
-            addr,
-            "/fibo/30",
-            8,
-            started + options.duration / SLICES,
-        )) {
+        for (status, n) in runtime.block_on(closed_loop(addr, "/fibo/30", 8, started + options.duration / SLICES)) {
             match statuses.iter_mut().find(|(s, _)| *s == status) {
                 Some((_, total)) => *total += n,
                 None => statuses.push((status, n)),
@@ -214,16 +200,8 @@ fn main() {
     }
     let one_call = Duration::from_secs_f64(bare_time / bare_calls);
     let limit_rps = cores as f64 / one_call.as_secs_f64();
-    let ok = statuses
-        .iter()
-        .filter(|(s, _)| *s == 200)
-        .map(|(_, n)| n)
-        .sum::<u64>();
-    let other = statuses
-        .iter()
-        .filter(|(s, _)| *s != 200)
-        .map(|(_, n)| n)
-        .sum::<u64>();
+    let ok = statuses.iter().filter(|(s, _)| *s == 200).map(|(_, n)| n).sum::<u64>();
+    let other = statuses.iter().filter(|(s, _)| *s != 200).map(|(_, n)| n).sum::<u64>();
     let served_rps = ok as f64 / served_time.as_secs_f64();
     let ratio = served_rps / limit_rps;
 
@@ -243,11 +221,7 @@ fn main() {
         }
         load.await.expect("load")
     });
-    let fibo35 = saturated
-        .iter()
-        .filter(|(s, _)| *s == 200)
-        .map(|(_, n)| n)
-        .sum::<u64>();
+    let fibo35 = saturated.iter().filter(|(s, _)| *s == 200).map(|(_, n)| n).sum::<u64>();
     let ms = |us: u64| us as f64 / 1000.0;
     let (p50, p99, max) = (
         ms(histogram.value_at_quantile(0.5)),
@@ -277,10 +251,7 @@ fn main() {
             })
         );
     } else {
-        println!(
-            "workload bench ({cores} cores, {:?} per phase)",
-            options.duration
-        );
+        println!("workload bench ({cores} cores, {:?} per phase)", options.duration);
         println!(
             "  bare fibo(30) on one core   {:>9.3} ms  -> limit {limit_rps:.1} req/s",
             one_call.as_secs_f64() * 1e3

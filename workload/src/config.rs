@@ -86,11 +86,7 @@ pub struct Args {
     pub imds: bool,
 
     /// Base URL of the instance metadata service (http only).
-    #[arg(
-        long,
-        env = "WORKLOAD_IMDS_ENDPOINT",
-        default_value = "http://169.254.169.254"
-    )]
+    #[arg(long, env = "WORKLOAD_IMDS_ENDPOINT", default_value = "http://169.254.169.254")]
     pub imds_endpoint: String,
 
     /// Log format.
@@ -142,9 +138,7 @@ fn parse_cpu_limit(value: &str) -> Result<f64, String> {
     if limit.is_finite() && limit > 0.0 && limit <= cores {
         Ok(limit)
     } else {
-        Err(format!(
-            "must be in (0, {cores}] (this machine has {cores} cores)"
-        ))
+        Err(format!("must be in (0, {cores}] (this machine has {cores} cores)"))
     }
 }
 
@@ -160,9 +154,7 @@ fn parse_log_filter(value: &str) -> Result<Targets, String> {
         )
     };
     for directive in value.split(',').map(str::trim) {
-        let level = directive
-            .rsplit_once('=')
-            .map_or(directive, |(_, level)| level);
+        let level = directive.rsplit_once('=').map_or(directive, |(_, level)| level);
         if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
             return Err(format!("{directive:?}: {}", allowed()));
         }
@@ -171,8 +163,8 @@ fn parse_log_filter(value: &str) -> Result<Targets, String> {
 }
 
 fn parse_duration_in(value: &str, min: Duration, max: Duration) -> Result<Duration, String> {
-    let duration = humantime::parse_duration(value)
-        .map_err(|e| format!("{e}; expected a duration such as 60s, 500ms or 2m"))?;
+    let duration =
+        humantime::parse_duration(value).map_err(|e| format!("{e}; expected a duration such as 60s, 500ms or 2m"))?;
     if duration < min || duration > max {
         return Err(format!(
             "must be between {} and {}",
@@ -244,9 +236,7 @@ mod tests {
         assert!(parse(&["--log", "warn,actix_server=info"]).is_ok());
         assert_eq!(config.args.command, None);
         assert_eq!(
-            parse(&["calibrate", "--duration", "100ms"])
-                .expect("calibrate")
-                .command,
+            parse(&["calibrate", "--duration", "100ms"]).expect("calibrate").command,
             Some(Command::Calibrate {
                 n: 30,
                 duration: Duration::from_millis(100),
@@ -265,27 +255,15 @@ mod tests {
     #[test]
     fn bad_values_name_the_flag_and_the_allowed_range() {
         let cases: &[(&str, &[&str], &[&str])] = &[
-            (
-                "zero cpu",
-                &["--cpu-limit", "0"],
-                &["--cpu-limit", "must be in (0,"],
-            ),
-            (
-                "nan cpu",
-                &["--cpu-limit", "NaN"],
-                &["--cpu-limit", "must be in (0,"],
-            ),
+            ("zero cpu", &["--cpu-limit", "0"], &["--cpu-limit", "must be in (0,"]),
+            ("nan cpu", &["--cpu-limit", "NaN"], &["--cpu-limit", "must be in (0,"]),
             (
                 "text cpu",
                 &["--cpu-limit", "lots"],
                 &["--cpu-limit", "number of cores"],
             ),
             ("huge max-n", &["--max-n", "93"], &["--max-n", "0..=92"]),
-            (
-                "negative queue",
-                &["--queue=-1"],
-                &["--queue", "0..=100000"],
-            ),
+            ("negative queue", &["--queue=-1"], &["--queue", "0..=100000"]),
             (
                 "bad listen",
                 &["--listen", "localhost"],
@@ -301,31 +279,19 @@ mod tests {
                 &["--cpu-window", "1ms"],
                 &["--cpu-window", "must be between 100ms and 1h"],
             ),
-            (
-                "bad nice",
-                &["--compute-nice", "20"],
-                &["--compute-nice", "0..=19"],
-            ),
+            ("bad nice", &["--compute-nice", "20"], &["--compute-nice", "0..=19"]),
             (
                 "zero workers",
                 &["--compute-workers", "0"],
                 &["--compute-workers", "1..=1024"],
             ),
-            (
-                "calibrate n",
-                &["calibrate", "--n", "50"],
-                &["--n", "0..=45"],
-            ),
+            ("calibrate n", &["calibrate", "--n", "50"], &["--n", "0..=45"]),
             (
                 "bad log format",
                 &["--log-format", "xml"],
                 &["--log-format", "json", "text"],
             ),
-            (
-                "bad log level",
-                &["--log", "loud"],
-                &["--log", "\"loud\"", "debug"],
-            ),
+            ("bad log level", &["--log", "loud"], &["--log", "\"loud\"", "debug"]),
             (
                 "bad target level",
                 &["--log", "info,actix_web=noisy"],
@@ -335,10 +301,7 @@ mod tests {
         for (name, args, expected) in cases {
             let message = parse(args).expect_err(name).to_string();
             for fragment in *expected {
-                assert!(
-                    message.contains(fragment),
-                    "{name}: {fragment:?} not in {message:?}"
-                );
+                assert!(message.contains(fragment), "{name}: {fragment:?} not in {message:?}");
             }
         }
     }

@@ -21,10 +21,7 @@ pub fn process_cpu_time() -> Duration {
 }
 
 fn clock(id: libc::clockid_t) -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec and both clock ids exist on
     // every Linux; on failure the zeroed value is returned (never observed).
     let rc = unsafe { libc::clock_gettime(id, &mut ts) };
@@ -82,8 +79,7 @@ impl CpuBudget {
         let elapsed = now.saturating_duration_since(state.refilled_at);
         state.refilled_at = now.max(state.refilled_at);
         let cap = self.burst.as_nanos() as f64 * self.cores;
-        state.tokens_ns = (state.tokens_ns + elapsed.as_nanos() as f64 * self.cores).min(cap)
-            - used.as_nanos() as f64;
+        state.tokens_ns = (state.tokens_ns + elapsed.as_nanos() as f64 * self.cores).min(cap) - used.as_nanos() as f64;
         if state.tokens_ns >= 0.0 {
             Duration::ZERO
         } else {
@@ -146,10 +142,7 @@ impl CpuMeter {
 
     fn utilization_at(&self, now: Instant, cpu: Duration) -> f64 {
         let samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
-        let start = now
-            .checked_sub(self.window)
-            .unwrap_or(self.started)
-            .max(self.started);
+        let start = now.checked_sub(self.window).unwrap_or(self.started).max(self.started);
         // The newest sample taken at or before the window's start, else the oldest.
         let base = samples
             .iter()
@@ -190,10 +183,7 @@ mod tests {
         let budget = CpuBudget::new(0.25);
         let t0 = Instant::now();
         let sleep = budget.charge(Duration::from_millis(125), t0);
-        assert!(
-            (sleep.as_secs_f64() - 0.400).abs() < 0.002,
-            "sleep {sleep:?}"
-        );
+        assert!((sleep.as_secs_f64() - 0.400).abs() < 0.002, "sleep {sleep:?}");
         // After sleeping exactly that long the debt is gone.
         assert_eq!(
             budget.charge(Duration::ZERO, t0 + sleep + Duration::from_millis(1)),
@@ -227,15 +217,9 @@ mod tests {
         // 20 s in, samples every 5 s; over the last 10 s the process used 2.5 s
         // of CPU: 0.25 cores of a 0.5 core capacity = 50%.
         for (s, cpu_ms) in [(5u64, 500u64), (10, 1000), (15, 2000), (20, 3500)] {
-            meter.record(
-                t0 + Duration::from_secs(s),
-                base_cpu + Duration::from_millis(cpu_ms),
-            );
+            meter.record(t0 + Duration::from_secs(s), base_cpu + Duration::from_millis(cpu_ms));
         }
-        let pct = meter.utilization_at(
-            t0 + Duration::from_secs(20),
-            base_cpu + Duration::from_millis(3500),
-        );
+        let pct = meter.utilization_at(t0 + Duration::from_secs(20), base_cpu + Duration::from_millis(3500));
         assert!((pct - 50.0).abs() < 1e-9, "pct {pct}");
     }
 
@@ -245,16 +229,10 @@ mod tests {
         let t0 = meter.started;
         let base_cpu = meter.samples.lock().unwrap().front().unwrap().1;
         // 2 s old, 1 s of CPU: 50% (not 1/60).
-        let pct = meter.utilization_at(
-            t0 + Duration::from_secs(2),
-            base_cpu + Duration::from_secs(1),
-        );
+        let pct = meter.utilization_at(t0 + Duration::from_secs(2), base_cpu + Duration::from_secs(1));
         assert!((pct - 50.0).abs() < 1e-9, "pct {pct}");
         // More CPU than capacity (I/O threads beside a cap) reads as 100%.
-        let pct = meter.utilization_at(
-            t0 + Duration::from_secs(2),
-            base_cpu + Duration::from_secs(5),
-        );
+        let pct = meter.utilization_at(t0 + Duration::from_secs(2), base_cpu + Duration::from_secs(5));
         assert_eq!(pct, 100.0);
     }
 

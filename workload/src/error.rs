@@ -63,9 +63,7 @@ pub enum ApiError {
     #[error(transparent)]
     Compute(#[from] PoolError),
     /// No such route.
-    #[error(
-        "no route for {method} {path}; routes: GET /, GET /health, GET /metrics, GET /fibo/{{n}}"
-    )]
+    #[error("no route for {method} {path}; routes: GET /, GET /health, GET /metrics, GET /fibo/{{n}}")]
     NotFound { method: String, path: String },
 }
 

@@ -83,15 +83,7 @@ mod tests {
 
     #[test]
     fn known_values_match_the_reference_definition() {
-        let cases = [
-            (0, 1),
-            (1, 1),
-            (2, 2),
-            (3, 3),
-            (10, 89),
-            (20, 10946),
-            (30, 1_346_269),
-        ];
+        let cases = [(0, 1), (1, 1), (2, 2), (3, 3), (10, 89), (20, 10946), (30, 1_346_269)];
         for (n, expected) in cases {
             assert_eq!(fibo(n), expected, "fibo({n})");
         }

@@ -70,9 +70,7 @@ impl Identity {
                 })?
             }
             (None, None) if !args.listen.ip().is_unspecified() => args.listen.ip(),
-            (None, None) => {
-                first_non_loopback_ipv4().map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V4)
-            }
+            (None, None) => first_non_loopback_ipv4().map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V4),
         };
         let availability_zone = match (&args.availability_zone, &imds) {
             (Some(az), _) => Some(az.clone()),
@@ -115,11 +113,7 @@ fn first_non_loopback_ipv4() -> Option<Ipv4Addr> {
             let entry = &*cursor;
             let up = entry.ifa_flags & libc::IFF_UP as u32 != 0;
             let loopback = entry.ifa_flags & libc::IFF_LOOPBACK as u32 != 0;
-            if up
-                && !loopback
-                && !entry.ifa_addr.is_null()
-                && i32::from((*entry.ifa_addr).sa_family) == libc::AF_INET
-            {
+            if up && !loopback && !entry.ifa_addr.is_null() && i32::from((*entry.ifa_addr).sa_family) == libc::AF_INET {
                 let addr = &*(entry.ifa_addr as *const libc::sockaddr_in);
                 found = Some(Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)));
                 break;
@@ -150,26 +144,16 @@ const IMDS_TIMEOUT: Duration = Duration::from_secs(2);
 impl ImdsClient {
     fn new(endpoint: &str) -> Result<Self, ImdsError> {
         let bad = || ImdsError::BadEndpoint(endpoint.to_string());
-        let host = endpoint
-            .strip_prefix("http://")
-            .ok_or_else(bad)?
-            .trim_end_matches('/');
+        let host = endpoint.strip_prefix("http://").ok_or_else(bad)?.trim_end_matches('/');
         if host.is_empty() || host.contains('/') {
             return Err(bad());
         }
-        let with_port = if host
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
+        let with_port = if host.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
             host.to_string()
         } else {
             format!("{host}:80")
         };
-        let addr = with_port
-            .to_socket_addrs()
-            .map_err(|_| bad())?
-            .next()
-            .ok_or_else(bad)?;
+        let addr = with_port.to_socket_addrs().map_err(|_| bad())?.next().ok_or_else(bad)?;
         Ok(Self {
             addr,
             host: host.to_string(),
@@ -182,18 +166,10 @@ impl ImdsClient {
             "latest/api/token",
             &[("X-aws-ec2-metadata-token-ttl-seconds", "21600")],
         )?;
-        Ok(ImdsSession {
-            client: self,
-            token,
-        })
+        Ok(ImdsSession { client: self, token })
     }
 
-    fn request(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-    ) -> Result<String, ImdsError> {
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Result<String, ImdsError> {
         let io = |source| ImdsError::Io {
             path: path.to_string(),
             source,
@@ -211,10 +187,7 @@ impl ImdsClient {
         request.push_str("\r\n");
         stream.write_all(request.as_bytes()).map_err(io)?;
         let mut response = Vec::new();
-        stream
-            .take(64 * 1024)
-            .read_to_end(&mut response)
-            .map_err(io)?;
+        stream.take(64 * 1024).read_to_end(&mut response).map_err(io)?;
         parse_response(path, &response)
     }
 }
@@ -286,8 +259,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     fn args(extra: &[&str]) -> Args {
-        Args::try_parse_from(std::iter::once("workload").chain(extra.iter().copied()))
-            .expect("args")
+        Args::try_parse_from(std::iter::once("workload").chain(extra.iter().copied())).expect("args")
     }
 
     #[test]
@@ -324,9 +296,7 @@ mod tests {
     }
 
     /// A fake IMDSv2 on loopback: the token from PUT must come back on every GET.
-    fn fake_imds(
-        requests: usize,
-    ) -> (String, Arc<Mutex<Vec<String>>>, std::thread::JoinHandle<()>) {
+    fn fake_imds(requests: usize) -> (String, Arc<Mutex<Vec<String>>>, std::thread::JoinHandle<()>) {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -340,24 +310,15 @@ mod tests {
                 let first = request.lines().next().unwrap_or_default().to_string();
                 let has_token = request.contains("X-aws-ec2-metadata-token: tok-123");
                 let body = match first.as_str() {
-                    "PUT /latest/api/token HTTP/1.1" if request.contains("ttl-seconds: 21600") => {
-                        Some("tok-123")
-                    }
-                    "GET /latest/meta-data/instance-id HTTP/1.1" if has_token => {
-                        Some("i-0123456789abcdef0")
-                    }
+                    "PUT /latest/api/token HTTP/1.1" if request.contains("ttl-seconds: 21600") => Some("tok-123"),
+                    "GET /latest/meta-data/instance-id HTTP/1.1" if has_token => Some("i-0123456789abcdef0"),
                     "GET /latest/meta-data/local-ipv4 HTTP/1.1" if has_token => Some("10.0.1.23"),
-                    "GET /latest/meta-data/placement/availability-zone HTTP/1.1" if has_token => {
-                        Some("eu-west-1a")
-                    }
+                    "GET /latest/meta-data/placement/availability-zone HTTP/1.1" if has_token => Some("eu-west-1a"),
                     _ => None,
                 };
                 log.lock().expect("log").push(first);
                 let response = match body {
-                    Some(body) => format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    ),
+                    Some(body) => format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()),
                     None => "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n".to_string(),
                 };
                 stream.write_all(response.as_bytes()).expect("write");
@@ -381,10 +342,7 @@ mod tests {
         assert_eq!(identity.instance_id, "i-0123456789abcdef0");
         assert_eq!(identity.private_ip.to_string(), "10.0.1.23");
         assert_eq!(identity.availability_zone.as_deref(), Some("eu-west-1a"));
-        assert_eq!(
-            seen.lock().expect("seen")[0],
-            "PUT /latest/api/token HTTP/1.1"
-        );
+        assert_eq!(seen.lock().expect("seen")[0], "PUT /latest/api/token HTTP/1.1");
     }
 
     #[test]
@@ -392,14 +350,9 @@ mod tests {
         let (endpoint, _seen, server) = fake_imds(1);
         // Ask for a path the fake refuses: the error names it and its status.
         let client = ImdsClient::new(&endpoint).expect("client");
-        let err = client
-            .request("GET", "latest/meta-data/nope", &[])
-            .expect_err("401");
+        let err = client.request("GET", "latest/meta-data/nope", &[]).expect_err("401");
         server.join().expect("server");
-        assert_eq!(
-            err.to_string(),
-            "IMDS request latest/meta-data/nope answered 401"
-        );
+        assert_eq!(err.to_string(), "IMDS request latest/meta-data/nope answered 401");
         let err = ImdsClient::new("https://169.254.169.254").expect_err("https refused");
         assert!(err.to_string().contains("http://host[:port]"), "{err}");
     }
@@ -410,10 +363,7 @@ mod tests {
             parse_response("p", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi").expect("ok"),
             "hi"
         );
-        assert_eq!(
-            parse_response("p", b"HTTP/1.0 200 OK\r\n\r\nrest").expect("ok"),
-            "rest"
-        );
+        assert_eq!(parse_response("p", b"HTTP/1.0 200 OK\r\n\r\nrest").expect("ok"), "rest");
         assert!(matches!(
             parse_response("p", b"garbage"),
             Err(ImdsError::Malformed { .. })

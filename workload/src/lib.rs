@@ -48,10 +48,7 @@ impl AppState {
             })
             .map_err(Error::StartPool)?,
         );
-        let cpu = Arc::new(CpuMeter::new(
-            config.cpu_capacity_cores(),
-            config.args.cpu_window,
-        ));
+        let cpu = Arc::new(CpuMeter::new(config.cpu_capacity_cores(), config.args.cpu_window));
         let metrics = Metrics::new(Arc::clone(&pool), Arc::clone(&cpu));
         Ok(Self {
             identity,
@@ -76,15 +73,11 @@ pub async fn serve(
     let sampler = actix_web::rt::spawn(sample_cpu(Arc::clone(&state.cpu)));
     let listen = config.args.listen;
     let app_state = state.clone();
-    let server =
-        HttpServer::new(move || App::new().configure(routes::configure(app_state.clone())))
-            .workers(config.http_workers)
-            .shutdown_timeout(config.args.drain_timeout.as_secs_f64().ceil() as u64)
-            .bind(listen)
-            .map_err(|source| Error::Bind {
-                addr: listen,
-                source,
-            })?;
+    let server = HttpServer::new(move || App::new().configure(routes::configure(app_state.clone())))
+        .workers(config.http_workers)
+        .shutdown_timeout(config.args.drain_timeout.as_secs_f64().ceil() as u64)
+        .bind(listen)
+        .map_err(|source| Error::Bind { addr: listen, source })?;
     on_listening(&server.addrs());
     tracing::info!(
         addrs = ?server.addrs(),
@@ -100,11 +93,7 @@ pub async fn serve(
     sampler.abort();
     state.pool.shutdown();
     let snapshot = state.pool.snapshot();
-    tracing::info!(
-        completed = snapshot.completed,
-        shed = snapshot.shed,
-        "stopped"
-    );
+    tracing::info!(completed = snapshot.completed, shed = snapshot.shed, "stopped");
     result
 }
 

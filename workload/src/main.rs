@@ -11,12 +11,7 @@ use workload::identity::Identity;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(Command::Calibrate {
-        n,
-        duration,
-        threads,
-    }) = args.command
-    {
+    if let Some(Command::Calibrate { n, duration, threads }) = args.command {
         let calibration = workload::fib::calibrate(n, duration, usize::from(threads));
         println!("{}", serde_json::to_string(&calibration)?);
         return Ok(());

@@ -155,12 +155,7 @@ impl Collector for StateCollector {
             None,
             pool.abandoned as f64,
         )?;
-        gauge(
-            e,
-            "compute_running",
-            "Computations running now",
-            pool.running as f64,
-        )?;
+        gauge(e, "compute_running", "Computations running now", pool.running as f64)?;
         gauge(
             e,
             "compute_queued",

@@ -22,9 +22,7 @@ use crate::fib::fibo_paced;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PoolError {
     /// Every worker is busy and the queue is full: shed the request.
-    #[error(
-        "overloaded: {running} computing and {queued} queued (capacity {capacity}); retry after {retry_after_s}s"
-    )]
+    #[error("overloaded: {running} computing and {queued} queued (capacity {capacity}); retry after {retry_after_s}s")]
     Overloaded {
         running: usize,
         queued: usize,
@@ -106,9 +104,7 @@ pub struct ComputePool {
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job")
-            .field("n", &self.n)
-            .finish_non_exhaustive()
+        f.debug_struct("Job").field("n", &self.n).finish_non_exhaustive()
     }
 }
 
@@ -120,9 +116,7 @@ impl ComputePool {
         let (sender, receiver) = sync_channel::<Job>(capacity);
         let receiver = Arc::new(Mutex::new(receiver));
         let stats = Arc::new(PoolStats::default());
-        let budget = config
-            .cpu_limit
-            .map(|cores| Arc::new(CpuBudget::new(cores)));
+        let budget = config.cpu_limit.map(|cores| Arc::new(CpuBudget::new(cores)));
         let mut handles = Vec::with_capacity(workers);
         for index in 0..workers {
             let receiver = Arc::clone(&receiver);
@@ -148,12 +142,12 @@ impl ComputePool {
     /// Computes `fibo(n)` on the pool, or refuses at once when it is full.
     pub async fn fibo(&self, n: u32) -> Result<Computed, PoolError> {
         let capacity = self.workers + self.queue;
-        let admitted =
-            self.stats
-                .admitted
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
-                    (current < capacity).then_some(current + 1)
-                });
+        let admitted = self
+            .stats
+            .admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
+                (current < capacity).then_some(current + 1)
+            });
         if let Err(current) = admitted {
             self.stats.shed.fetch_add(1, Ordering::Relaxed);
             let running = self.stats.running.load(Ordering::Relaxed);
@@ -170,12 +164,7 @@ impl ComputePool {
             enqueued: Instant::now(),
             reply,
         };
-        let sent = match self
-            .sender
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
+        let sent = match self.sender.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             // Never blocks: the channel holds `capacity` jobs and admission
             // keeps at most that many in the system.
             Some(sender) => sender.send(job).is_ok(),
@@ -233,12 +222,7 @@ impl Drop for ComputePool {
     }
 }
 
-fn worker(
-    receiver: &Mutex<Receiver<Job>>,
-    stats: &PoolStats,
-    budget: Option<&CpuBudget>,
-    nice: i32,
-) {
+fn worker(receiver: &Mutex<Receiver<Job>>, stats: &PoolStats, budget: Option<&CpuBudget>, nice: i32) {
     lower_priority(nice);
     loop {
         let job = {
@@ -276,9 +260,7 @@ fn worker(
         };
         let compute = started.elapsed();
         let cpu = thread_cpu_time().saturating_sub(cpu_before);
-        stats
-            .compute_ns
-            .fetch_add(compute.as_nanos() as u64, Ordering::Relaxed);
+        stats.compute_ns.fetch_add(compute.as_nanos() as u64, Ordering::Relaxed);
         stats.completed.fetch_add(1, Ordering::Relaxed);
         stats.running.fetch_sub(1, Ordering::AcqRel);
         stats.admitted.fetch_sub(1, Ordering::AcqRel);
@@ -358,18 +340,10 @@ mod tests {
             other => panic!("expected Overloaded, got {other:?}"),
         }
         assert_eq!(first.await.expect("join").expect("first").value, 9_227_465);
-        assert_eq!(
-            second.await.expect("join").expect("second").value,
-            9_227_465
-        );
+        assert_eq!(second.await.expect("join").expect("second").value, 9_227_465);
         let snapshot = pool.snapshot();
         assert_eq!(
-            (
-                snapshot.completed,
-                snapshot.shed,
-                snapshot.running,
-                snapshot.queued
-            ),
+            (snapshot.completed, snapshot.shed, snapshot.running, snapshot.queued),
             (2, 1, 0, 0)
         );
         // Capacity is free again.
@@ -395,9 +369,7 @@ mod tests {
             nice: 0,
         })
         .expect("pool");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("rt");
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("rt");
         let started = Instant::now();
         let mut cpu = Duration::ZERO;
         while started.elapsed() < Duration::from_millis(600) {

@@ -42,12 +42,9 @@ async fn track(
         // The pattern, never the raw path: label values stay few.
         let route = response.request().match_pattern().filter(|p| !p.is_empty());
         let route = route.as_deref().unwrap_or("unmatched");
-        state.metrics.observe(
-            route,
-            method.as_str(),
-            response.status().as_u16(),
-            started.elapsed(),
-        );
+        state
+            .metrics
+            .observe(route, method.as_str(), response.status().as_u16(), started.elapsed());
     }
     Ok(response)
 }
@@ -127,12 +124,10 @@ async fn fibo(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     };
     let identity = &state.identity;
     match format {
-        Format::Text => HttpResponse::Ok()
-            .content_type(ContentType::plaintext())
-            .body(format!(
-                "Fibo({n}) = {} \nComputed by {} with private ip {} \n",
-                computed.value, identity.host, identity.private_ip
-            )),
+        Format::Text => HttpResponse::Ok().content_type(ContentType::plaintext()).body(format!(
+            "Fibo({n}) = {} \nComputed by {} with private ip {} \n",
+            computed.value, identity.host, identity.private_ip
+        )),
         Format::Json => HttpResponse::Ok().json(json!({
             "n": n,
             "fibo": computed.value,
@@ -215,10 +210,7 @@ mod tests {
         ];
         for (name, raw) in cases {
             let error = parse_n(raw, 38).expect_err(name);
-            assert!(
-                matches!(error, ApiError::InvalidN { .. }),
-                "{name}: {error:?}"
-            );
+            assert!(matches!(error, ApiError::InvalidN { .. }), "{name}: {error:?}");
             assert!(error.to_string().contains("0..=38"), "{name}: {error}");
         }
         assert_eq!(parse_n("", 38), Err(ApiError::MissingN { max_n: 38 }));

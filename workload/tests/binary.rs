@@ -54,10 +54,7 @@ impl Server {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "workload did not exit within {within:?}"
-            );
+            assert!(Instant::now() < deadline, "workload did not exit within {within:?}");
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -74,16 +71,10 @@ impl Drop for Server {
 fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-    )?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
-    let status = response
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let status = response.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = response
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
@@ -100,10 +91,7 @@ fn health_json(addr: SocketAddr) -> serde_json::Value {
 #[test]
 fn serves_and_exits_zero_on_sigint() {
     let mut server = Server::start(&[]);
-    assert_eq!(
-        get(server.addr, "/").expect("index"),
-        (200, "I am healthy".to_string())
-    );
+    assert_eq!(get(server.addr, "/").expect("index"), (200, "I am healthy".to_string()));
     assert_eq!(
         get(server.addr, "/fibo/20").expect("fibo"),
         (
@@ -127,26 +115,17 @@ fn sigterm_drains_in_flight_requests_then_exits_zero() {
         std::thread::sleep(Duration::from_millis(5));
     }
     server.signal(libc::SIGTERM);
-    let (status, body) = in_flight
-        .join()
-        .expect("join")
-        .expect("in-flight request answered");
+    let (status, body) = in_flight.join().expect("join").expect("in-flight request answered");
     assert_eq!(status, 200);
     assert!(body.starts_with("Fibo(37) = 39088169 \n"), "{body}");
-    assert!(
-        server.wait(Duration::from_secs(30)).success(),
-        "exit 0 after drain"
-    );
+    assert!(server.wait(Duration::from_secs(30)).success(), "exit 0 after drain");
     // Stopped: no longer accepting.
     assert!(get(addr, "/").is_err());
 }
 
 #[test]
 fn bad_flags_exit_2_naming_the_flag() {
-    let output = Command::new(BIN)
-        .args(["--cpu-limit=-3"])
-        .output()
-        .expect("run");
+    let output = Command::new(BIN).args(["--cpu-limit=-3"]).output().expect("run");
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--cpu-limit"), "{stderr}");
@@ -157,24 +136,15 @@ fn bad_flags_exit_2_naming_the_flag() {
         .expect("run");
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("--log") && stderr.contains("\"loud\""),
-        "{stderr}"
-    );
+    assert!(stderr.contains("--log") && stderr.contains("\"loud\""), "{stderr}");
 }
 
 #[test]
 fn a_busy_port_is_a_clear_error() {
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr").to_string();
-    let output = Command::new(BIN)
-        .args(["--listen", &addr])
-        .output()
-        .expect("run");
+    let output = Command::new(BIN).args(["--listen", &addr]).output().expect("run");
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains(&format!("could not listen on {addr}")),
-        "{stderr}"
-    );
+    assert!(stderr.contains(&format!("could not listen on {addr}")), "{stderr}");
 }

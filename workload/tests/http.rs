@@ -67,8 +67,7 @@ async fn index_answers_like_the_reference() {
 async fn fibo_answers_the_reference_text() {
     let state = state(&[]);
     let app = app!(state);
-    let response =
-        test::call_service(&app, test::TestRequest::get().uri("/fibo/30").to_request()).await;
+    let response = test::call_service(&app, test::TestRequest::get().uri("/fibo/30").to_request()).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         body_text(response).await,
@@ -112,8 +111,7 @@ async fn every_bad_n_gets_400_naming_the_range() {
         ("no segment", "/fibo"),
     ];
     for (name, uri) in cases {
-        let response =
-            test::call_service(&app, test::TestRequest::get().uri(uri).to_request()).await;
+        let response = test::call_service(&app, test::TestRequest::get().uri(uri).to_request()).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{name}");
         let text = body_text(response).await;
         assert!(text.contains("0..=30"), "{name}: {text}");
@@ -128,22 +126,17 @@ async fn every_bad_n_gets_400_naming_the_range() {
     let body: Value = serde_json::from_slice(&test::read_body(response).await).expect("json");
     assert_eq!(body["field"], "n");
     assert_eq!(body["allowed"], "0..=30");
-    assert_eq!(
-        body["error"],
-        "invalid n \"abc\": n must be an integer in 0..=30"
-    );
+    assert_eq!(body["error"], "invalid n \"abc\": n must be an integer in 0..=30");
 }
 
 #[actix_web::test]
 async fn unknown_routes_and_methods() {
     let state = state(&[]);
     let app = app!(state);
-    let response =
-        test::call_service(&app, test::TestRequest::get().uri("/nope").to_request()).await;
+    let response = test::call_service(&app, test::TestRequest::get().uri("/nope").to_request()).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert!(body_text(response).await.contains("GET /fibo/{n}"));
-    let response =
-        test::call_service(&app, test::TestRequest::post().uri("/fibo/3").to_request()).await;
+    let response = test::call_service(&app, test::TestRequest::post().uri("/fibo/3").to_request()).await;
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
 
@@ -151,9 +144,7 @@ async fn unknown_routes_and_methods() {
 async fn health_reports_identity_and_load() {
     let state = state(&["--cpu-limit", "0.5"]);
     let app = app!(state);
-    let body: Value =
-        test::call_and_read_body_json(&app, test::TestRequest::get().uri("/health").to_request())
-            .await;
+    let body: Value = test::call_and_read_body_json(&app, test::TestRequest::get().uri("/health").to_request()).await;
     assert_eq!(body["status"], "ok");
     assert_eq!(body["instance_id"], "i-0123456789abcdef0");
     assert_eq!(body["host"], "web-1");
@@ -178,8 +169,7 @@ async fn full_pool_sheds_with_503_and_retry_after_while_health_stays_up() {
     let check = async {
         wait_for_pool(&state, 1, 1).await;
         let started = Instant::now();
-        let response =
-            test::call_service(&app, test::TestRequest::get().uri("/fibo/1").to_request()).await;
+        let response = test::call_service(&app, test::TestRequest::get().uri("/fibo/1").to_request()).await;
         let shed_in = started.elapsed();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         let retry_after: u64 = response
@@ -192,21 +182,14 @@ async fn full_pool_sheds_with_503_and_retry_after_while_health_stays_up() {
             .expect("seconds");
         assert!(retry_after >= 1);
         assert!(body_text(response).await.contains("overloaded"));
-        assert!(
-            shed_in < Duration::from_secs(1),
-            "shedding must not wait: {shed_in:?}"
-        );
+        assert!(shed_in < Duration::from_secs(1), "shedding must not wait: {shed_in:?}");
         // Health and metrics answer while the pool is saturated.
-        let body: Value = test::call_and_read_body_json(
-            &app,
-            test::TestRequest::get().uri("/health").to_request(),
-        )
-        .await;
+        let body: Value =
+            test::call_and_read_body_json(&app, test::TestRequest::get().uri("/health").to_request()).await;
         assert_eq!(body["compute"]["running"], 1);
         assert_eq!(body["compute"]["queued"], 1);
         assert_eq!(body["compute"]["shed"], 1);
-        let response =
-            test::call_service(&app, test::TestRequest::get().uri("/metrics").to_request()).await;
+        let response = test::call_service(&app, test::TestRequest::get().uri("/metrics").to_request()).await;
         assert_eq!(response.status(), StatusCode::OK);
         let text = body_text(response).await;
         assert!(text.contains("workload_compute_shed_total 1"), "{text}");
@@ -223,8 +206,7 @@ async fn metrics_count_requests_by_route_and_status() {
     for uri in ["/fibo/10", "/fibo/10", "/fibo/x", "/", "/missing"] {
         test::call_service(&app, test::TestRequest::get().uri(uri).to_request()).await;
     }
-    let response =
-        test::call_service(&app, test::TestRequest::get().uri("/metrics").to_request()).await;
+    let response = test::call_service(&app, test::TestRequest::get().uri("/metrics").to_request()).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(
         response

@@ -17,11 +17,7 @@ use jiff::Timestamp;
 use serde_json::json;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "scalectl",
-    version,
-    about = "Decide and validate scaling policies offline"
-)]
+#[command(name = "scalectl", version, about = "Decide and validate scaling policies offline")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -66,8 +62,7 @@ fn main() -> ExitCode {
 }
 
 fn read(path: &Path, what: &str) -> Result<String> {
-    std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the {what} file {}", path.display()))
+    std::fs::read_to_string(path).with_context(|| format!("cannot read the {what} file {}", path.display()))
 }
 
 fn run(command: Command) -> Result<()> {
@@ -92,17 +87,14 @@ fn run(command: Command) -> Result<()> {
         } => {
             let policy = Policy::load(&policy)?;
             let state = State::parse(&state.display().to_string(), &read(&state, "state")?)?;
-            let parsed = parse_str(&read(&event, "event")?)
-                .with_context(|| format!("event {}", event.display()))?;
+            let parsed = parse_str(&read(&event, "event")?).with_context(|| format!("event {}", event.display()))?;
             let now = now.unwrap_or_else(Timestamp::now);
             let output = match parsed {
                 Parsed::Ignored(reason) => json!({ "ignored": reason }),
                 Parsed::Event(event) => match event.route(&policy, &state.alarms) {
                     Routed::Ignored(reason) => json!({ "ignored": reason }),
                     Routed::Decide { group, trigger } => {
-                        let group_policy = policy
-                            .group(&group)
-                            .context("routed to a group the policy has")?;
+                        let group_policy = policy.group(&group).context("routed to a group the policy has")?;
                         let decision = decide(
                             group_policy,
                             &state.observed,
@@ -118,17 +110,10 @@ fn run(command: Command) -> Result<()> {
                                     format!("set desired {} -> {n}", decision.from)
                                 }
                                 Action::SetLimits { min, max, desired } => {
-                                    format!(
-                                        "set min {min}, max {max}, desired {} -> {desired}",
-                                        decision.from
-                                    )
+                                    format!("set min {min}, max {max}, desired {} -> {desired}", decision.from)
                                 }
                             };
-                            eprintln!(
-                                "{group}: {what}: {} [{}]",
-                                decision.reason,
-                                decision.rules.join("; ")
-                            );
+                            eprintln!("{group}: {what}: {} [{}]", decision.reason, decision.rules.join("; "));
                         }
                         json!({ "group": group, "now": now, "trigger": trigger, "decision": decision })
                     }

@@ -183,17 +183,13 @@ fn serve(stream: TcpStream, queue: &(Mutex<Queue>, Condvar), answers: &Sender<An
 }
 
 fn accepted() -> String {
-    "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{\"status\":\"OK\"}".to_string()
+    "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{\"status\":\"OK\"}"
+        .to_string()
 }
 
 /// Starts a function binary against `api`, with AWS pointed at a closed
 /// loopback port so no call can leave the machine.
-pub fn start_function(
-    binary: &str,
-    api: &RuntimeApi,
-    policy: &str,
-    extra_env: &[(&str, &str)],
-) -> std::process::Child {
+pub fn start_function(binary: &str, api: &RuntimeApi, policy: &str, extra_env: &[(&str, &str)]) -> std::process::Child {
     let mut command = std::process::Command::new(binary);
     command
         .env_clear()

@@ -131,3 +131,30 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Whatever capacities are set, a protected instance is never the one
+    /// removed (the group API's side of scale-in protection; decide() only
+    /// explains it).
+    #[test]
+    fn protected_instances_are_never_removed(
+        observed in observation(),
+        targets in proptest::collection::vec(0u32..14, 1..6)
+    ) {
+        use functions::memory::MemoryCloud;
+        use functions::ports::GroupPort;
+        let cloud = MemoryCloud::new(now());
+        let protected: Vec<String> = observed.instances.iter().filter(|i| i.protected).map(|i| i.id.clone()).collect();
+        cloud.put_group("g", observed.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        for target in targets {
+            // Out-of-range targets are refused; in-range ones applied.
+            let _ = runtime.block_on(cloud.set_desired("g", target, "prop"));
+            let now = cloud.group("g").expect("group");
+            for id in &protected {
+                prop_assert!(now.instances.iter().any(|i| &i.id == id), "protected {} removed", id);
+            }
+            prop_assert!((now.min..=now.max).contains(&now.desired));
+        }
+    }
+}

@@ -2,6 +2,8 @@
 //! speak the protocol the current SDK uses): requests are checked, answers
 //! are CBOR documents shaped as CloudWatch sends them.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -95,9 +97,7 @@ fn client(seen: Arc<Mutex<Vec<String>>>) -> aws_sdk_cloudwatch::Client {
 async fn reads_per_instance_cpu_latest_values_and_alarm_states() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let metrics = AwsMetrics::new(client(Arc::clone(&seen)), None);
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/two-tier.toml");
-    let policy = Policy::load(&path).expect("policy");
-    let web = policy.group("web").expect("web");
+    let web = &support::two_tier_group("web");
     let until: Timestamp = "2026-11-20T11:05:00Z".parse().expect("until");
     let since: Timestamp = "2026-11-20T10:05:00Z".parse().expect("since");
 

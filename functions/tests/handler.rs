@@ -1,23 +1,17 @@
 //! The handler end to end over the in-memory cloud: every fixture event,
 //! acting, dry-run, idempotency and errors.
 
-use std::path::PathBuf;
+mod support;
 
 use functions::decide::{Action, AlarmState, AlarmStatus, Datapoint, Instance, Lifecycle, Observation};
 use functions::handler::{Accepts, Handler, HandlerError, Outcome};
 use functions::memory::MemoryCloud;
-use functions::policy::Policy;
 use functions::ports::{GroupPort, PortErrorKind};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
-fn root(relative: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
-
 fn event(name: &str) -> Value {
-    let text = std::fs::read_to_string(root(&format!("tests/fixtures/events/{name}"))).expect("fixture");
-    serde_json::from_str(&text).unwrap_or(Value::String(text))
+    serde_json::from_str(&support::event_text(name)).unwrap_or(Value::Null)
 }
 
 fn at(text: &str) -> Timestamp {
@@ -25,7 +19,7 @@ fn at(text: &str) -> Timestamp {
 }
 
 fn handler(dry_run: bool) -> Handler<MemoryCloud, MemoryCloud> {
-    let policy = Policy::load(&root("../policies/two-tier.toml")).expect("policy");
+    let policy = support::two_tier();
     let group = MemoryCloud::new(at("2026-11-20T11:05:01Z"));
     let metrics = MemoryCloud::new(at("2026-11-20T11:05:01Z"));
     for (name, max) in [("web", 10), ("session", 6)] {

@@ -4,20 +4,16 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use support::runtime_api::{Answer, RuntimeApi, start_function};
 
 fn root(relative: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(relative)
-        .display()
-        .to_string()
+    support::crate_path(relative).display().to_string()
 }
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(root(&format!("tests/fixtures/events/{name}"))).expect("fixture")
+    support::event_text(name)
 }
 
 struct Function(std::process::Child);

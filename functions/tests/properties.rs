@@ -1,12 +1,11 @@
 //! Invariants of the decision core over random groups, histories and alarms.
 
-use std::path::Path;
+mod support;
 
 use functions::decide::{
     Action, Activity, AlarmState, AlarmStatus, Datapoint, Instance, Lifecycle, MetricHistory, Observation, Trigger,
     decide,
 };
-use functions::policy::Policy;
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 
@@ -97,9 +96,7 @@ proptest! {
         observed in observation(), history in activities(), trigger in trigger(),
         cpu in proptest::collection::vec(proptest::option::of(0.0f64..100.0), 12)
     ) {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/two-tier.toml");
-        let policy = Policy::load(&path).expect("policy");
-        let web = policy.group("web").expect("web");
+        let web = &support::two_tier_group("web");
         let metrics = MetricHistory {
             metrics: [("cpu".to_string(), observed.instances.iter().zip(&cpu)
                 .filter_map(|(i, v)| v.map(|v| (i.id.clone(), vec![Datapoint { at: now() - SignedDuration::from_secs(30), value: v }])))

@@ -1,16 +1,15 @@
 //! Scheduled actions: min/max/desired set at their time; absolute, so repeats are harmless.
 
-use std::path::Path;
+mod support;
 
 use functions::decide::{Action, MetricHistory, Observation, Trigger, decide};
-use functions::policy::{GroupPolicy, Policy};
+use functions::policy::GroupPolicy;
 use functions::schedule::ScheduleExpr;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 fn web() -> GroupPolicy {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/two-tier.toml");
-    Policy::load(&path).expect("policy").group("web").expect("web").clone()
+    support::two_tier_group("web")
 }
 
 fn observed(min: u32, max: u32, desired: u32) -> Observation {

@@ -1,6 +1,6 @@
 //! Step scaling on alarms, as EC2 Auto Scaling documents it: named cases.
 
-use std::path::Path;
+mod support;
 
 use functions::decide::{
     Action, Activity, AlarmState, AlarmStatus, Decision, Instance, Lifecycle, MetricHistory, Observation, Trigger,
@@ -10,8 +10,7 @@ use functions::policy::{GroupPolicy, Policy};
 use jiff::{SignedDuration, Timestamp};
 
 fn web() -> GroupPolicy {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/two-tier.toml");
-    Policy::load(&path).expect("policy").group("web").expect("web").clone()
+    support::two_tier_group("web")
 }
 
 fn now() -> Timestamp {

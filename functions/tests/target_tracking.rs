@@ -1,8 +1,9 @@
 //! Target tracking (the HPA's arithmetic, stateless) and the tick that
 //! combines it with alarms still in ALARM: named cases.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use functions::decide::{
     Action, Activity, AlarmState, AlarmStatus, Datapoint, Instance, Lifecycle, MetricHistory, Observation, Trigger,
@@ -30,8 +31,7 @@ fn group(text: &str) -> GroupPolicy {
 }
 
 fn two_tier_web() -> GroupPolicy {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/two-tier.toml");
-    Policy::load(&path).expect("policy").group("web").expect("web").clone()
+    support::two_tier_group("web")
 }
 
 fn now() -> Timestamp {

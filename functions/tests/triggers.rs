@@ -1,16 +1,13 @@
 //! Every sample event shape (AWS's documented JSON) parses into the right
 //! trigger; every malformed one is refused, naming what is wrong.
 
-use std::path::PathBuf;
+mod support;
 
 use functions::decide::AlarmState;
 use functions::trigger::{AlarmEvent, Event, Parsed, Shape, TriggerError, parse_str};
 
 fn fixture(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/events")
-        .join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    support::event_text(name)
 }
 
 fn alarm(name: &str) -> AlarmEvent {

@@ -1,0 +1,456 @@
+//! Backtest: replay a request-rate trace through a policy, minute by minute,
+//! driving the real `functions::decide::decide` with the same events the
+//! deployed functions would get, and report cost and capacity shortfall.
+//!
+//! The model (stated in every report):
+//! - one instance serves `capacity_rps` requests/s at 100% CPU; the load
+//!   balancer spreads load evenly, so every in-service instance sees
+//!   CPU = load / (in-service x capacity_rps), capped at 100%;
+//! - an instance is billed from launch and serves after `boot`;
+//! - CloudWatch: one datapoint a minute; an alarm's period statistic is the
+//!   mean of the minutes in the period (CPUUtilization: CPU %; any other
+//!   metric: the request rate, summed over the period for `Sum`), evaluated
+//!   at each period end with M of N datapoints; a state change is an
+//!   EventBridge alarm event;
+//! - EventBridge: scheduled actions fire at their cron times in their time
+//!   zone; the target-tracking tick runs every minute and re-checks alarms
+//!   still in ALARM;
+//! - scale-in terminates instances still booting first, then the oldest.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use functions::decide::{
+    Action, Activity, AlarmState, AlarmStatus, Datapoint, Decision, Instance, Lifecycle, MetricHistory, Observation,
+    Trigger, decide,
+};
+use functions::policy::{AlarmPolicy, GroupPolicy};
+use functions::schedule::ScheduleExpr;
+use functions::tracking::metric_key;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+use crate::trace::Trace;
+
+/// The capacity and cost model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Model {
+    /// Requests per second one instance serves at 100% CPU.
+    pub capacity_rps: f64,
+    /// Launch to in service.
+    #[serde(with = "seconds")]
+    pub boot: Duration,
+    /// Price of one instance-hour.
+    pub price_per_hour: f64,
+}
+
+mod seconds {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+}
+
+/// One minute of the replay.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Minute {
+    pub at: Timestamp,
+    pub rps: f64,
+    /// Billed instances (booting and in service).
+    pub instances: u32,
+    pub in_service: u32,
+    pub cpu_percent: f64,
+}
+
+/// How long one capacity shortfall lasted.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Shortfall {
+    pub start: Timestamp,
+    /// Minutes until capacity covered the load again.
+    pub minutes: u64,
+}
+
+/// What a policy would have done to a trace.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub group: String,
+    pub model: Model,
+    pub minutes: usize,
+    pub instance_hours: f64,
+    pub cost: f64,
+    /// Instances a fleet fixed at the peak needs: ceil(peak / capacity_rps).
+    pub fixed_peak_instances: u32,
+    pub fixed_peak_instance_hours: f64,
+    /// instance_hours / fixed_peak_instance_hours.
+    pub ratio_to_fixed_peak: f64,
+    pub requests: f64,
+    pub requests_over_capacity: f64,
+    /// requests_over_capacity / requests.
+    pub over_capacity_fraction: f64,
+    pub minutes_over_capacity: u64,
+    pub highest_cpu_percent: f64,
+    pub scaling_actions: u32,
+    pub shortfalls: Vec<Shortfall>,
+    pub timeline: Vec<Minute>,
+}
+
+#[derive(Debug, Clone)]
+struct SimInstance {
+    id: String,
+    launched_at: Timestamp,
+    ready_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+struct AlarmSim {
+    policy: AlarmPolicy,
+    /// Period values, oldest first.
+    values: Vec<f64>,
+    state: AlarmState,
+    since: Timestamp,
+}
+
+struct Sim<'a> {
+    group: &'a GroupPolicy,
+    model: Model,
+    min: u32,
+    max: u32,
+    desired: u32,
+    instances: Vec<SimInstance>,
+    launched: u64,
+    activities: Vec<Activity>,
+    scaling_actions: u32,
+    /// Per-minute group CPU and request rate (for alarms) and per-instance CPU.
+    cpu: Vec<(Timestamp, f64)>,
+    rps: Vec<(Timestamp, f64)>,
+    per_instance: BTreeMap<String, Vec<Datapoint>>,
+}
+
+const MINUTE: SignedDuration = SignedDuration::from_secs(60);
+/// Metric history kept for decisions (longest window a policy may use).
+const HISTORY: SignedDuration = SignedDuration::from_secs(3600);
+
+impl Sim<'_> {
+    fn observation(&self, now: Timestamp) -> Observation {
+        Observation {
+            min: self.min,
+            max: self.max,
+            desired: self.desired,
+            instances: self
+                .instances
+                .iter()
+                .map(|i| Instance {
+                    id: i.id.clone(),
+                    lifecycle: if i.ready_at <= now {
+                        Lifecycle::InService
+                    } else {
+                        Lifecycle::Pending
+                    },
+                    launched_at: i.launched_at,
+                    protected: false,
+                })
+                .collect(),
+        }
+    }
+
+    fn history(&self, now: Timestamp) -> MetricHistory {
+        let mut history = MetricHistory::default();
+        for policy in &self.group.target_tracking {
+            let recent = self
+                .per_instance
+                .iter()
+                .map(|(id, points)| {
+                    (
+                        id.clone(),
+                        points
+                            .iter()
+                            .filter(|d| d.at >= now - HISTORY)
+                            .copied()
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .filter(|(_, points)| !points.is_empty())
+                .collect();
+            history.metrics.insert(metric_key(&policy.metric), recent);
+        }
+        history
+    }
+
+    fn decide(&mut self, trigger: &Trigger, now: Timestamp) -> Decision {
+        let observed = self.observation(now);
+        let history = self.history(now);
+        let since = now - HISTORY;
+        let recent: Vec<Activity> = self.activities.iter().filter(|a| a.start >= since).cloned().collect();
+        let decision = decide(self.group, &observed, &history, &recent, trigger, now);
+        self.apply(&decision, now);
+        decision
+    }
+
+    fn apply(&mut self, decision: &Decision, now: Timestamp) {
+        let (desired, limits) = match decision.action {
+            Action::Hold => return,
+            Action::SetDesired(n) => (n, None),
+            Action::SetLimits { min, max, desired } => (desired, Some((min, max))),
+        };
+        if let Some((min, max)) = limits {
+            (self.min, self.max) = (min, max);
+        }
+        let from = self.desired;
+        self.desired = desired;
+        let boot = SignedDuration::try_from(self.model.boot).unwrap_or(SignedDuration::ZERO);
+        while (self.instances.len() as u32) < desired {
+            self.launched += 1;
+            self.instances.push(SimInstance {
+                id: format!("i-{:06}", self.launched),
+                launched_at: now,
+                ready_at: now + boot,
+            });
+        }
+        while self.instances.len() as u32 > desired {
+            // Still booting first (newest), then the oldest in service.
+            // (index 0 is the oldest in service)
+            let index: usize = self
+                .instances
+                .iter()
+                .rposition(|i| i.ready_at > now)
+                .unwrap_or_default();
+            let gone = self.instances.remove(index);
+            self.per_instance.remove(&gone.id);
+        }
+        if from != desired {
+            self.scaling_actions += 1;
+            self.activities.push(Activity {
+                start: now,
+                end: Some(if desired > from { now + boot } else { now }),
+                from,
+                to: desired,
+                cause: decision.cause.clone().unwrap_or_default(),
+            });
+        }
+    }
+}
+
+/// The value an alarm reads for a period ending at `end`.
+fn period_value(
+    policy: &AlarmPolicy,
+    cpu: &[(Timestamp, f64)],
+    rps: &[(Timestamp, f64)],
+    end: Timestamp,
+) -> Option<f64> {
+    let period = SignedDuration::try_from(policy.period).ok()?;
+    let start = end - period;
+    let is_cpu = policy.metric.name == "CPUUtilization";
+    let series = if is_cpu { cpu } else { rps };
+    let values: Vec<f64> = series
+        .iter()
+        .filter(|(t, _)| *t >= start && *t < end)
+        .map(|(_, v)| *v)
+        .collect();
+    if values.is_empty() {
+        return None;
+    }
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    Some(match (is_cpu, policy.metric.stat.as_str()) {
+        (false, "Sum") => mean * period.as_secs_f64(),
+        (_, "Maximum") => values.iter().copied().fold(f64::MIN, f64::max),
+        (_, "Minimum") => values.iter().copied().fold(f64::MAX, f64::min),
+        _ => mean,
+    })
+}
+
+/// Replays `trace` through `group` under `model`.
+pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Report {
+    let first = trace.samples[0].at;
+    let desired = group.desired.unwrap_or(group.min);
+    let mut sim = Sim {
+        group,
+        model,
+        min: group.min,
+        max: group.max,
+        desired,
+        instances: (0..desired)
+            .map(|i| SimInstance {
+                id: format!("i-start{i:03}"),
+                launched_at: first - SignedDuration::from_hours(24),
+                ready_at: first - SignedDuration::from_hours(24),
+            })
+            .collect(),
+        launched: 0,
+        activities: Vec::new(),
+        scaling_actions: 0,
+        cpu: Vec::new(),
+        rps: Vec::new(),
+        per_instance: BTreeMap::new(),
+    };
+    let mut alarms: Vec<AlarmSim> = group
+        .alarm_policies
+        .iter()
+        .map(|p| AlarmSim {
+            policy: p.clone(),
+            values: Vec::new(),
+            state: AlarmState::InsufficientData,
+            since: first,
+        })
+        .collect();
+    let schedules: Vec<(String, ScheduleExpr, TimeZone)> = group
+        .schedules
+        .iter()
+        .filter_map(|s| {
+            let expr = s.expression()?.parse().ok()?;
+            let tz = s
+                .timezone
+                .as_deref()
+                .map_or(Some(TimeZone::UTC), |z| TimeZone::get(z).ok())?;
+            Some((s.name.clone(), expr, tz))
+        })
+        .collect();
+
+    let mut timeline = Vec::with_capacity(trace.samples.len());
+    let (mut billed_minutes, mut requests, mut over, mut over_minutes, mut highest) = (0u64, 0.0, 0.0, 0u64, 0.0f64);
+    let mut shortfalls: Vec<Shortfall> = Vec::new();
+    let mut short_since: Option<Timestamp> = None;
+    for sample in &trace.samples {
+        let t = sample.at;
+        let now = t + MINUTE;
+        let in_service = sim.instances.iter().filter(|i| i.ready_at <= t).count() as u32;
+        let capacity = f64::from(in_service) * model.capacity_rps;
+        let cpu = if capacity > 0.0 {
+            (100.0 * sample.rps / capacity).min(100.0)
+        } else {
+            100.0
+        };
+        let over_rps = (sample.rps - capacity).max(0.0);
+        requests += sample.rps * 60.0;
+        over += over_rps * 60.0;
+        highest = highest.max(if capacity > 0.0 {
+            100.0 * sample.rps / capacity
+        } else {
+            f64::INFINITY
+        });
+        billed_minutes += sim.instances.len() as u64;
+        if over_rps > 0.0 {
+            over_minutes += 1;
+            short_since.get_or_insert(t);
+        } else if let Some(start) = short_since.take() {
+            shortfalls.push(Shortfall {
+                start,
+                minutes: (t.duration_since(start).as_secs() / 60) as u64,
+            });
+        }
+        timeline.push(Minute {
+            at: t,
+            rps: sample.rps,
+            instances: sim.instances.len() as u32,
+            in_service,
+            cpu_percent: cpu,
+        });
+        // The minute's datapoints, available at its end.
+        sim.cpu.push((t, cpu));
+        sim.rps.push((t, sample.rps));
+        for instance in sim.instances.iter().filter(|i| i.ready_at <= t) {
+            sim.per_instance
+                .entry(instance.id.clone())
+                .or_default()
+                .push(Datapoint { at: t, value: cpu });
+        }
+        let keep_from = now - HISTORY;
+        sim.cpu.retain(|(at, _)| *at >= keep_from);
+        sim.rps.retain(|(at, _)| *at >= keep_from);
+        for points in sim.per_instance.values_mut() {
+            points.retain(|d| d.at >= keep_from);
+        }
+
+        // Alarms evaluate at their period ends; a change is an event.
+        for alarm in &mut alarms {
+            let period = alarm.policy.period.as_secs() as i64;
+            if period == 0 || now.as_second() % period != 0 {
+                continue;
+            }
+            if let Some(value) = period_value(&alarm.policy, &sim.cpu, &sim.rps, now) {
+                alarm.values.push(value);
+            }
+            let n = alarm.policy.evaluation_periods as usize;
+            let m = alarm
+                .policy
+                .datapoints_to_alarm
+                .unwrap_or(alarm.policy.evaluation_periods) as usize;
+            if alarm.values.len() > n {
+                alarm.values.drain(..alarm.values.len() - n);
+            }
+            if alarm.values.len() < n.min(m) {
+                continue;
+            }
+            let breaching = alarm
+                .values
+                .iter()
+                .filter(|v| alarm.policy.comparison.breached(**v, alarm.policy.threshold))
+                .count();
+            let state = if breaching >= m {
+                AlarmState::Alarm
+            } else {
+                AlarmState::Ok
+            };
+            if state != alarm.state {
+                alarm.state = state;
+                alarm.since = now;
+                let status = AlarmStatus {
+                    name: alarm.policy.alarm.clone(),
+                    state,
+                    state_since: now,
+                    value: alarm.values.last().copied(),
+                };
+                let _ = sim.decide(&Trigger::Alarm(status), now);
+            }
+        }
+        for (name, expr, tz) in &schedules {
+            for at in expr.fires_between(t, now, tz) {
+                let _ = sim.decide(&Trigger::Scheduled { name: name.clone(), at }, now);
+            }
+        }
+        let in_alarm: Vec<AlarmStatus> = alarms
+            .iter()
+            .filter(|a| a.state == AlarmState::Alarm)
+            .map(|a| AlarmStatus {
+                name: a.policy.alarm.clone(),
+                state: a.state,
+                state_since: a.since,
+                value: a.values.last().copied(),
+            })
+            .collect();
+        let _ = sim.decide(
+            &Trigger::Tick {
+                at: now,
+                alarms: in_alarm,
+            },
+            now,
+        );
+    }
+    if let (Some(start), Some(last)) = (short_since, trace.samples.last()) {
+        shortfalls.push(Shortfall {
+            start,
+            minutes: (last.at.duration_since(start).as_secs() / 60) as u64 + 1,
+        });
+    }
+    let hours = trace.samples.len() as f64 / 60.0;
+    let fixed_peak_instances = (trace.peak() / model.capacity_rps).ceil().max(1.0) as u32;
+    let instance_hours = billed_minutes as f64 / 60.0;
+    let fixed_peak_instance_hours = f64::from(fixed_peak_instances) * hours;
+    Report {
+        group: group.name.clone(),
+        model,
+        minutes: trace.samples.len(),
+        instance_hours,
+        cost: instance_hours * model.price_per_hour,
+        fixed_peak_instances,
+        fixed_peak_instance_hours,
+        ratio_to_fixed_peak: instance_hours / fixed_peak_instance_hours,
+        requests,
+        requests_over_capacity: over,
+        over_capacity_fraction: if requests > 0.0 { over / requests } else { 0.0 },
+        minutes_over_capacity: over_minutes,
+        highest_cpu_percent: highest,
+        scaling_actions: sim.scaling_actions,
+        shortfalls,
+        timeline,
+    }
+}

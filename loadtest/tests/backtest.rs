@@ -1,0 +1,109 @@
+//! The backtest model on synthetic traces, and the shipped policies on the
+//! recorded ones.
+
+use std::path::Path;
+use std::time::Duration;
+
+use functions::policy::Policy;
+use loadtest::backtest::{Model, run};
+use loadtest::trace::Trace;
+
+/// A trace from 2026-11-16T00:00Z, one row a minute.
+fn trace(rates: impl IntoIterator<Item = f64>) -> Trace {
+    let start: jiff::Timestamp = "2026-11-16T00:00:00Z".parse().expect("start");
+    let mut text = String::from("timestamp,requests_per_second\n");
+    for (minute, rps) in rates.into_iter().enumerate() {
+        text.push_str(&format!(
+            "{},{rps}\n",
+            start + jiff::SignedDuration::from_mins(minute as i64)
+        ));
+    }
+    Trace::parse("synthetic.csv", &text).expect("trace")
+}
+
+fn shipped(name: &str) -> Policy {
+    Policy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies").join(name)).expect("policy")
+}
+
+const MODEL: Model = Model {
+    capacity_rps: 100.0,
+    boot: Duration::from_secs(90),
+    price_per_hour: 0.0416,
+};
+
+#[test]
+fn a_steady_load_in_the_policy_band_never_scales() {
+    // Seed step policy, 3 instances: 150 req/s is 50% CPU, between 30 and 70.
+    let report = run(
+        &trace(std::iter::repeat_n(150.0, 240)),
+        &shipped("seed-step.toml").groups[0],
+        MODEL,
+    );
+    assert_eq!(report.scaling_actions, 0);
+    assert_eq!(report.requests_over_capacity, 0.0);
+    assert!(
+        (report.instance_hours - 3.0 * 4.0).abs() < 1e-9,
+        "{}",
+        report.instance_hours
+    );
+    // Target tracking at 50%, 2 instances: 100 req/s is exactly on target.
+    let report = run(
+        &trace(std::iter::repeat_n(100.0, 240)),
+        &shipped("course-target-tracking.toml").groups[0],
+        MODEL,
+    );
+    assert_eq!(report.scaling_actions, 0);
+}
+
+#[test]
+fn a_step_up_scales_by_the_step_after_three_periods_and_the_boot() {
+    // 150 -> 270 req/s at 00:30 on 3 instances: CPU 50% -> 90%. The alarm needs
+    // three 300 s periods above 70% (00:30-00:45), then +2, in service 90 s later.
+    let rates = (0..120).map(|m| if m < 30 { 150.0 } else { 270.0 });
+    let report = run(&trace(rates), &shipped("seed-step.toml").groups[0], MODEL);
+    let at = |hhmm: &str| {
+        report
+            .timeline
+            .iter()
+            .find(|m| m.at.to_string() == format!("2026-11-16T{hhmm}:00Z"))
+            .expect("minute")
+    };
+    assert_eq!((at("00:44").instances, at("00:44").in_service), (3, 3));
+    // Decided at the end of the 00:44 minute (the period end, 00:45).
+    assert_eq!((at("00:45").instances, at("00:45").in_service), (5, 3));
+    assert_eq!(at("00:46").in_service, 3, "still booting");
+    assert_eq!(at("00:47").in_service, 5, "in service 90 s after launch");
+    // 270 req/s on 5 instances is 54%: inside the band, no further action.
+    assert_eq!(report.scaling_actions, 1);
+    // Short of capacity? 270 <= 300: never.
+    assert_eq!(report.minutes_over_capacity, 0);
+    assert!((at("00:47").cpu_percent - 54.0).abs() < 1e-9);
+}
+
+#[test]
+fn a_surge_beyond_capacity_is_counted_until_capacity_covers_it() {
+    // Target tracking, 2 instances, a jump to 500 req/s (2.5 x capacity).
+    let rates = (0..60).map(|m| if m < 10 { 100.0 } else { 500.0 });
+    let report = run(&trace(rates), &shipped("course-target-tracking.toml").groups[0], MODEL);
+    assert!(report.requests_over_capacity > 0.0);
+    assert_eq!(report.shortfalls.len(), 1);
+    let shortfall = report.shortfalls[0];
+    assert_eq!(shortfall.start.to_string(), "2026-11-16T00:10:00Z");
+    // Doubling per 15 s period at most, with 90 s boots: covered within minutes.
+    assert!(shortfall.minutes >= 2 && shortfall.minutes <= 6, "{shortfall:?}");
+    assert!(report.highest_cpu_percent >= 250.0 - 1e-9);
+    // At the end the group sits near 50% of 500 req/s: 10 instances (the max).
+    assert_eq!(report.timeline.last().expect("minute").in_service, 10);
+}
+
+#[test]
+fn shipped_policies_on_the_lunch_peak_week() {
+    let trace = Trace::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/traces/lunch-peak-week.csv"))
+        .expect("the recorded trace");
+    let step = run(&trace, &shipped("seed-step.toml").groups[0], MODEL);
+    let tracking = run(&trace, &shipped("course-target-tracking.toml").groups[0], MODEL);
+    // Both cost well under a fleet fixed at the peak.
+    assert!(step.ratio_to_fixed_peak < 0.6, "{}", step.ratio_to_fixed_peak);
+    assert!(tracking.ratio_to_fixed_peak < step.ratio_to_fixed_peak);
+    assert!(tracking.over_capacity_fraction <= step.over_capacity_fraction);
+}

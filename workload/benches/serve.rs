@@ -3,7 +3,9 @@
 //!
 //! 1. `/fibo/30` requests/s with 8 keep-alive connections, as a ratio of the
 //!    physical limit `cores / time of one bare fibo(30) on one core`
-//!    (target >= 0.93).
+//!    (target >= 0.93), and of the bare rate of all cores computing at once.
+//!    On a shared host the second number exposes CPU steal: when all cores
+//!    together give under 0.9 x the limit, the gate uses the all-cores ratio.
 //! 2. `/health` latency p50/p99/max while `/fibo/35` keeps every core busy
 //!    (targets: p99 <= 5 ms, max <= 20 ms).
 //!
@@ -21,6 +23,10 @@ use hyper::client::conn::http1::SendRequest;
 use std::io::BufRead;
 
 const THROUGHPUT_TARGET: f64 = 0.93;
+/// Below this share of the limit, running fibo(30) on every core at once
+/// shows the host taking CPU from this VM (steal): the limit is then not
+/// physically available, and the gate compares with what the cores gave.
+const CORES_AVAILABLE: f64 = 0.9;
 const HEALTH_P99_TARGET_MS: f64 = 5.0;
 const HEALTH_MAX_TARGET_MS: f64 = 20.0;
 
@@ -188,7 +194,7 @@ fn main() {
         let one_core = calibrate(1, options.duration / (2 * SLICES));
         bare_calls += number(&one_core, "calls");
         bare_time += number(&one_core, "elapsed_s");
-        all_cores_rps += number(&calibrate(cores, options.duration / (4 * SLICES)), "calls_per_s") / f64::from(SLICES);
+        all_cores_rps += number(&calibrate(cores, options.duration / (2 * SLICES)), "calls_per_s") / f64::from(SLICES);
         let started = Instant::now();
         for (status, n) in runtime.block_on(closed_loop(addr, "/fibo/30", 8, started + options.duration / SLICES)) {
             match statuses.iter_mut().find(|(s, _)| *s == status) {
@@ -229,7 +235,12 @@ fn main() {
         ms(histogram.max()),
     );
 
-    let throughput_ok = ratio >= THROUGHPUT_TARGET && other == 0;
+    let ratio_all_cores = served_rps / all_cores_rps;
+    let cores_available = all_cores_rps >= CORES_AVAILABLE * limit_rps;
+    // The ratio (vs cores / one-core time) when the cores are there;
+    // always, the ratio to what all cores computed together in this run.
+    let throughput_ok =
+        other == 0 && ratio_all_cores >= THROUGHPUT_TARGET && (!cores_available || ratio >= THROUGHPUT_TARGET);
     let health_ok = p99 <= HEALTH_P99_TARGET_MS && max <= HEALTH_MAX_TARGET_MS;
     if options.json {
         println!(
@@ -239,6 +250,8 @@ fn main() {
                 "bare_fibo30_ms": one_call.as_secs_f64() * 1e3,
                 "limit_rps": limit_rps,
                 "bare_all_cores_rps": all_cores_rps,
+                "cores_available": cores_available,
+                "throughput_ratio_vs_all_cores": ratio_all_cores,
                 "fibo30_rps": served_rps,
                 "fibo30_non_200": other,
                 "throughput_ratio": ratio,
@@ -261,9 +274,15 @@ fn main() {
             all_cores_rps / limit_rps
         );
         println!(
-            "  /fibo/30, 8 connections     {served_rps:>9.1} req/s = {ratio:.3} x limit (target >= {THROUGHPUT_TARGET}) {}",
+            "  /fibo/30, 8 connections     {served_rps:>9.1} req/s = {ratio:.3} x limit, {ratio_all_cores:.3} x all cores (target >= {THROUGHPUT_TARGET}) {}",
             verdict(throughput_ok)
         );
+        if !cores_available {
+            println!(
+                "  note: all cores together gave only {:.3} x the limit (host steal); gated on the all-cores ratio",
+                all_cores_rps / limit_rps
+            );
+        }
         if other > 0 {
             println!("  non-200 answers             {other} ({statuses:?})");
         }

@@ -509,15 +509,19 @@ fn adjusted(policy: &AlarmPolicy, step: &Step, base: u32, rules: &mut Vec<String
 
 /// Instances launched within the warm-up, or still pending.
 pub(crate) fn warming_instances(observed: &Observation, warmup: Duration, now: Timestamp) -> u32 {
-    observed
-        .instances
-        .iter()
-        .filter(|i| match i.lifecycle {
+    observed.instances.iter().filter(|i| i.is_warming(warmup, now)).count() as u32
+}
+
+impl Instance {
+    /// Launched but not yet counted as capacity at `at`: pending, or in
+    /// service for less than the warm-up. Leaving instances are neither.
+    pub(crate) fn is_warming(&self, warmup: Duration, at: Timestamp) -> bool {
+        match self.lifecycle {
             Lifecycle::Pending => true,
-            Lifecycle::InService => elapsed(i.launched_at, now) < warmup,
+            Lifecycle::InService => elapsed(self.launched_at, at) < warmup,
             Lifecycle::Terminating => false,
-        })
-        .count() as u32
+        }
+    }
 }
 
 /// End of the cooldown after the newest activity matching `kind` (a running

@@ -202,7 +202,7 @@ fn recommend(
         .iter()
         .filter(|i| i.launched_at <= t && i.lifecycle != Lifecycle::Terminating)
     {
-        let is_ready = instance.lifecycle == Lifecycle::InService && elapsed(instance.launched_at, t) >= warmup;
+        let is_ready = !instance.is_warming(warmup, t);
         let value = series.get(&instance.id).and_then(|points| {
             points
                 .iter()

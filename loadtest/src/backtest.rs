@@ -5,7 +5,10 @@
 //! The model (stated in every report):
 //! - one instance serves `capacity_rps` requests/s at 100% CPU; the load
 //!   balancer spreads load evenly, so every in-service instance sees
-//!   CPU = load / (in-service x capacity_rps), capped at 100%;
+//!   CPU = load / (in-service x capacity_rps), capped at 100%; tracked
+//!   metrics report per in-service instance each minute: `cpu` that CPU,
+//!   `request_count_per_target` the requests of the minute per instance, a
+//!   custom metric the requests/s per instance;
 //! - an instance is billed from launch and serves after `boot`;
 //! - CloudWatch: one datapoint a minute; an alarm's period statistic is the
 //!   mean of the minutes in the period (CPUUtilization: CPU %; any other
@@ -24,7 +27,7 @@ use functions::decide::{
     Action, Activity, AlarmState, AlarmStatus, Datapoint, Decision, Instance, Lifecycle, MetricHistory, Observation,
     Trigger, decide,
 };
-use functions::policy::{AlarmPolicy, GroupPolicy};
+use functions::policy::{AlarmPolicy, GroupPolicy, Policy, PolicyError, PredefinedMetric, TrackedMetric};
 use functions::schedule::ScheduleExpr;
 use functions::tracking::metric_key;
 use jiff::tz::TimeZone;
@@ -70,6 +73,37 @@ pub struct Shortfall {
     pub minutes: u64,
 }
 
+/// One change of desired capacity, with the decision's explanation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScalingAction {
+    pub at: Timestamp,
+    pub from: u32,
+    pub to: u32,
+    pub reason: String,
+}
+
+/// A surge: the load at least doubles against the mean of the 30 minutes
+/// before it, until it falls back under twice that baseline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Surge {
+    /// First minute at twice the baseline or more.
+    pub onset: Timestamp,
+    /// First minute back under twice the baseline (None: still surging at the end).
+    pub end: Option<Timestamp>,
+    pub baseline_rps: f64,
+    pub peak_rps: f64,
+    /// Billed instances the minute before the onset.
+    pub instances_before: u32,
+    /// Minutes from the onset to the first minute whose in-service capacity
+    /// covers the load (0: it never fell short; None: never covered).
+    pub minutes_to_capacity: Option<u64>,
+    /// Scaling actions from the onset until the group is back at
+    /// `instances_before` (or the next surge, or the end of the trace).
+    pub scaling_actions: u32,
+    /// Minutes from `end` until the group is back at `instances_before`.
+    pub minutes_back_to_baseline: Option<u64>,
+}
+
 /// What a policy would have done to a trace.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -91,6 +125,8 @@ pub struct Report {
     pub highest_cpu_percent: f64,
     pub scaling_actions: u32,
     pub shortfalls: Vec<Shortfall>,
+    pub surges: Vec<Surge>,
+    pub actions: Vec<ScalingAction>,
     pub timeline: Vec<Minute>,
 }
 
@@ -119,11 +155,12 @@ struct Sim<'a> {
     instances: Vec<SimInstance>,
     launched: u64,
     activities: Vec<Activity>,
-    scaling_actions: u32,
+    actions: Vec<ScalingAction>,
     /// Per-minute group CPU and request rate (for alarms) and per-instance CPU.
     cpu: Vec<(Timestamp, f64)>,
     rps: Vec<(Timestamp, f64)>,
-    per_instance: BTreeMap<String, Vec<Datapoint>>,
+    /// Per tracked metric key, per instance: the minute datapoints.
+    per_instance: BTreeMap<String, BTreeMap<String, Vec<Datapoint>>>,
 }
 
 const MINUTE: SignedDuration = SignedDuration::from_secs(60);
@@ -155,23 +192,16 @@ impl Sim<'_> {
 
     fn history(&self, now: Timestamp) -> MetricHistory {
         let mut history = MetricHistory::default();
-        for policy in &self.group.target_tracking {
-            let recent = self
-                .per_instance
+        for (key, instances) in &self.per_instance {
+            let recent = instances
                 .iter()
                 .map(|(id, points)| {
-                    (
-                        id.clone(),
-                        points
-                            .iter()
-                            .filter(|d| d.at >= now - HISTORY)
-                            .copied()
-                            .collect::<Vec<_>>(),
-                    )
+                    let recent: Vec<Datapoint> = points.iter().filter(|d| d.at >= now - HISTORY).copied().collect();
+                    (id.clone(), recent)
                 })
                 .filter(|(_, points)| !points.is_empty())
                 .collect();
-            history.metrics.insert(metric_key(&policy.metric), recent);
+            history.metrics.insert(key.clone(), recent);
         }
         history
     }
@@ -215,10 +245,17 @@ impl Sim<'_> {
                 .rposition(|i| i.ready_at > now)
                 .unwrap_or_default();
             let gone = self.instances.remove(index);
-            self.per_instance.remove(&gone.id);
+            for instances in self.per_instance.values_mut() {
+                instances.remove(&gone.id);
+            }
         }
         if from != desired {
-            self.scaling_actions += 1;
+            self.actions.push(ScalingAction {
+                at: now,
+                from,
+                to: desired,
+                reason: decision.reason.clone(),
+            });
             self.activities.push(Activity {
                 start: now,
                 end: Some(if desired > from { now + boot } else { now }),
@@ -258,6 +295,19 @@ fn period_value(
     })
 }
 
+/// A group of `instances` that never scales: the fleet sized for the peak
+/// that `--compare fixed-peak` replays.
+pub fn fixed_fleet(name: &str, instances: u32) -> Result<GroupPolicy, PolicyError> {
+    let text = format!("[[group]]\nname = {name:?}\nmin = {instances}\nmax = {instances}\n");
+    let mut policy = Policy::parse("fixed fleet", &text)?;
+    Ok(policy.groups.remove(0))
+}
+
+/// Instances a fleet fixed at the trace's peak needs under `model`.
+pub fn peak_instances(trace: &Trace, model: &Model) -> u32 {
+    (trace.peak() / model.capacity_rps).ceil().max(1.0) as u32
+}
+
 /// Replays `trace` through `group` under `model`.
 pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Report {
     let first = trace.samples[0].at;
@@ -277,7 +327,7 @@ pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Report {
             .collect(),
         launched: 0,
         activities: Vec::new(),
-        scaling_actions: 0,
+        actions: Vec::new(),
         cpu: Vec::new(),
         rps: Vec::new(),
         per_instance: BTreeMap::new(),
@@ -347,16 +397,29 @@ pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Report {
         // The minute's datapoints, available at its end.
         sim.cpu.push((t, cpu));
         sim.rps.push((t, sample.rps));
-        for instance in sim.instances.iter().filter(|i| i.ready_at <= t) {
-            sim.per_instance
-                .entry(instance.id.clone())
-                .or_default()
-                .push(Datapoint { at: t, value: cpu });
+        for policy in &group.target_tracking {
+            // What each in-service instance reports for the minute.
+            let value = match &policy.metric {
+                TrackedMetric::Predefined(PredefinedMetric::Cpu) => cpu,
+                // ALB RequestCountPerTarget: requests in the minute per target.
+                TrackedMetric::Predefined(PredefinedMetric::RequestCountPerTarget) => {
+                    sample.rps * 60.0 / f64::from(in_service.max(1))
+                }
+                // A custom per-instance load metric: requests/s per instance.
+                TrackedMetric::Custom(_) => sample.rps / f64::from(in_service.max(1)),
+            };
+            let series = sim.per_instance.entry(metric_key(&policy.metric)).or_default();
+            for instance in sim.instances.iter().filter(|i| i.ready_at <= t) {
+                series
+                    .entry(instance.id.clone())
+                    .or_default()
+                    .push(Datapoint { at: t, value });
+            }
         }
         let keep_from = now - HISTORY;
         sim.cpu.retain(|(at, _)| *at >= keep_from);
         sim.rps.retain(|(at, _)| *at >= keep_from);
-        for points in sim.per_instance.values_mut() {
+        for points in sim.per_instance.values_mut().flat_map(|m| m.values_mut()) {
             points.retain(|d| d.at >= keep_from);
         }
 
@@ -432,7 +495,7 @@ pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Report {
         });
     }
     let hours = trace.samples.len() as f64 / 60.0;
-    let fixed_peak_instances = (trace.peak() / model.capacity_rps).ceil().max(1.0) as u32;
+    let fixed_peak_instances = peak_instances(trace, &model);
     let instance_hours = billed_minutes as f64 / 60.0;
     let fixed_peak_instance_hours = f64::from(fixed_peak_instances) * hours;
     Report {
@@ -449,8 +512,70 @@ pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Report {
         over_capacity_fraction: if requests > 0.0 { over / requests } else { 0.0 },
         minutes_over_capacity: over_minutes,
         highest_cpu_percent: highest,
-        scaling_actions: sim.scaling_actions,
+        scaling_actions: sim.actions.len() as u32,
+        surges: surges(&timeline, &sim.actions, model.capacity_rps),
+        actions: sim.actions,
         shortfalls,
         timeline,
     }
+}
+
+/// Minutes before a surge whose mean is its baseline.
+const BASELINE_MINUTES: usize = 30;
+
+/// Finds the surges of a replay and how the group followed each.
+pub fn surges(timeline: &[Minute], actions: &[ScalingAction], capacity_rps: f64) -> Vec<Surge> {
+    let mut found = Vec::new();
+    let mut i = BASELINE_MINUTES;
+    while i < timeline.len() {
+        let before = &timeline[i - BASELINE_MINUTES..i];
+        let baseline = before.iter().map(|m| m.rps).sum::<f64>() / BASELINE_MINUTES as f64;
+        if baseline <= 0.0 || timeline[i].rps < 2.0 * baseline {
+            i += 1;
+            continue;
+        }
+        let onset = i;
+        let end = (onset..timeline.len()).find(|&j| timeline[j].rps < 2.0 * baseline);
+        let peak = timeline[onset..end.unwrap_or(timeline.len())]
+            .iter()
+            .map(|m| m.rps)
+            .fold(0.0, f64::max);
+        let instances_before = timeline[onset - 1].instances;
+        let covered =
+            (onset..timeline.len()).find(|&j| f64::from(timeline[j].in_service) * capacity_rps >= timeline[j].rps);
+        // Back at the baseline size: the first minute after the end with no
+        // more instances than before the onset.
+        let back = end.and_then(|e| (e..timeline.len()).find(|&j| timeline[j].instances <= instances_before));
+        found.push((onset, end, baseline, peak, instances_before, covered, back));
+        // The next surge needs a fresh baseline after this one ends.
+        i = end.map_or(timeline.len(), |e| e + BASELINE_MINUTES.max(1));
+    }
+    let onsets: Vec<usize> = found.iter().map(|f| f.0).collect();
+    found
+        .iter()
+        .enumerate()
+        .map(|(k, &(onset, end, baseline, peak, instances_before, covered, back))| {
+            let until = back
+                .map(|b| b + 1)
+                .into_iter()
+                .chain(onsets.get(k + 1).copied())
+                .min()
+                .unwrap_or(timeline.len());
+            let (from, to) = (timeline[onset].at, timeline.get(until).map(|m| m.at));
+            let scaling_actions = actions
+                .iter()
+                .filter(|a| a.at >= from && to.is_none_or(|to| a.at < to))
+                .count() as u32;
+            Surge {
+                onset: timeline[onset].at,
+                end: end.map(|e| timeline[e].at),
+                baseline_rps: baseline,
+                peak_rps: peak,
+                instances_before,
+                minutes_to_capacity: covered.map(|c| (c - onset) as u64),
+                scaling_actions,
+                minutes_back_to_baseline: end.zip(back).map(|(e, b)| (b - e) as u64),
+            }
+        })
+        .collect()
 }

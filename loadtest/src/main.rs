@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use functions::policy::Policy;
-use loadtest::backtest::{Model, Report, run};
+use functions::policy::{GroupPolicy, Policy};
+use loadtest::backtest::{Model, Report, fixed_fleet, peak_instances, run};
+use loadtest::chart::{Chart, Series};
 use loadtest::trace::Trace;
 
 #[derive(Debug, Parser)]
@@ -39,9 +40,17 @@ enum Command {
         /// Price of one instance-hour.
         #[arg(long, default_value_t = 0.0416, value_parser = non_negative)]
         price: f64,
-        /// Print the report as JSON (with the minute-by-minute timeline).
+        /// Also replay these, side by side: `fixed-peak` (a fleet fixed at the
+        /// peak size) or policy files (their group named --group, or their first).
+        #[arg(long, value_delimiter = ',')]
+        compare: Vec<String>,
+        /// Print the report as JSON (with the minute-by-minute timeline); with
+        /// --compare, an array of reports, this policy's first.
         #[arg(long)]
         json: bool,
+        /// Write a chart of instances vs load over time (SVG).
+        #[arg(long, value_name = "FILE.svg")]
+        chart: Option<PathBuf>,
     },
 }
 
@@ -71,43 +80,202 @@ fn main() -> std::process::ExitCode {
 
 fn run_cli(cli: Cli) -> Result<()> {
     let Command::Backtest {
-        trace,
-        policy,
+        trace: trace_path,
+        policy: policy_path,
         group,
         capacity_rps,
         boot,
         price,
+        compare,
         json,
+        chart,
     } = cli.command;
-    let trace = Trace::load(&trace)?;
-    let policy = Policy::load(&policy)?;
-    let group = match &group {
-        Some(name) => policy.group(name).with_context(|| {
-            let names: Vec<&str> = policy.groups.iter().map(|g| g.name.as_str()).collect();
-            format!("--group {name:?}: the policy has {}", names.join(", "))
-        })?,
-        None => &policy.groups[0],
+    let trace = Trace::load(&trace_path)?;
+    let model = Model {
+        capacity_rps,
+        boot,
+        price_per_hour: price,
     };
-    let report = run(
-        &trace,
-        group,
-        Model {
-            capacity_rps,
-            boot,
-            price_per_hour: price,
-        },
-    );
+    // Everything is loaded and checked before anything runs.
+    let main = pick_group(&Policy::load(&policy_path)?, group.as_deref(), true)?;
+    let mut runs = vec![(label(&policy_path), main)];
+    for entry in &compare {
+        let entry = entry.trim();
+        if entry == "fixed-peak" {
+            let instances = peak_instances(&trace, &model);
+            runs.push(("fixed-peak".into(), fixed_fleet("fixed-peak", instances)?));
+        } else if entry.is_empty() {
+            anyhow::bail!("--compare: empty entry; allowed: fixed-peak or a policy file, comma-separated");
+        } else {
+            let path = PathBuf::from(entry);
+            let policy = Policy::load(&path).with_context(|| {
+                format!("--compare {entry:?}: allowed: fixed-peak or a policy file, comma-separated")
+            })?;
+            runs.push((label(&path), pick_group(&policy, group.as_deref(), false)?));
+        }
+    }
+    let reports: Vec<(String, Report)> = runs
+        .into_iter()
+        .map(|(name, group)| {
+            let report = run(&trace, &group, model);
+            (name, report)
+        })
+        .collect();
+
+    if let Some(path) = &chart {
+        std::fs::write(path, chart_of(&trace_path, &reports, &model).to_svg())
+            .with_context(|| format!("--chart {}: could not write", path.display()))?;
+    }
     let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
+        if compare.is_empty() {
+            serde_json::to_writer_pretty(&mut out, &reports[0].1)?;
+        } else {
+            let all: Vec<&Report> = reports.iter().map(|(_, r)| r).collect();
+            serde_json::to_writer_pretty(&mut out, &all)?;
+        }
         writeln!(out)?;
     } else {
-        print_summary(&mut out, &report)?;
+        print_summary(&mut out, &reports[0].1)?;
+        if reports.len() > 1 {
+            writeln!(out)?;
+            print_comparison(&mut out, &reports)?;
+        }
+        if let Some(path) = &chart {
+            writeln!(out, "chart written to {}", path.display())?;
+        }
     }
     Ok(())
 }
 
-/// The human summary.
+/// The group to replay from a policy file: the one named, or the first.
+/// A compared file without that name falls back to its first group.
+fn pick_group(policy: &Policy, name: Option<&str>, strict: bool) -> Result<GroupPolicy> {
+    let names = || {
+        policy
+            .groups
+            .iter()
+            .map(|g| g.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match name {
+        Some(name) => match policy.group(name) {
+            Some(group) => Ok(group.clone()),
+            None if strict => anyhow::bail!("--group {name:?}: the policy has {}", names()),
+            None => Ok(policy.groups[0].clone()),
+        },
+        None => Ok(policy.groups[0].clone()),
+    }
+}
+
+/// A short name for a policy file: its stem.
+fn label(path: &std::path::Path) -> String {
+    path.file_stem()
+        .map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned())
+}
+
+/// Instances over time for every replay, against the instances the load needs.
+fn chart_of(trace: &std::path::Path, reports: &[(String, Report)], model: &Model) -> Chart {
+    const COLORS: [&str; 6] = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+    let needed = reports[0]
+        .1
+        .timeline
+        .iter()
+        .map(|m| (m.at, m.rps / model.capacity_rps))
+        .collect();
+    let mut series = vec![Series {
+        name: format!("load / {} req/s (instances needed)", model.capacity_rps),
+        color: "#999999".into(),
+        points: needed,
+    }];
+    for (k, (name, report)) in reports.iter().enumerate() {
+        series.push(Series {
+            name: format!("{name}: instances"),
+            color: COLORS[k % COLORS.len()].into(),
+            points: report.timeline.iter().map(|m| (m.at, f64::from(m.instances))).collect(),
+        });
+    }
+    Chart {
+        title: format!("backtest of {}", label(trace)),
+        y_label: "instances".into(),
+        series,
+    }
+}
+
+/// How one measure of a report is shown.
+type Cell = Box<dyn Fn(&Report) -> String>;
+
+/// Side by side: one row per measure, one column per replay.
+fn print_comparison(out: &mut impl Write, reports: &[(String, Report)]) -> std::io::Result<()> {
+    let minutes = |m: Option<u64>| m.map_or_else(|| "never".to_string(), |m| m.to_string());
+    let rows: Vec<(&str, Cell)> = vec![
+        ("instance-hours", Box::new(|r| format!("{:.1}", r.instance_hours))),
+        ("cost", Box::new(|r| format!("{:.2}", r.cost))),
+        ("x fixed at peak", Box::new(|r| format!("{:.3}", r.ratio_to_fixed_peak))),
+        (
+            "requests over capacity",
+            Box::new(|r| format!("{:.3}%", 100.0 * r.over_capacity_fraction)),
+        ),
+        (
+            "minutes over capacity",
+            Box::new(|r| r.minutes_over_capacity.to_string()),
+        ),
+        (
+            "highest utilisation",
+            Box::new(|r| format!("{:.0}%", r.highest_cpu_percent)),
+        ),
+        ("scaling actions", Box::new(|r| r.scaling_actions.to_string())),
+        (
+            "worst min to capacity",
+            Box::new(move |r| {
+                let worst = r
+                    .surges
+                    .iter()
+                    .map(|s| s.minutes_to_capacity)
+                    .max_by_key(|m| m.unwrap_or(u64::MAX));
+                worst.map_or_else(|| "-".into(), minutes)
+            }),
+        ),
+        (
+            "most actions a surge",
+            Box::new(|r| {
+                r.surges
+                    .iter()
+                    .map(|s| s.scaling_actions)
+                    .max()
+                    .map_or_else(|| "-".into(), |n| n.to_string())
+            }),
+        ),
+        (
+            "worst min back to base",
+            Box::new(move |r| {
+                let worst = r
+                    .surges
+                    .iter()
+                    .map(|s| s.minutes_back_to_baseline)
+                    .max_by_key(|m| m.unwrap_or(u64::MAX));
+                worst.map_or_else(|| "-".into(), minutes)
+            }),
+        ),
+    ];
+    let width = reports.iter().map(|(n, _)| n.len()).max().unwrap_or(0).max(10);
+    write!(out, "{:<24}", "")?;
+    for (name, _) in reports {
+        write!(out, " {name:>width$}")?;
+    }
+    writeln!(out)?;
+    for (title, cell) in &rows {
+        write!(out, "{title:<24}")?;
+        for (_, report) in reports {
+            write!(out, " {:>width$}", cell(report))?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// The human summary of one replay.
 fn print_summary(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     writeln!(
         out,
@@ -144,5 +312,20 @@ fn print_summary(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         "  shortfalls          {} (longest {} min)",
         r.shortfalls.len(),
         longest
-    )
+    )?;
+    for s in &r.surges {
+        let minutes = |m: Option<u64>| m.map_or_else(|| "never".to_string(), |m| format!("{m} min"));
+        writeln!(
+            out,
+            "  surge at {}: {:.0} -> {:.0} req/s; capacity after {}, {} actions, back to {} instances {} after",
+            s.onset,
+            s.baseline_rps,
+            s.peak_rps,
+            minutes(s.minutes_to_capacity),
+            s.scaling_actions,
+            s.instances_before,
+            minutes(s.minutes_back_to_baseline)
+        )?;
+    }
+    Ok(())
 }

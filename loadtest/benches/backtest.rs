@@ -1,0 +1,70 @@
+//! A week of backtest, per shipped policy, against the reference of parsing
+//! the week's trace (work every backtest does anyway), in the same run.
+//! Target: a week's replay in under a second.
+//!
+//! `cargo bench -p loadtest --bench backtest -- [--check]`
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use functions::policy::Policy;
+use loadtest::backtest::{Model, run};
+use loadtest::trace::Trace;
+
+const TARGET: Duration = Duration::from_secs(1);
+
+fn root(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// Median time of `f` over `runs` runs, after one warm-up.
+fn median<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
+    black_box(f());
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let started = Instant::now();
+            black_box(f());
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[runs / 2]
+}
+
+fn main() {
+    let check = std::env::args().any(|a| a == "--check");
+    let path = root("tests/fixtures/traces/lunch-peak-week.csv");
+    let text = std::fs::read_to_string(&path).expect("trace");
+    let trace = Trace::parse("lunch-peak-week.csv", &text).expect("trace");
+    let model = Model {
+        capacity_rps: 100.0,
+        boot: Duration::from_secs(90),
+        price_per_hour: 0.0416,
+    };
+    let parse = median(21, || Trace::parse("lunch-peak-week.csv", black_box(&text)));
+    println!(
+        "a week ({} minutes) of backtest per policy, median of 11; reference: parsing the trace {:.1} ms",
+        trace.samples.len(),
+        parse.as_secs_f64() * 1e3
+    );
+    let mut missed = false;
+    for name in ["seed-step", "course-target-tracking", "recommended", "two-tier"] {
+        let policy = Policy::load(&root(&format!("../policies/{name}.toml"))).expect("policy");
+        let group = &policy.groups[0];
+        let took = median(11, || run(black_box(&trace), group, model));
+        let ok = took < TARGET;
+        missed |= !ok;
+        println!(
+            "  {name:<24} {:>8.1} ms = {:>6.1} x parsing   target < {} ms: {}",
+            took.as_secs_f64() * 1e3,
+            took.as_secs_f64() / parse.as_secs_f64(),
+            TARGET.as_millis(),
+            if ok { "met" } else { "MISSED" }
+        );
+    }
+    if check && missed {
+        eprintln!("backtest bench: a week's replay took a second or more");
+        std::process::exit(1);
+    }
+}

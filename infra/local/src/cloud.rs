@@ -1,0 +1,634 @@
+//! The running local cloud: one controller loop per group that starts and
+//! stops `workload` processes as [`Group::plan`] says, promotes instances to
+//! InService after their boot time and first good health check, replaces
+//! crashed and unhealthy ones, and keeps each group's load balancer in step.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use functions::policy::Policy;
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::group::{Group, GroupError, State, Step};
+use crate::lb::{LbConfig, LbCounters, LoadBalancer, TargetHealth, TargetStatus};
+use crate::process::{Spawner, signal, stop};
+
+/// Everything the local cloud needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub policy: Policy,
+    /// Cloud time runs this many times faster than the wall clock.
+    pub speed: f64,
+    /// Launch to in service, in cloud time (at least until the first good health check).
+    pub boot: Duration,
+    /// After reaching InService, failed load balancer health checks do not
+    /// replace an instance for this long (cloud time).
+    pub health_grace: Duration,
+    /// Availability zones, e.g. local-1a, local-1b.
+    pub azs: Vec<String>,
+    /// Second and third octets of the groups' subnets: group k's instances
+    /// are 127.A.(B+k).N.
+    pub subnet: [u8; 2],
+    /// The port every instance listens on.
+    pub instance_port: u16,
+    /// Port of the first group's load balancer (the next groups take the
+    /// following ports); 0 picks free ports.
+    pub lb_port: u16,
+    /// Port of the control API; 0 picks a free one.
+    pub control_port: u16,
+    pub lb: LbConfig,
+    /// The workload binary and the flags every instance gets.
+    pub workload: PathBuf,
+    /// CPU cap of every instance (fraction of a core).
+    pub cpu_limit: f64,
+    /// Per-instance logs go here.
+    pub log_dir: PathBuf,
+    /// How long an instance may take to finish in-flight requests after SIGTERM.
+    pub drain_timeout: Duration,
+}
+
+/// A process of an instance.
+#[derive(Debug)]
+struct Running {
+    child: Child,
+}
+
+#[derive(Debug)]
+pub(crate) struct GroupRuntime {
+    pub(crate) group: Mutex<Group>,
+    pub(crate) lb: Arc<LoadBalancer>,
+    pub(crate) lb_addr: SocketAddr,
+    children: Mutex<HashMap<String, Running>>,
+    /// No launch before this (after a failed launch).
+    backoff: Mutex<Option<Instant>>,
+}
+
+impl GroupRuntime {
+    pub(crate) fn group(&self) -> MutexGuard<'_, Group> {
+        self.group.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn children(&self) -> MutexGuard<'_, HashMap<String, Running>> {
+        self.children.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) clock: Clock,
+    pub(crate) groups: Vec<Arc<GroupRuntime>>,
+    spawner: Spawner,
+    probe: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Empty<bytes::Bytes>,
+    >,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    pub(crate) control_addr: Mutex<Option<SocketAddr>>,
+}
+
+/// A handle on the running local cloud (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Cloud {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// The status view: everything the CLI and the JSON endpoint show.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub now: Timestamp,
+    pub speed: f64,
+    pub control: Option<SocketAddr>,
+    pub groups: Vec<GroupStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupStatus {
+    pub name: String,
+    pub min: u32,
+    pub max: u32,
+    pub desired: u32,
+    pub load_balancer: String,
+    pub lb_counters: LbCounters,
+    pub instances: Vec<InstanceStatus>,
+    pub capacity_changes: Vec<functions::decide::Activity>,
+    pub activities: Vec<crate::group::InstanceActivity>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    #[serde(flatten)]
+    pub instance: crate::group::InstanceRecord,
+    pub target: Option<TargetStatus>,
+}
+
+/// How often each controller loop runs (wall clock).
+const RECONCILE: Duration = Duration::from_millis(50);
+/// Activities shown by the status view.
+const STATUS_ACTIVITIES: usize = 20;
+
+impl Cloud {
+    /// Binds the load balancers and the control API, then starts every group at its desired capacity.
+    pub async fn start(config: Config) -> Result<Self> {
+        config.check()?;
+        std::fs::create_dir_all(&config.log_dir).map_err(|source| Error::LogDir {
+            path: config.log_dir.clone(),
+            source,
+        })?;
+        let clock = Clock::new(config.speed);
+        let mut groups = Vec::new();
+        let mut tasks = Vec::new();
+        for (k, policy) in config.policy.groups.iter().enumerate() {
+            let port = if config.lb_port == 0 {
+                0
+            } else {
+                config.lb_port + k as u16
+            };
+            let bind = SocketAddr::from(([127, 0, 0, 1], port));
+            let listener = TcpListener::bind(bind).await.map_err(|source| Error::Bind {
+                what: "load balancer",
+                addr: bind,
+                source,
+            })?;
+            let lb_addr = listener.local_addr().map_err(|source| Error::Bind {
+                what: "load balancer",
+                addr: bind,
+                source,
+            })?;
+            let lb = LoadBalancer::new(config.lb);
+            tasks.push(lb.serve(listener));
+            tasks.push(lb.start_health_checks());
+            let subnet = [127, config.subnet[0], config.subnet[1].wrapping_add(k as u8)];
+            groups.push(Arc::new(GroupRuntime {
+                group: Mutex::new(Group::new(policy, config.azs.clone(), subnet)),
+                lb,
+                lb_addr,
+                children: Mutex::new(HashMap::new()),
+                backoff: Mutex::new(None),
+            }));
+        }
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_millis(500)));
+        let probe = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build(connector);
+        let cloud = Self {
+            inner: Arc::new(Inner {
+                config,
+                clock,
+                groups,
+                spawner: Spawner::new(),
+                probe,
+                tasks: Mutex::new(tasks),
+                control_addr: Mutex::new(None),
+            }),
+        };
+        let control = crate::control::serve(cloud.clone()).await?;
+        *cloud.inner.control_addr.lock().unwrap_or_else(PoisonError::into_inner) = Some(control);
+        for runtime in &cloud.inner.groups {
+            let task = tokio::spawn(controller(cloud.clone(), runtime.clone()));
+            cloud.tasks().push(task);
+        }
+        Ok(cloud)
+    }
+
+    pub(crate) fn push_task(&self, task: JoinHandle<()>) {
+        self.tasks().push(task);
+    }
+
+    fn tasks(&self) -> MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.inner.tasks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// The control API's address.
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        *self.inner.control_addr.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn runtime(&self, group: &str) -> Result<&Arc<GroupRuntime>> {
+        self.inner
+            .groups
+            .iter()
+            .find(|g| g.group().name == group)
+            .ok_or_else(|| Error::NoSuchGroup {
+                group: group.to_string(),
+                groups: self.group_names().join(", "),
+            })
+    }
+
+    pub fn group_names(&self) -> Vec<String> {
+        self.inner.groups.iter().map(|g| g.group().name.clone()).collect()
+    }
+
+    /// The load balancer address of a group.
+    pub fn lb_addr(&self, group: &str) -> Result<SocketAddr> {
+        Ok(self.runtime(group)?.lb_addr)
+    }
+
+    /// A copy of a group's state.
+    pub fn group(&self, group: &str) -> Result<Group> {
+        Ok(self.runtime(group)?.group().clone())
+    }
+
+    /// A target's health on the group's load balancer.
+    pub fn target_health(&self, group: &str, instance: &str) -> Result<Option<TargetHealth>> {
+        Ok(self.runtime(group)?.lb.health(instance))
+    }
+
+    /// Sets desired capacity (the group API's SetDesiredCapacity).
+    pub fn set_desired(&self, group: &str, desired: u32, cause: &str) -> Result<()> {
+        let now = self.clock().now();
+        let runtime = self.runtime(group)?;
+        runtime
+            .group()
+            .set_desired(desired, cause, now)
+            .map_err(|e| Error::group(group, e))
+    }
+
+    /// Sets min, max and desired together (UpdateAutoScalingGroup).
+    pub fn set_limits(&self, group: &str, min: u32, max: u32, desired: u32, cause: &str) -> Result<()> {
+        let now = self.clock().now();
+        let runtime = self.runtime(group)?;
+        runtime
+            .group()
+            .set_limits(min, max, desired, cause, now)
+            .map_err(|e| Error::group(group, e))
+    }
+
+    /// Sets or clears an instance's scale-in protection.
+    pub fn protect(&self, group: &str, instance: &str, protected: bool) -> Result<()> {
+        let runtime = self.runtime(group)?;
+        runtime
+            .group()
+            .protect(instance, protected)
+            .map_err(|e| Error::group(group, e))
+    }
+
+    /// Fault: kill an instance's process with SIGKILL.
+    pub fn kill(&self, instance: &str) -> Result<String> {
+        for runtime in &self.inner.groups {
+            if let Some(running) = runtime.children().get(instance) {
+                signal(&running.child, libc::SIGKILL);
+                return Ok(runtime.group().name.clone());
+            }
+        }
+        Err(Error::NoSuchInstance(instance.to_string()))
+    }
+
+    /// Fault: mark an instance unhealthy (SetInstanceHealth): it is replaced.
+    pub fn set_unhealthy(&self, instance: &str) -> Result<String> {
+        for runtime in &self.inner.groups {
+            let mut group = runtime.group();
+            if group.instance(instance).is_some_and(|i| i.is_active()) {
+                let name = group.name.clone();
+                group
+                    .mark_unhealthy(instance, "set unhealthy by the operator")
+                    .map_err(|e| Error::group(&name, e))?;
+                return Ok(name);
+            }
+        }
+        Err(Error::NoSuchInstance(instance.to_string()))
+    }
+
+    /// Fault: an availability zone fails: its instances are killed and no
+    /// launch goes there until [`Cloud::restore_az`].
+    pub fn stop_az(&self, az: &str) -> Result<Vec<String>> {
+        if !self.inner.config.azs.iter().any(|a| a == az) {
+            return Err(Error::NoSuchAz {
+                az: az.to_string(),
+                azs: self.inner.config.azs.join(", "),
+            });
+        }
+        let mut killed = Vec::new();
+        for runtime in &self.inner.groups {
+            let mut group = runtime.group();
+            group.set_az_down(az, true);
+            let ids: Vec<String> = group.active().filter(|i| i.az == az).map(|i| i.id.clone()).collect();
+            drop(group);
+            let children = runtime.children();
+            for id in ids {
+                if let Some(running) = children.get(&id) {
+                    signal(&running.child, libc::SIGKILL);
+                    killed.push(id);
+                }
+            }
+        }
+        Ok(killed)
+    }
+
+    /// An availability zone is back: launches may go there again.
+    pub fn restore_az(&self, az: &str) -> Result<()> {
+        if !self.inner.config.azs.iter().any(|a| a == az) {
+            return Err(Error::NoSuchAz {
+                az: az.to_string(),
+                azs: self.inner.config.azs.join(", "),
+            });
+        }
+        for runtime in &self.inner.groups {
+            runtime.group().set_az_down(az, false);
+        }
+        Ok(())
+    }
+
+    /// The status view.
+    pub fn status(&self) -> Status {
+        let groups = self
+            .inner
+            .groups
+            .iter()
+            .map(|runtime| {
+                let group = runtime.group().clone();
+                let targets = runtime.lb.status();
+                GroupStatus {
+                    name: group.name.clone(),
+                    min: group.min,
+                    max: group.max,
+                    desired: group.desired,
+                    load_balancer: format!("http://{}", runtime.lb_addr),
+                    lb_counters: runtime.lb.counters(),
+                    instances: group
+                        .instances
+                        .iter()
+                        .filter(|i| i.state != State::Terminated)
+                        .map(|i| InstanceStatus {
+                            instance: i.clone(),
+                            target: targets.iter().find(|t| t.id == i.id).cloned(),
+                        })
+                        .collect(),
+                    capacity_changes: group
+                        .capacity_changes
+                        .iter()
+                        .rev()
+                        .take(STATUS_ACTIVITIES)
+                        .rev()
+                        .cloned()
+                        .collect(),
+                    activities: group
+                        .activities
+                        .iter()
+                        .rev()
+                        .take(STATUS_ACTIVITIES)
+                        .rev()
+                        .cloned()
+                        .collect(),
+                }
+            })
+            .collect();
+        Status {
+            now: self.clock().now(),
+            speed: self.clock().speed(),
+            control: self.control_addr(),
+            groups,
+        }
+    }
+
+    /// Waits until `ready(group)` holds, checking every 20 ms, for at most `limit` (wall clock).
+    pub async fn wait_for(&self, group: &str, limit: Duration, ready: impl Fn(&Group) -> bool) -> Result<Group> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let snapshot = self.group(group)?;
+            if ready(&snapshot) {
+                return Ok(snapshot);
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    group: group.to_string(),
+                    waited: limit,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops everything: controllers, load balancers, then every instance
+    /// (SIGTERM, then SIGKILL after the drain timeout).
+    pub async fn shutdown(&self) {
+        for task in self.tasks().drain(..) {
+            task.abort();
+        }
+        let grace = self.inner.config.drain_timeout + Duration::from_secs(1);
+        let mut stopping = Vec::new();
+        for runtime in &self.inner.groups {
+            let children: Vec<(String, Running)> = runtime.children().drain().collect();
+            for (id, mut running) in children {
+                let runtime = runtime.clone();
+                let now = self.clock().now();
+                stopping.push(tokio::task::spawn_blocking(move || {
+                    let _ = stop(&mut running.child, grace);
+                    let _ = runtime.group().mark_terminated(&id, now);
+                }));
+            }
+        }
+        for task in stopping {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Config {
+    fn check(&self) -> Result<()> {
+        let bad =
+            |field: &'static str, value: String, allowed: &'static str| Err(Error::Config { field, value, allowed });
+        if !(self.speed.is_finite() && (1.0..=3600.0).contains(&self.speed)) {
+            return bad("speed", self.speed.to_string(), "a number from 1 to 3600");
+        }
+        if self.azs.is_empty() || self.azs.len() > 6 {
+            return bad("azs", self.azs.len().to_string(), "1 to 6 availability zones");
+        }
+        if !(self.cpu_limit.is_finite() && self.cpu_limit > 0.0 && self.cpu_limit <= 64.0) {
+            return bad(
+                "cpu_limit",
+                self.cpu_limit.to_string(),
+                "a fraction of a core above 0, at most 64",
+            );
+        }
+        if self.policy.groups.len() > 16 {
+            return bad("policy", self.policy.groups.len().to_string(), "at most 16 groups");
+        }
+        if !self.workload.is_file() {
+            return Err(Error::Workload(self.workload.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// One group's controller loop.
+async fn controller(cloud: Cloud, runtime: Arc<GroupRuntime>) {
+    let mut tick = tokio::time::interval(RECONCILE);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        reconcile(&cloud, &runtime).await;
+    }
+}
+
+/// One pass: notice exits and health, promote pending instances, then act on the plan.
+async fn reconcile(cloud: &Cloud, runtime: &Arc<GroupRuntime>) {
+    let inner = &cloud.inner;
+    let now = inner.clock.now();
+    // Processes that exited on their own.
+    let exited: Vec<(String, String)> = runtime
+        .children()
+        .iter_mut()
+        .filter_map(|(id, running)| match running.child.try_wait() {
+            Ok(Some(status)) => Some((id.clone(), format!("the process exited ({status})"))),
+            _ => None,
+        })
+        .collect();
+    // Pending instances to probe, and in-service ones the load balancer finds unhealthy.
+    let (pending, failing) = {
+        let mut group = runtime.group();
+        for (id, why) in &exited {
+            if group.instance(id).is_some_and(|i| i.is_active()) {
+                let _ = group.mark_unhealthy(id, why);
+            }
+        }
+        let boot = SignedDuration::try_from(inner.config.boot).unwrap_or(SignedDuration::ZERO);
+        let grace = SignedDuration::try_from(inner.config.health_grace).unwrap_or(SignedDuration::ZERO);
+        let pending: Vec<(String, SocketAddr)> = group
+            .active()
+            .filter(|i| i.state == State::Pending && i.launched_at + boot <= now)
+            .map(|i| {
+                (
+                    i.id.clone(),
+                    SocketAddr::V4(SocketAddrV4::new(i.ip, inner.config.instance_port)),
+                )
+            })
+            .collect();
+        let failing: Vec<String> = group
+            .active()
+            .filter(|i| i.state == State::InService && i.in_service_at.is_some_and(|t| t + grace <= now))
+            .filter(|i| runtime.lb.health(&i.id) == Some(TargetHealth::Unhealthy))
+            .map(|i| i.id.clone())
+            .collect();
+        (pending, failing)
+    };
+    for id in failing {
+        let _ = runtime
+            .group()
+            .mark_unhealthy(&id, "it failed the load balancer's health checks");
+    }
+    for (id, addr) in pending {
+        if probe(inner, addr).await {
+            let now = inner.clock.now();
+            if runtime.group().mark_in_service(&id, now).is_ok() {
+                runtime.lb.register(&id, addr);
+                tracing::info!(instance = %id, %addr, "in service");
+            }
+        }
+    }
+
+    let backoff = *runtime.backoff.lock().unwrap_or_else(PoisonError::into_inner);
+    if backoff.is_some_and(|until| Instant::now() < until) {
+        return;
+    }
+    let steps = match runtime.group().plan(now) {
+        Ok(steps) => steps,
+        Err(error) => {
+            tracing::warn!(%error, "cannot plan");
+            return;
+        }
+    };
+    for step in steps {
+        match step {
+            Step::Launch { id } => launch(cloud, runtime, &id),
+            Step::Terminate { id } => {
+                let cloud = cloud.clone();
+                let runtime = runtime.clone();
+                tokio::spawn(async move { terminate(&cloud, &runtime, &id).await });
+            }
+        }
+    }
+}
+
+/// GET /health on an instance, directly.
+async fn probe(inner: &Inner, addr: SocketAddr) -> bool {
+    let Ok(uri) = format!("http://{addr}/health").parse::<http::Uri>() else {
+        return false;
+    };
+    match tokio::time::timeout(Duration::from_millis(500), inner.probe.get(uri)).await {
+        Ok(Ok(response)) => response.status() == http::StatusCode::OK,
+        _ => false,
+    }
+}
+
+fn launch(cloud: &Cloud, runtime: &Arc<GroupRuntime>, id: &str) {
+    let inner = &cloud.inner;
+    let Some(instance) = runtime.group().instance(id).cloned() else {
+        return;
+    };
+    let addr = SocketAddr::V4(SocketAddrV4::new(instance.ip, inner.config.instance_port));
+    let window = inner
+        .clock
+        .wall(Duration::from_secs(60))
+        .max(Duration::from_millis(500));
+    let args: Vec<String> = vec![
+        "--listen".into(),
+        addr.to_string(),
+        "--cpu-limit".into(),
+        inner.config.cpu_limit.to_string(),
+        "--cpu-window".into(),
+        format!("{}ms", window.as_millis()),
+        "--instance-id".into(),
+        instance.id.clone(),
+        "--hostname".into(),
+        format!("ip-{}", instance.ip.to_string().replace('.', "-")),
+        "--private-ip".into(),
+        instance.ip.to_string(),
+        "--availability-zone".into(),
+        instance.az.clone(),
+        "--drain-timeout".into(),
+        format!("{}ms", inner.config.drain_timeout.as_millis()),
+    ];
+    let log = inner.config.log_dir.join(format!("{id}.log"));
+    match inner.spawner.spawn(&inner.config.workload, &args, &log) {
+        Ok(child) => {
+            tracing::info!(instance = %id, %addr, az = %instance.az, "launched");
+            runtime.children().insert(id.to_string(), Running { child });
+        }
+        Err(error) => {
+            tracing::warn!(instance = %id, %error, "launch failed");
+            let _ = runtime.group().mark_unhealthy(id, &format!("launch failed: {error}"));
+            *runtime.backoff.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some(Instant::now() + Duration::from_secs(1));
+        }
+    }
+}
+
+/// Deregister (draining), stop the process, record the end.
+async fn terminate(cloud: &Cloud, runtime: &Arc<GroupRuntime>, id: &str) {
+    runtime.lb.deregister(id).await;
+    let running = runtime.children().remove(id);
+    if let Some(mut running) = running {
+        let grace = cloud.inner.config.drain_timeout + Duration::from_secs(1);
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = stop(&mut running.child, grace);
+        })
+        .await;
+    }
+    let now = cloud.inner.clock.now();
+    let _ = runtime.group().mark_terminated(id, now);
+    tracing::info!(instance = %id, "terminated");
+}
+
+impl Error {
+    fn group(group: &str, error: GroupError) -> Self {
+        Self::Group {
+            group: group.to_string(),
+            source: error,
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! The load balancer: an HTTP/1.1 reverse proxy on loopback built on hyper
+//! (server and pooled client), with Application Load Balancer semantics:
+//! targets registered when their instance is in service, active health
+//! checks (interval, timeout, healthy/unhealthy thresholds), round robin or
+//! least outstanding requests over healthy targets, deregistration with
+//! connection draining, and one retry on another target for an idempotent
+//! request whose connection failed.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+
+/// How requests are spread over healthy targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    RoundRobin,
+    LeastOutstandingRequests,
+}
+
+/// Health checks and draining (wall-clock durations).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LbConfig {
+    pub algorithm: Algorithm,
+    #[serde(with = "millis")]
+    pub interval: Duration,
+    #[serde(with = "millis")]
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+    /// Longest wait for in-flight requests of a deregistered target.
+    #[serde(with = "millis")]
+    pub deregistration_delay: Duration,
+    /// Longest a proxied request may take.
+    #[serde(with = "millis")]
+    pub request_timeout: Duration,
+}
+
+impl Default for LbConfig {
+    fn default() -> Self {
+        Self {
+            algorithm: Algorithm::RoundRobin,
+            interval: Duration::from_millis(500),
+            timeout: Duration::from_millis(1000),
+            healthy_threshold: 2,
+            unhealthy_threshold: 2,
+            deregistration_delay: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+mod millis {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+}
+
+/// A target's health, as the target group shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetHealth {
+    /// Registered, not yet passed `healthy_threshold` checks.
+    Initial,
+    Healthy,
+    Unhealthy,
+    /// Deregistered: no new requests, in-flight ones finish.
+    Draining,
+}
+
+#[derive(Debug)]
+struct Target {
+    id: String,
+    addr: SocketAddr,
+    health: TargetHealth,
+    passes: u32,
+    failures: u32,
+    outstanding: Arc<AtomicUsize>,
+    served: Arc<AtomicU64>,
+}
+
+/// A target as the status view shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetStatus {
+    pub id: String,
+    pub addr: SocketAddr,
+    pub health: TargetHealth,
+    pub outstanding: usize,
+    pub served: u64,
+}
+
+/// Counters of the load balancer itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LbCounters {
+    pub requests: u64,
+    /// Answered 502/503/504 by the load balancer (no target, or the target failed).
+    pub errors: u64,
+    /// Requests sent again to another target after a connection failure.
+    pub retries: u64,
+}
+
+/// The load balancer of one group.
+#[derive(Debug)]
+pub struct LoadBalancer {
+    config: LbConfig,
+    targets: Mutex<Vec<Target>>,
+    next: AtomicUsize,
+    client: Client<HttpConnector, Full<Bytes>>,
+    requests: AtomicU64,
+    errors: AtomicU64,
+    retries: AtomicU64,
+}
+
+/// Largest request body forwarded (bodies are buffered so a request can be retried).
+const MAX_BODY: usize = 1 << 20;
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+impl LoadBalancer {
+    pub fn new(config: LbConfig) -> Arc<Self> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(1)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        Arc::new(Self {
+            config,
+            targets: Mutex::new(Vec::new()),
+            next: AtomicUsize::new(0),
+            client,
+            requests: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+        })
+    }
+
+    pub fn config(&self) -> &LbConfig {
+        &self.config
+    }
+
+    fn targets(&self) -> std::sync::MutexGuard<'_, Vec<Target>> {
+        self.targets.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers a target; it receives requests once healthy.
+    pub fn register(&self, id: &str, addr: SocketAddr) {
+        let mut targets = self.targets();
+        targets.retain(|t| t.id != id);
+        targets.push(Target {
+            id: id.to_string(),
+            addr,
+            health: TargetHealth::Initial,
+            passes: 0,
+            failures: 0,
+            outstanding: Arc::new(AtomicUsize::new(0)),
+            served: Arc::new(AtomicU64::new(0)),
+        });
+    }
+
+    /// Deregisters a target: no new requests; returns when its in-flight
+    /// requests are done or the deregistration delay has passed.
+    pub async fn deregister(&self, id: &str) {
+        let outstanding = {
+            let mut targets = self.targets();
+            let Some(target) = targets.iter_mut().find(|t| t.id == id) else {
+                return;
+            };
+            target.health = TargetHealth::Draining;
+            target.outstanding.clone()
+        };
+        let deadline = Instant::now() + self.config.deregistration_delay;
+        while outstanding.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.targets().retain(|t| t.id != id);
+    }
+
+    /// A target's health, if registered.
+    pub fn health(&self, id: &str) -> Option<TargetHealth> {
+        self.targets().iter().find(|t| t.id == id).map(|t| t.health)
+    }
+
+    pub fn status(&self) -> Vec<TargetStatus> {
+        self.targets()
+            .iter()
+            .map(|t| TargetStatus {
+                id: t.id.clone(),
+                addr: t.addr,
+                health: t.health,
+                outstanding: t.outstanding.load(Ordering::Relaxed),
+                served: t.served.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    pub fn counters(&self) -> LbCounters {
+        LbCounters {
+            requests: self.requests.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Runs the health checks until the returned task is aborted.
+    pub fn start_health_checks(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let lb = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(lb.config.interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let checks: Vec<(String, SocketAddr)> = lb
+                    .targets()
+                    .iter()
+                    .filter(|t| t.health != TargetHealth::Draining)
+                    .map(|t| (t.id.clone(), t.addr))
+                    .collect();
+                let results = futures_join(checks.into_iter().map(|(id, addr)| {
+                    let lb = lb.clone();
+                    async move { (id, lb.check(addr).await) }
+                }))
+                .await;
+                let mut targets = lb.targets();
+                for (id, ok) in results {
+                    let Some(t) = targets.iter_mut().find(|t| t.id == id) else {
+                        continue;
+                    };
+                    if t.health == TargetHealth::Draining {
+                        continue;
+                    }
+                    if ok {
+                        t.failures = 0;
+                        t.passes += 1;
+                        if t.passes >= lb.config.healthy_threshold {
+                            t.health = TargetHealth::Healthy;
+                        }
+                    } else {
+                        t.passes = 0;
+                        t.failures += 1;
+                        if t.failures >= lb.config.unhealthy_threshold {
+                            t.health = TargetHealth::Unhealthy;
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// One health check: GET /health answered 200 within the timeout.
+    async fn check(&self, addr: SocketAddr) -> bool {
+        let Ok(uri) = format!("http://{addr}/health").parse::<Uri>() else {
+            return false;
+        };
+        let Ok(request) = Request::get(uri).body(Full::new(Bytes::new())) else {
+            return false;
+        };
+        match tokio::time::timeout(self.config.timeout, self.client.request(request)).await {
+            Ok(Ok(response)) => {
+                let ok = response.status() == StatusCode::OK;
+                let _ = response.into_body().collect().await;
+                ok
+            }
+            _ => false,
+        }
+    }
+
+    /// Picks a healthy target other than `except`, counting it outstanding.
+    fn pick(&self, except: Option<&str>) -> Option<(String, SocketAddr, Arc<AtomicUsize>, Arc<AtomicU64>)> {
+        let targets = self.targets();
+        let healthy: Vec<&Target> = targets
+            .iter()
+            .filter(|t| t.health == TargetHealth::Healthy && Some(t.id.as_str()) != except)
+            .collect();
+        if healthy.is_empty() {
+            return None;
+        }
+        let chosen = match self.config.algorithm {
+            Algorithm::RoundRobin => healthy[self.next.fetch_add(1, Ordering::Relaxed) % healthy.len()],
+            Algorithm::LeastOutstandingRequests => {
+                // Ties go round robin, so an idle group still spreads load.
+                let start = self.next.fetch_add(1, Ordering::Relaxed);
+                (0..healthy.len())
+                    .map(|k| healthy[(start + k) % healthy.len()])
+                    .min_by_key(|t| t.outstanding.load(Ordering::Relaxed))?
+            }
+        };
+        chosen.outstanding.fetch_add(1, Ordering::AcqRel);
+        Some((
+            chosen.id.clone(),
+            chosen.addr,
+            chosen.outstanding.clone(),
+            chosen.served.clone(),
+        ))
+    }
+
+    /// Proxies one request.
+    pub async fn handle(&self, request: Request<Incoming>, client: SocketAddr) -> Response<Full<Bytes>> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let (parts, body) = request.into_parts();
+        let body = match Limited::new(body, MAX_BODY).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => return self.error(StatusCode::PAYLOAD_TOO_LARGE, "request body over 1 MiB"),
+        };
+        let idempotent = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let mut tried: Option<String> = None;
+        loop {
+            let Some((id, addr, outstanding, served)) = self.pick(tried.as_deref()) else {
+                return self.error(StatusCode::SERVICE_UNAVAILABLE, "no healthy target in the group");
+            };
+            let forwarded = forward_request(&parts, body.clone(), addr, client);
+            let result = tokio::time::timeout(self.config.request_timeout, async {
+                let response = self.client.request(forwarded).await?;
+                let (parts, body) = response.into_parts();
+                let body = body.collect().await?.to_bytes();
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Response::from_parts(parts, Full::new(body)))
+            })
+            .await;
+            outstanding.fetch_sub(1, Ordering::AcqRel);
+            match result {
+                Ok(Ok(mut response)) => {
+                    served.fetch_add(1, Ordering::Relaxed);
+                    strip_hop_by_hop(response.headers_mut());
+                    return response;
+                }
+                Ok(Err(error)) => {
+                    let connect = error
+                        .downcast_ref::<hyper_util::client::legacy::Error>()
+                        .is_some_and(hyper_util::client::legacy::Error::is_connect);
+                    if connect && idempotent && tried.is_none() {
+                        self.retries.fetch_add(1, Ordering::Relaxed);
+                        tried = Some(id);
+                        continue;
+                    }
+                    return self.error(StatusCode::BAD_GATEWAY, &format!("target {id} failed: {error}"));
+                }
+                Err(_) => return self.error(StatusCode::GATEWAY_TIMEOUT, &format!("target {id} timed out")),
+            }
+        }
+    }
+
+    fn error(&self, status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let mut response = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        response
+    }
+
+    /// Serves the listener until the returned task is aborted.
+    pub fn serve(self: &Arc<Self>, listener: TcpListener) -> tokio::task::JoinHandle<()> {
+        let lb = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, peer)) = listener.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let lb = lb.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        let lb = lb.clone();
+                        async move { Ok::<_, Infallible>(lb.handle(request, peer).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        })
+    }
+}
+
+/// The request as the target receives it.
+fn forward_request(
+    parts: &http::request::Parts,
+    body: Bytes,
+    addr: SocketAddr,
+    client: SocketAddr,
+) -> Request<Full<Bytes>> {
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let uri = format!("http://{addr}{path}")
+        .parse::<Uri>()
+        .unwrap_or_else(|_| Uri::from_static("/"));
+    let mut request = Request::new(Full::new(body));
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = parts.headers.clone();
+    strip_hop_by_hop(request.headers_mut());
+    if let Ok(value) = HeaderValue::from_str(&client.ip().to_string()) {
+        request.headers_mut().append("x-forwarded-for", value);
+    }
+    request
+        .headers_mut()
+        .insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    request
+}
+
+fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Runs futures concurrently and collects their outputs (in completion order).
+async fn futures_join<F, T>(futures: impl IntoIterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for handle in handles {
+        if let Ok(value) = handle.await {
+            out.push(value);
+        }
+    }
+    out
+}

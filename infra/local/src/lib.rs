@@ -1,0 +1,15 @@
+//! The embedded local cloud: groups of real `workload` processes on their
+//! own loopback addresses, a load balancer per group, and a control API,
+//! with EC2 Auto Scaling semantics, all on one machine (see README.md).
+
+pub mod clock;
+pub mod cloud;
+pub mod control;
+pub mod error;
+pub mod group;
+pub mod lb;
+pub mod process;
+pub mod report;
+
+pub use cloud::{Cloud, Config};
+pub use error::{Error, Result};

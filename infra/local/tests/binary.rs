@@ -1,0 +1,179 @@
+//! The `localcloud` binary: up, status, faults, clean stop on SIGTERM, and
+//! no orphan instance when it is killed with SIGKILL.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn workload_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test path");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+    let beside = profile_dir.join("workload");
+    if beside.is_file() {
+        return beside;
+    }
+    let target = profile_dir.parent().expect("target").join("localcloud-tests");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "workload", "--target-dir"])
+        .arg(&target)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo build -p workload");
+    assert!(status.success());
+    target.join("debug").join("workload")
+}
+
+const POLICY: &str = "[[group]]\nname = \"web\"\nmin = 2\nmax = 4\n";
+
+/// Starts `localcloud up` on free ports; returns the child, the control address and the instance addresses' subnet.
+fn up(test: u8) -> (Child, String, String) {
+    let dir = std::env::temp_dir().join(format!("localcloud-bin-{}-{test}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, POLICY).expect("policy");
+    let subnet = format!("{}.{}", 100 + std::process::id() % 100, 200 + u32::from(test));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_localcloud"))
+        .args([
+            "up",
+            "--speed",
+            "60",
+            "--boot",
+            "30s",
+            "--lb-port",
+            "0",
+            "--control-port",
+            "0",
+            "--subnet",
+            &subnet,
+        ])
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--workload")
+        .arg(workload_bin())
+        .arg("--log-dir")
+        .arg(dir.join("logs"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("localcloud up");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().expect("a first line").expect("utf-8");
+    let control = first
+        .strip_prefix("control API: http://")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_string();
+    // Keep reading so the pipe never fills.
+    std::thread::spawn(move || for _ in lines {});
+    (child, control, format!("127.{subnet}"))
+}
+
+fn localcloud(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_localcloud"))
+        .args(args)
+        .output()
+        .expect("localcloud")
+}
+
+/// Addresses of in-service instances, from `localcloud status --json`.
+fn instances(control: &str) -> Vec<String> {
+    let out = localcloud(&["status", "--json", "--control", control]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    status["groups"][0]["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .filter(|i| i["state"] == "InService")
+        .map(|i| format!("{}:8080", i["ip"].as_str().expect("ip")))
+        .collect()
+}
+
+fn wait_for_two(control: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let addrs = instances(control);
+        if addrs.len() == 2 {
+            return addrs;
+        }
+        assert!(Instant::now() < deadline, "no 2 instances in service within 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn all_closed(addrs: &[String], within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if addrs.iter().all(|a| std::net::TcpStream::connect(a).is_err()) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn status_faults_and_a_clean_stop_on_sigterm() {
+    let (mut child, control, subnet) = up(1);
+    let addrs = wait_for_two(&control);
+    assert!(addrs.iter().all(|a| a.starts_with(&subnet)), "{addrs:?} in {subnet}");
+    let out = localcloud(&["status", "--control", &control]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains("group web: min 2 max 4 desired 2, 2 in service"),
+        "{text}"
+    );
+    assert!(text.contains("Launching a new instance"), "{text}");
+    let out = localcloud(&["set-desired", "--control", &control, "web", "9"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("desired 9 is outside min..=max (2..=4)"));
+    let out = localcloud(&["stop-az", "--control", &control, "local-1z"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no availability zone \"local-1z\""));
+
+    // SIGTERM: every instance stops, then the local cloud exits 0.
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().expect("exit");
+    assert!(status.success(), "{status}");
+    assert!(
+        all_closed(&addrs, Duration::from_secs(1)),
+        "instances outlived the local cloud"
+    );
+}
+
+#[test]
+fn no_orphan_instances_when_the_local_cloud_is_killed() {
+    let (mut child, control, _) = up(2);
+    let addrs = wait_for_two(&control);
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    assert!(
+        all_closed(&addrs, Duration::from_secs(5)),
+        "instances outlived a killed local cloud: {addrs:?}"
+    );
+}
+
+#[test]
+fn bad_flags_name_the_flag_and_the_allowed_values() {
+    for (args, expected) in [
+        (vec!["up", "--speed", "0"], "must be a number from 1 to 3600"),
+        (vec!["up", "--subnet", "1.2.3"], "must be A.B"),
+        (vec!["up", "--azs", "9"], "--azs"),
+        (vec!["up", "--policy", "/nonexistent.toml"], "/nonexistent.toml"),
+        (
+            vec!["status", "--control", "127.0.0.1:1"],
+            "no local cloud answers at 127.0.0.1:1",
+        ),
+    ] {
+        let out = localcloud(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}

@@ -1,0 +1,410 @@
+//! The local cloud with real `workload` processes: start at min behind the
+//! load balancer, scale with AZ balance, protection and age, replace a killed
+//! instance, refuse bad control calls, leave no orphans.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use functions::policy::Policy;
+use localcloud::group::{ActivityStatus, State};
+use localcloud::lb::{Algorithm, LbConfig, TargetHealth};
+use localcloud::{Cloud, Config};
+
+/// The workload binary: beside the test's target directory (built by
+/// `cargo test --workspace`), else built once into a separate target dir.
+fn workload_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("LOCALCLOUD_WORKLOAD") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test path");
+    // target/<profile>/deps/cloud-HASH -> target/<profile>/workload
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+    let beside = profile_dir.join("workload");
+    if beside.is_file() {
+        return beside;
+    }
+    let target = profile_dir.parent().expect("target").join("localcloud-tests");
+    eprintln!(
+        "building workload into {} (run `cargo test --workspace` to reuse the main build)",
+        target.display()
+    );
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "workload", "--target-dir"])
+        .arg(&target)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo build -p workload");
+    assert!(status.success(), "cargo build -p workload failed");
+    target.join("debug").join("workload")
+}
+
+/// A /24 per test so parallel tests never share an address.
+fn subnet(test: u8) -> [u8; 2] {
+    [100 + (std::process::id() % 100) as u8, test * 16]
+}
+
+fn config(policy: &str, test: u8) -> Config {
+    Config {
+        policy: Policy::parse("test policy", policy).expect("policy"),
+        speed: 60.0,
+        boot: Duration::from_secs(60),
+        health_grace: Duration::from_secs(60),
+        azs: vec!["local-1a".into(), "local-1b".into()],
+        subnet: subnet(test),
+        instance_port: 8080,
+        lb_port: 0,
+        control_port: 0,
+        lb: LbConfig {
+            algorithm: Algorithm::RoundRobin,
+            interval: Duration::from_millis(200),
+            timeout: Duration::from_millis(500),
+            healthy_threshold: 2,
+            unhealthy_threshold: 2,
+            deregistration_delay: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+        },
+        workload: workload_bin(),
+        cpu_limit: 0.2,
+        log_dir: std::env::temp_dir().join(format!("localcloud-test-{}-{test}", std::process::id())),
+        drain_timeout: Duration::from_secs(5),
+    }
+}
+
+const WEB: &str = "[[group]]\nname = \"web\"\nmin = 2\nmax = 6\n";
+
+/// One HTTP GET; (status, body).
+async fn get(url: &str) -> Result<(u16, String), String> {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let response = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.get(url.parse().map_err(|e| format!("{e}"))?),
+    )
+    .await
+    .map_err(|_| "timeout".to_string())?
+    .map_err(|e| format!("{e}"))?;
+    let status = response.status().as_u16();
+    use http_body_util::BodyExt;
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// One HTTP call with a JSON body to the control API.
+async fn call(control: SocketAddr, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{control}{path}"))
+        .body(http_body_util::Full::new(bytes::Bytes::from(body.to_string())))
+        .expect("request");
+    let response = client.request(request).await.expect("control API answers");
+    let status = response.status().as_u16();
+    use http_body_util::BodyExt;
+    let body = response.into_body().collect().await.expect("body").to_bytes();
+    (status, serde_json::from_slice(&body).expect("JSON"))
+}
+
+fn in_service(group: &localcloud::group::Group) -> usize {
+    group.instances.iter().filter(|i| i.state == State::InService).count()
+}
+
+/// Waits until every in-service instance is a healthy target.
+async fn all_healthy(cloud: &Cloud, n: usize) -> localcloud::group::Group {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let group = cloud.group("web").expect("group");
+        let healthy = group
+            .instances
+            .iter()
+            .filter(|i| i.state == State::InService)
+            .filter(|i| cloud.target_health("web", &i.id).expect("group") == Some(TargetHealth::Healthy))
+            .count();
+        if healthy == n && in_service(&group) == n && group.instances.iter().all(|i| i.state != State::Terminating) {
+            return group;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not {n} healthy targets within 30 s: {group:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The private IP in the workload's answer.
+fn answered_by(body: &str) -> String {
+    body.split("with private ip ")
+        .nth(1)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_group_starts_at_min_and_serves_through_the_load_balancer() {
+    let cloud = Cloud::start(config(WEB, 1)).await.expect("start");
+    let started = Instant::now();
+    let group = all_healthy(&cloud, 2).await;
+    eprintln!("2 instances in service and healthy after {:?}", started.elapsed());
+    // Not before the boot time (60 s at speed 60 = 1 s).
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let azs: BTreeSet<&str> = group.instances.iter().map(|i| i.az.as_str()).collect();
+    assert_eq!(azs.len(), 2, "one per AZ: {group:#?}");
+    assert!(
+        group
+            .instances
+            .iter()
+            .all(|i| i.launched_at <= i.in_service_at.expect("in service"))
+    );
+    let lb = cloud.lb_addr("web").expect("lb");
+    let mut seen = BTreeSet::new();
+    for _ in 0..6 {
+        let (status, body) = get(&format!("http://{lb}/fibo/10")).await.expect("through the LB");
+        assert_eq!(status, 200, "{body}");
+        assert!(body.starts_with("Fibo(10) = 89"), "{body}");
+        seen.insert(answered_by(&body));
+    }
+    let ips: BTreeSet<String> = group.instances.iter().map(|i| i.ip.to_string()).collect();
+    assert_eq!(seen, ips, "round robin reaches every instance");
+    let launches = group
+        .activities
+        .iter()
+        .filter(|a| a.description.starts_with("Launching"))
+        .count();
+    assert_eq!(launches, 2);
+    assert!(group.activities.iter().all(|a| a.status == ActivityStatus::Successful));
+
+    let addrs: Vec<String> = group.instances.iter().map(|i| format!("{}:8080", i.ip)).collect();
+    cloud.shutdown().await;
+    for addr in addrs {
+        assert!(
+            std::net::TcpStream::connect(&addr).is_err(),
+            "{addr} still listening after shutdown"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desired_capacity_launches_balanced_and_terminates_by_az_then_age_never_protected() {
+    let cloud = Cloud::start(config(WEB, 2)).await.expect("start");
+    let control = cloud.control_addr().expect("control");
+    all_healthy(&cloud, 2).await;
+    let (status, body) = call(
+        control,
+        "PUT",
+        "/groups/web/capacity",
+        r#"{"desired": 5, "cause": "test: out"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["desired"], 5);
+    let group = all_healthy(&cloud, 5).await;
+    let per_az = |g: &localcloud::group::Group, az: &str| {
+        g.instances
+            .iter()
+            .filter(|i| i.az == az && i.state == State::InService)
+            .count()
+    };
+    assert_eq!(per_az(&group, "local-1a") + per_az(&group, "local-1b"), 5);
+    assert!(per_az(&group, "local-1a").abs_diff(per_az(&group, "local-1b")) <= 1);
+    // Protect the oldest instance; scale in to 2.
+    let mut by_age: Vec<_> = group.instances.iter().filter(|i| i.state == State::InService).collect();
+    by_age.sort_by_key(|i| (i.launched_at, i.id.clone()));
+    let oldest = by_age[0].id.clone();
+    let (status, body) = call(
+        control,
+        "PUT",
+        &format!("/groups/web/instances/{oldest}/protection"),
+        r#"{"protected": true}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(
+        control,
+        "PUT",
+        "/groups/web/capacity",
+        r#"{"desired": 2, "cause": "test: in"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let group = cloud
+        .wait_for("web", Duration::from_secs(30), |g| {
+            g.instances.iter().filter(|i| i.state == State::Terminated).count() == 3
+        })
+        .await
+        .expect("three terminated");
+    let kept: Vec<_> = group.instances.iter().filter(|i| i.state == State::InService).collect();
+    assert_eq!(kept.len(), 2);
+    assert!(kept.iter().any(|i| i.id == oldest), "the protected instance stays");
+    assert_ne!(kept[0].az, kept[1].az, "the two left are in different AZs: {kept:#?}");
+    let terminations: Vec<_> = group
+        .activities
+        .iter()
+        .filter(|a| a.description.starts_with("Terminating"))
+        .collect();
+    assert_eq!(terminations.len(), 3);
+    assert!(
+        terminations
+            .iter()
+            .all(|a| a.status == ActivityStatus::Successful && a.end.is_some())
+    );
+    assert!(
+        terminations[0].cause.contains("shrinking the capacity from 5 to 2"),
+        "{}",
+        terminations[0].cause
+    );
+    // The functions' view: two capacity changes with their causes.
+    let (status, body) = call(control, "GET", "/groups/web/activities", "").await;
+    assert_eq!(status, 200);
+    let causes: Vec<&str> = body
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|a| a["cause"].as_str())
+        .collect();
+    assert_eq!(causes, ["test: out", "test: in"]);
+    cloud.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_is_replaced_and_the_load_balancer_stops_routing_to_it() {
+    let cloud = Cloud::start(config(WEB, 3)).await.expect("start");
+    let control = cloud.control_addr().expect("control");
+    let group = all_healthy(&cloud, 2).await;
+    let victim = group.instances[0].id.clone();
+    let (status, body) = call(
+        control,
+        "POST",
+        "/faults/kill",
+        &format!(r#"{{"instance": "{victim}"}}"#),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let killed_at = Instant::now();
+    // Requests keep succeeding meanwhile (a failed connection is retried on the other instance).
+    let lb = cloud.lb_addr("web").expect("lb");
+    let mut failed = 0;
+    let mut out_of_rotation = None;
+    while killed_at.elapsed() < Duration::from_secs(20) {
+        match get(&format!("http://{lb}/fibo/5")).await {
+            Ok((200, _)) => {}
+            other => {
+                failed += 1;
+                eprintln!("failed: {other:?}");
+            }
+        }
+        if out_of_rotation.is_none()
+            && cloud.target_health("web", &victim).expect("group") != Some(TargetHealth::Healthy)
+        {
+            out_of_rotation = Some(killed_at.elapsed());
+        }
+        let g = cloud.group("web").expect("group");
+        let replaced = g.instance(&victim).is_some_and(|i| i.state == State::Terminated) && in_service(&g) == 2;
+        if replaced && out_of_rotation.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let out = out_of_rotation.expect("taken out of rotation");
+    // Two health intervals (200 ms) plus a controller pass.
+    assert!(out <= Duration::from_millis(600), "out of rotation after {out:?}");
+    assert_eq!(failed, 0, "no request failed");
+    let group = all_healthy(&cloud, 2).await;
+    let termination = group
+        .activities
+        .iter()
+        .find(|a| a.instance == victim && a.description.starts_with("Terminating"))
+        .expect("termination recorded");
+    assert!(
+        termination.cause.contains("in response to a health check"),
+        "{}",
+        termination.cause
+    );
+    assert!(termination.cause.contains("exited"), "{}", termination.cause);
+    eprintln!(
+        "out of rotation after {out:?}, replaced within {:?}",
+        killed_at.elapsed()
+    );
+    cloud.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_control_calls_name_the_problem_and_change_nothing() {
+    let cloud = Cloud::start(config(WEB, 4)).await.expect("start");
+    let control = cloud.control_addr().expect("control");
+    for (method, path, body, status, expected) in [
+        (
+            "PUT",
+            "/groups/web/capacity",
+            r#"{"desired": 7}"#,
+            400,
+            "desired 7 is outside min..=max (2..=6)",
+        ),
+        (
+            "PUT",
+            "/groups/web/capacity",
+            r#"{"desired": 3, "min": 5, "max": 4}"#,
+            400,
+            "min 5 is above max 4",
+        ),
+        (
+            "PUT",
+            "/groups/web/capacity",
+            r#"{"desired": "three"}"#,
+            400,
+            "body field desired",
+        ),
+        (
+            "PUT",
+            "/groups/web/capacity",
+            r#"{"desired": 3, "extra": 1}"#,
+            400,
+            "unknown field `extra`",
+        ),
+        (
+            "PUT",
+            "/groups/db/capacity",
+            r#"{"desired": 3}"#,
+            404,
+            "no group \"db\" (groups: web)",
+        ),
+        (
+            "POST",
+            "/faults/kill",
+            r#"{"instance": "i-nope"}"#,
+            404,
+            "no running instance i-nope",
+        ),
+        (
+            "POST",
+            "/faults/stop-az",
+            r#"{"az": "mars-1a"}"#,
+            404,
+            "zones: local-1a, local-1b",
+        ),
+        (
+            "GET",
+            "/groups/web/activities?since=yesterday",
+            "",
+            400,
+            "since=\"yesterday\"",
+        ),
+        ("DELETE", "/groups/web", "", 405, "DELETE is not allowed"),
+        ("GET", "/nope", "", 404, "routes: GET /status"),
+    ] {
+        let (got, reply) = call(control, method, path, body).await;
+        assert_eq!(got, status, "{method} {path} {body}: {reply}");
+        let message = reply["error"].as_str().expect("error message");
+        assert!(message.contains(expected), "{method} {path} {body}: {message}");
+    }
+    let group = cloud.group("web").expect("group");
+    assert_eq!((group.min, group.max, group.desired), (2, 6, 2));
+    assert!(group.capacity_changes.is_empty());
+    cloud.shutdown().await;
+}

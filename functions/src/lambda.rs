@@ -7,6 +7,12 @@
 //! `SCALER_DRY_RUN` (`1`/`true`: decide and log, do not act),
 //! `SCALER_TARGET_GROUP` (`targetgroup/NAME/ID`, for request_count_per_target).
 //! The AWS clients are built once, by a start-up task ([`LazyAws`]).
+//!
+//! Under the local cloud: `SCALER_LOCAL_CLOUD` (`HOST:PORT` of its control
+//! API: the group and metrics ports go there instead of AWS) and
+//! `SCALER_CLOCK` (`SPEED@EPOCH`, e.g. `60@2026-11-23T22:00:00Z`: the local
+//! cloud's time runs SPEED times faster than the wall clock from EPOCH, and
+//! decisions are made in that time).
 
 use std::path::PathBuf;
 
@@ -16,7 +22,9 @@ use serde_json::Value;
 
 use crate::aws::LazyAws;
 use crate::handler::{Accepts, Handler, HandlerError};
+use crate::local::LocalCloud;
 use crate::policy::Policy;
+use crate::ports::{GroupPort, MetricsPort};
 
 /// Why a function could not start.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +59,60 @@ pub fn dry_run() -> Result<bool, InitError> {
             value: other.into(),
             allowed: "expected 1, true, 0 or false",
         }),
+    }
+}
+
+/// The time decisions are made in: the wall clock, or a local cloud's faster clock.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Clock {
+    speed: f64,
+    epoch: Timestamp,
+}
+
+impl Clock {
+    /// The wall clock.
+    pub const WALL: Self = Self {
+        speed: 1.0,
+        epoch: Timestamp::UNIX_EPOCH,
+    };
+
+    /// Parses `SPEED@EPOCH`.
+    pub fn parse(text: &str) -> Result<Self, InitError> {
+        let bad = || InitError::Env {
+            name: "SCALER_CLOCK",
+            value: text.into(),
+            allowed: "expected SPEED@EPOCH, SPEED from 1 to 3600 and EPOCH an RFC 3339 time (e.g. 60@2026-11-23T22:00:00Z)",
+        };
+        let (speed, epoch) = text.split_once('@').ok_or_else(bad)?;
+        let speed: f64 = speed.parse().map_err(|_| bad())?;
+        if !(speed.is_finite() && (1.0..=3600.0).contains(&speed)) {
+            return Err(bad());
+        }
+        let epoch: Timestamp = epoch.parse().map_err(|_| bad())?;
+        Ok(Self { speed, epoch })
+    }
+
+    /// The clock's time at wall time `wall`.
+    pub fn at(&self, wall: Timestamp) -> Timestamp {
+        if self.speed == 1.0 {
+            return wall;
+        }
+        let elapsed = wall.duration_since(self.epoch).as_secs_f64() * self.speed;
+        self.epoch
+            .checked_add(jiff::SignedDuration::from_secs_f64(elapsed))
+            .unwrap_or(wall)
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.at(Timestamp::now())
+    }
+}
+
+/// `SCALER_CLOCK`, or the wall clock.
+pub fn clock() -> Result<Clock, InitError> {
+    match std::env::var("SCALER_CLOCK") {
+        Ok(text) if !text.is_empty() => Clock::parse(&text),
+        _ => Ok(Clock::WALL),
     }
 }
 
@@ -100,20 +162,73 @@ pub async fn run(accepts: Accepts) -> Result<(), lambda_runtime::Error> {
         .init();
     let policy = Policy::load(&policy_path()).map_err(|e| report_init_error(e.into()))?;
     let dry_run = dry_run().map_err(report_init_error)?;
-    let aws = LazyAws::start(std::env::var("SCALER_TARGET_GROUP").ok());
-    let handler = Handler {
-        policy,
-        group: aws.clone(),
-        metrics: aws,
-        dry_run,
-        accepts,
-    };
+    let clock = clock().map_err(report_init_error)?;
+    match std::env::var("SCALER_LOCAL_CLOUD") {
+        Ok(control) if !control.is_empty() => {
+            let local = LocalCloud::new(&control);
+            serve(
+                Handler {
+                    policy,
+                    group: local.clone(),
+                    metrics: local,
+                    dry_run,
+                    accepts,
+                },
+                clock,
+            )
+            .await
+        }
+        _ => {
+            let aws = LazyAws::start(std::env::var("SCALER_TARGET_GROUP").ok());
+            serve(
+                Handler {
+                    policy,
+                    group: aws.clone(),
+                    metrics: aws,
+                    dry_run,
+                    accepts,
+                },
+                clock,
+            )
+            .await
+        }
+    }
+}
+
+/// The runtime loop around one handler.
+async fn serve<G: GroupPort + Sync, M: MetricsPort + Sync>(
+    handler: Handler<G, M>,
+    clock: Clock,
+) -> Result<(), lambda_runtime::Error> {
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handler
-            .handle(&event.payload, Timestamp::now())
-            .await
-            .map_err(diagnostic)
+        handler.handle(&event.payload, clock.now()).await.map_err(diagnostic)
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_local_clock_runs_at_its_speed_from_its_epoch() {
+        let clock = Clock::parse("60@2026-11-23T22:00:00Z").expect("clock");
+        let wall: Timestamp = "2026-11-23T22:00:05Z".parse().expect("wall");
+        assert_eq!(clock.at(wall).to_string(), "2026-11-23T22:05:00Z");
+        assert_eq!(Clock::WALL.at(wall), wall);
+        for bad in [
+            "60",
+            "0@2026-11-23T22:00:00Z",
+            "fast@2026-11-23T22:00:00Z",
+            "60@yesterday",
+            "5000@2026-11-23T22:00:00Z",
+        ] {
+            let error = Clock::parse(bad).expect_err(bad).to_string();
+            assert!(
+                error.contains("SCALER_CLOCK") && error.contains("SPEED@EPOCH"),
+                "{bad}: {error}"
+            );
+        }
+    }
 }

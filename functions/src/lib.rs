@@ -2,9 +2,11 @@
 //! expressions. The Lambda binaries, triggers and adapters build on these.
 
 pub mod aws;
+pub mod contract;
 pub mod decide;
 pub mod handler;
 pub mod lambda;
+pub mod local;
 pub mod memory;
 pub mod policy;
 pub mod ports;

@@ -3,7 +3,7 @@
 //! InService after their boot time and first good health check, replaces
 //! crashed and unhealthy ones, and keeps each group's load balancer in step.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::Child;
@@ -16,11 +16,14 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::alarms::Alarm;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::group::{Group, GroupError, State, Step};
 use crate::lb::{LbConfig, LbCounters, LoadBalancer, TargetHealth, TargetStatus};
+use crate::metrics::{MetricStore, QPS_NAMESPACE, SeriesKey, prometheus_value};
 use crate::process::{Spawner, signal, stop};
+use crate::runtime::{Invocation, Runtime};
 
 /// Everything the local cloud needs to start.
 #[derive(Debug, Clone)]
@@ -54,6 +57,11 @@ pub struct Config {
     pub log_dir: PathBuf,
     /// How long an instance may take to finish in-flight requests after SIGTERM.
     pub drain_timeout: Duration,
+    /// Where the function binaries are (alarm-scaler, schedule-scaler,
+    /// target-tracker); None runs no functions (events are only recorded).
+    pub functions: Option<PathBuf>,
+    /// The policy file the functions read (required with `functions`).
+    pub policy_file: Option<PathBuf>,
 }
 
 /// A process of an instance.
@@ -87,7 +95,11 @@ pub(crate) struct Inner {
     pub(crate) config: Config,
     pub(crate) clock: Clock,
     pub(crate) groups: Vec<Arc<GroupRuntime>>,
-    spawner: Spawner,
+    spawner: Arc<Spawner>,
+    pub(crate) store: Mutex<MetricStore>,
+    pub(crate) alarms: Mutex<Vec<Alarm>>,
+    pub(crate) runtime: Option<Arc<Runtime>>,
+    events: Mutex<VecDeque<EventRecord>>,
     probe: hyper_util::client::legacy::Client<
         hyper_util::client::legacy::connect::HttpConnector,
         http_body_util::Empty<bytes::Bytes>,
@@ -109,6 +121,20 @@ pub struct Status {
     pub speed: f64,
     pub control: Option<SocketAddr>,
     pub groups: Vec<GroupStatus>,
+    pub alarms: Vec<Alarm>,
+    /// Events sent (alarm state changes, schedules, ticks), newest last.
+    pub events: Vec<EventRecord>,
+    /// Function invocations with their decisions, newest last.
+    pub invocations: Vec<Invocation>,
+}
+
+/// An event the local cloud sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub at: Timestamp,
+    pub summary: String,
+    /// The function it went to (None: no functions are running).
+    pub function: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,6 +155,8 @@ pub struct InstanceStatus {
     #[serde(flatten)]
     pub instance: crate::group::InstanceRecord,
     pub target: Option<TargetStatus>,
+    /// The newest CPU utilisation sample (% of the instance's cap).
+    pub cpu_percent: Option<f64>,
 }
 
 /// How often each controller loop runs (wall clock).
@@ -181,23 +209,84 @@ impl Cloud {
         let probe = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_max_idle_per_host(0)
             .build(connector);
+        let now = clock.now();
+        let alarms = config
+            .policy
+            .groups
+            .iter()
+            .flat_map(|g| g.alarm_policies.iter().map(|p| Alarm::new(&g.name, p, now)))
+            .collect();
+        // The control API is bound first: the functions are told its address.
+        let control_bind = SocketAddr::from(([127, 0, 0, 1], config.control_port));
+        let control_listener = TcpListener::bind(control_bind).await.map_err(|source| Error::Bind {
+            what: "control API",
+            addr: control_bind,
+            source,
+        })?;
+        let control = control_listener.local_addr().map_err(|source| Error::Bind {
+            what: "control API",
+            addr: control_bind,
+            source,
+        })?;
+        let runtime = match (&config.functions, &config.policy_file) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(Error::Config {
+                    field: "policy_file",
+                    value: "none".into(),
+                    allowed: "the policy file's path when functions run (they read it)",
+                });
+            }
+            (Some(dir), Some(policy_file)) => {
+                let policy_file = std::path::absolute(policy_file).unwrap_or_else(|_| policy_file.clone());
+                let env = vec![
+                    ("SCALER_POLICY".to_string(), policy_file.display().to_string()),
+                    ("SCALER_LOCAL_CLOUD".to_string(), control.to_string()),
+                    (
+                        "SCALER_CLOCK".to_string(),
+                        format!("{}@{}", clock.speed(), clock.epoch()),
+                    ),
+                ];
+                Some(Runtime::new(dir, env, config.log_dir.clone(), clock).map_err(Error::Functions)?)
+            }
+        };
         let cloud = Self {
             inner: Arc::new(Inner {
                 config,
                 clock,
                 groups,
-                spawner: Spawner::new(),
+                spawner: Arc::new(Spawner::new()),
+                store: Mutex::new(MetricStore::default()),
+                alarms: Mutex::new(alarms),
+                runtime,
+                events: Mutex::new(VecDeque::new()),
                 probe,
                 tasks: Mutex::new(tasks),
-                control_addr: Mutex::new(None),
+                control_addr: Mutex::new(Some(control)),
             }),
         };
-        let control = crate::control::serve(cloud.clone()).await?;
-        *cloud.inner.control_addr.lock().unwrap_or_else(PoisonError::into_inner) = Some(control);
+        crate::control::serve(cloud.clone(), control_listener);
         for runtime in &cloud.inner.groups {
             let task = tokio::spawn(controller(cloud.clone(), runtime.clone()));
-            cloud.tasks().push(task);
+            cloud.push_task(task);
+            let task = tokio::spawn(sampler(cloud.clone(), runtime.clone()));
+            cloud.push_task(task);
         }
+        if let Some(runtime) = &cloud.inner.runtime {
+            let tasks = runtime
+                .start(cloud.inner.spawner.clone())
+                .await
+                .map_err(|source| Error::Bind {
+                    what: "Lambda Runtime API",
+                    addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+                    source,
+                })?;
+            for task in tasks {
+                cloud.push_task(task);
+            }
+        }
+        let task = tokio::spawn(events(cloud.clone()));
+        cloud.push_task(task);
         Ok(cloud)
     }
 
@@ -366,6 +455,7 @@ impl Cloud {
                         .map(|i| InstanceStatus {
                             instance: i.clone(),
                             target: targets.iter().find(|t| t.id == i.id).cloned(),
+                            cpu_percent: self.latest_cpu(&i.id),
                         })
                         .collect(),
                     capacity_changes: group
@@ -392,6 +482,133 @@ impl Cloud {
             speed: self.clock().speed(),
             control: self.control_addr(),
             groups,
+            alarms: lock(&self.inner.alarms).clone(),
+            events: lock(&self.inner.events).iter().cloned().collect(),
+            invocations: self
+                .inner
+                .runtime
+                .as_ref()
+                .map(|r| {
+                    let all = r.invocations();
+                    all[all.len().saturating_sub(STATUS_ACTIVITIES)..].to_vec()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    fn latest_cpu(&self, instance: &str) -> Option<f64> {
+        let key = SeriesKey::new("AWS/EC2", "CPUUtilization", &[("InstanceId", instance)]);
+        let now = self.clock().now();
+        lock(&self.inner.store)
+            .points(
+                &key,
+                now - SignedDuration::from_mins(5),
+                now + SignedDuration::from_mins(1),
+            )
+            .last()
+            .map(|(_, v)| *v)
+    }
+
+    /// Per-instance datapoints of the group's tracked metrics in `[since, until)`,
+    /// keyed as the functions read them (`cpu`, `request_count_per_target`, `NAMESPACE/NAME`).
+    pub fn metric_history(
+        &self,
+        group: &str,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<functions::decide::MetricHistory> {
+        let snapshot = self.group(group)?;
+        let policy = self
+            .inner
+            .config
+            .policy
+            .group(group)
+            .ok_or_else(|| Error::NoSuchGroup {
+                group: group.into(),
+                groups: self.group_names().join(", "),
+            })?;
+        let store = lock(&self.inner.store);
+        let mut history = functions::decide::MetricHistory::default();
+        for tracking in &policy.target_tracking {
+            use functions::policy::{PredefinedMetric, TrackedMetric};
+            let (namespace, name) = match &tracking.metric {
+                TrackedMetric::Predefined(PredefinedMetric::Cpu) => {
+                    ("AWS/EC2".to_string(), "CPUUtilization".to_string())
+                }
+                TrackedMetric::Predefined(PredefinedMetric::RequestCountPerTarget) => {
+                    ("AWS/ApplicationELB".to_string(), "RequestCountPerTarget".to_string())
+                }
+                TrackedMetric::Custom(spec) => (spec.namespace.clone(), spec.name.clone()),
+            };
+            let mut per_instance = std::collections::BTreeMap::new();
+            for instance in snapshot.instances.iter().filter(|i| i.state != State::Terminated) {
+                let key = SeriesKey {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    dimensions: [("InstanceId".to_string(), instance.id.clone())].into(),
+                };
+                let points: Vec<functions::decide::Datapoint> = store
+                    .points(&key, since, until)
+                    .into_iter()
+                    .map(|(at, value)| functions::decide::Datapoint { at, value })
+                    .collect();
+                if !points.is_empty() {
+                    per_instance.insert(instance.id.clone(), points);
+                }
+            }
+            history
+                .metrics
+                .insert(functions::tracking::metric_key(&tracking.metric), per_instance);
+        }
+        Ok(history)
+    }
+
+    /// The newest one-minute statistic of a metric at or before `until` (looking back 5 minutes).
+    pub fn latest(&self, metric: &functions::policy::MetricSpec, until: Timestamp) -> Option<f64> {
+        let store = lock(&self.inner.store);
+        let minute = SignedDuration::from_mins(1);
+        let end = Timestamp::from_second(until.as_second().div_euclid(60) * 60 + 60).ok()?;
+        (0..6).find_map(|k| store.statistic(metric, minute, end - minute * k))
+    }
+
+    /// The function runtime, when functions run.
+    pub fn functions(&self) -> Option<&Arc<Runtime>> {
+        self.inner.runtime.as_ref()
+    }
+
+    /// A copy of the metric store's samples of one series in `[start, end)`.
+    pub fn points(&self, key: &SeriesKey, start: Timestamp, end: Timestamp) -> Vec<(Timestamp, f64)> {
+        lock(&self.inner.store).points(key, start, end)
+    }
+
+    /// The states of every alarm.
+    pub fn alarms(&self) -> Vec<Alarm> {
+        lock(&self.inner.alarms).clone()
+    }
+
+    /// Events sent so far (the newest 500).
+    pub fn events(&self) -> Vec<EventRecord> {
+        lock(&self.inner.events).iter().cloned().collect()
+    }
+
+    /// Sends an event to a function (and records it).
+    fn emit(&self, function: &str, summary: String, event: serde_json::Value) {
+        let at = self.clock().now();
+        let runs = self.inner.runtime.is_some();
+        {
+            let mut events = lock(&self.inner.events);
+            events.push_back(EventRecord {
+                at,
+                summary: summary.clone(),
+                function: runs.then(|| function.to_string()),
+            });
+            while events.len() > 500 {
+                events.pop_front();
+            }
+        }
+        tracing::info!(%summary, function, "event");
+        if let Some(runtime) = &self.inner.runtime {
+            runtime.invoke(function, summary, event);
         }
     }
 
@@ -418,6 +635,9 @@ impl Cloud {
     pub async fn shutdown(&self) {
         for task in self.tasks().drain(..) {
             task.abort();
+        }
+        if let Some(runtime) = self.inner.runtime.clone() {
+            let _ = tokio::task::spawn_blocking(move || runtime.stop()).await;
         }
         let grace = self.inner.config.drain_timeout + Duration::from_secs(1);
         let mut stopping = Vec::new();
@@ -622,6 +842,210 @@ async fn terminate(cloud: &Cloud, runtime: &Arc<GroupRuntime>, id: &str) {
     let now = cloud.inner.clock.now();
     let _ = runtime.group().mark_terminated(id, now);
     tracing::info!(instance = %id, "terminated");
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One metric sample per cloud minute for every in-service instance and the group.
+async fn sampler(cloud: Cloud, runtime: Arc<GroupRuntime>) {
+    let inner = &cloud.inner;
+    let period = inner
+        .clock
+        .wall(Duration::from_secs(60))
+        .max(Duration::from_millis(100));
+    let name = runtime.group().name.clone();
+    let mut previous_cpu: HashMap<String, f64> = HashMap::new();
+    let mut previous_served: HashMap<String, u64> = HashMap::new();
+    let mut previous_requests = runtime.lb.counters().requests;
+    // Samples are taken at each cloud-minute boundary and stamped with the
+    // minute they cover, so every minute has one datapoint per instance.
+    let minute = SignedDuration::from_mins(1);
+    let mut started = Instant::now();
+    loop {
+        let now = inner.clock.now();
+        let boundary = Timestamp::from_second((now.as_second().div_euclid(60) + 1) * 60).unwrap_or(now);
+        let wake = inner.clock.instant_of(boundary).max(started + period / 2);
+        tokio::time::sleep_until(tokio::time::Instant::from_std(wake)).await;
+        let ended = Instant::now();
+        let wall = ended.duration_since(started).as_secs_f64().max(1e-3);
+        let at = boundary - minute;
+        started = ended;
+        let instances: Vec<(String, SocketAddr)> = runtime
+            .group()
+            .active()
+            .filter(|i| i.state == State::InService)
+            .map(|i| {
+                (
+                    i.id.clone(),
+                    SocketAddr::V4(SocketAddrV4::new(i.ip, inner.config.instance_port)),
+                )
+            })
+            .collect();
+        let mut readings = Vec::new();
+        for (id, addr) in &instances {
+            readings.push((id.clone(), read_cpu(inner, *addr).await));
+        }
+        let targets = runtime.lb.status();
+        let requests = runtime.lb.counters().requests;
+        let latencies = runtime.lb.take_latencies();
+        let mut store = lock(&inner.store);
+        for (id, reading) in readings {
+            if let Some((cpu_seconds, capacity)) = reading
+                && let Some(before) = previous_cpu.insert(id.clone(), cpu_seconds)
+            {
+                let percent = (100.0 * (cpu_seconds - before) / (wall * capacity)).clamp(0.0, 100.0);
+                store.put(
+                    SeriesKey::new("AWS/EC2", "CPUUtilization", &[("InstanceId", &id)]),
+                    at,
+                    percent,
+                );
+                store.put(
+                    SeriesKey::new("AWS/EC2", "CPUUtilization", &[("AutoScalingGroupName", &name)]),
+                    at,
+                    percent,
+                );
+            }
+            let served = targets.iter().find(|t| t.id == id).map_or(0, |t| t.served);
+            if let Some(before) = previous_served.insert(id.clone(), served) {
+                // Requests a minute at the wall-clock rate (see crate::metrics).
+                let per_minute = served.saturating_sub(before) as f64 / wall * 60.0;
+                for dims in [[("InstanceId", id.as_str())], [("TargetGroup", name.as_str())]] {
+                    store.put(
+                        SeriesKey::new("AWS/ApplicationELB", "RequestCountPerTarget", &dims),
+                        at,
+                        per_minute,
+                    );
+                }
+            }
+        }
+        previous_cpu.retain(|id, _| instances.iter().any(|(i, _)| i == id));
+        previous_served.retain(|id, _| instances.iter().any(|(i, _)| i == id));
+        let rate = requests.saturating_sub(previous_requests) as f64 / wall;
+        previous_requests = requests;
+        store.put(
+            SeriesKey::new("AWS/ApplicationELB", "RequestCount", &[("TargetGroup", &name)]),
+            at,
+            rate * 60.0,
+        );
+        store.put(
+            SeriesKey::new(QPS_NAMESPACE, "QPS", &[("AutoScalingGroupName", &name)]),
+            at,
+            rate,
+        );
+        let key = SeriesKey::new("AWS/ApplicationELB", "TargetResponseTime", &[("TargetGroup", &name)]);
+        for latency in latencies {
+            store.put(key.clone(), at, latency);
+        }
+    }
+}
+
+/// (CPU seconds used, CPU cap in cores) from an instance's /metrics.
+async fn read_cpu(inner: &Inner, addr: SocketAddr) -> Option<(f64, f64)> {
+    use http_body_util::BodyExt;
+    let uri = format!("http://{addr}/metrics").parse::<http::Uri>().ok()?;
+    let response = tokio::time::timeout(Duration::from_millis(500), inner.probe.get(uri))
+        .await
+        .ok()?
+        .ok()?;
+    let body = tokio::time::timeout(Duration::from_millis(500), response.into_body().collect())
+        .await
+        .ok()?
+        .ok()?
+        .to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    Some((
+        prometheus_value(&text, "workload_cpu_seconds_total")?,
+        prometheus_value(&text, "workload_cpu_capacity_cores")?,
+    ))
+}
+
+/// Alarms, schedules and ticks: what EventBridge and CloudWatch would send.
+async fn events(cloud: Cloud) {
+    let inner = &cloud.inner;
+    let schedules: Vec<(String, functions::schedule::ScheduleExpr, jiff::tz::TimeZone)> = inner
+        .config
+        .policy
+        .groups
+        .iter()
+        .flat_map(|g| g.schedules.iter())
+        .filter_map(|s| {
+            let expr = s.expression()?.parse().ok()?;
+            let tz = match s.timezone.as_deref() {
+                Some(zone) => jiff::tz::TimeZone::get(zone).ok()?,
+                None => jiff::tz::TimeZone::UTC,
+            };
+            Some((s.name.clone(), expr, tz))
+        })
+        .collect();
+    // Groups that need the periodic tick: target tracking, or alarms to re-check.
+    let ticking: Vec<String> = inner
+        .config
+        .policy
+        .groups
+        .iter()
+        .filter(|g| !g.target_tracking.is_empty() || !g.alarm_policies.is_empty())
+        .map(|g| g.name.clone())
+        .collect();
+    let tick: Option<functions::schedule::ScheduleExpr> = "rate(1 minute)".parse().ok();
+    // Alarms judge a period a little after it ends, once its samples are in
+    // (CloudWatch, too, evaluates with a delay).
+    let lag = SignedDuration::try_from(Duration::from_millis(300).mul_f64(inner.clock.speed()))
+        .unwrap_or(SignedDuration::ZERO);
+    let mut last = inner.clock.now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let now = inner.clock.now();
+        let changes: Vec<crate::alarms::StateChange> = {
+            let store = lock(&inner.store);
+            lock(&inner.alarms)
+                .iter_mut()
+                .filter_map(|a| a.evaluate(&store, now - lag))
+                .collect()
+        };
+        for change in changes {
+            let summary = format!("alarm {} {:?} -> {:?}", change.alarm, change.from, change.to);
+            cloud.emit("alarm-scaler", summary, change.event);
+        }
+        for (name, expr, tz) in &schedules {
+            for at in expr.fires_between(last, now, tz) {
+                cloud.emit(
+                    "schedule-scaler",
+                    format!("schedule {name} at {at}"),
+                    scheduled_event(name, at),
+                );
+            }
+        }
+        if let Some(tick) = &tick {
+            for at in tick.fires_between(last, now, &jiff::tz::TimeZone::UTC) {
+                for group in &ticking {
+                    let rule = format!("{group}-tick");
+                    cloud.emit(
+                        "target-tracker",
+                        format!("tick {rule} at {at}"),
+                        scheduled_event(&rule, at),
+                    );
+                }
+            }
+        }
+        last = now;
+    }
+}
+
+/// EventBridge's "Scheduled Event" for a rule firing at `at`.
+pub fn scheduled_event(rule: &str, at: Timestamp) -> serde_json::Value {
+    serde_json::json!({
+        "version": "0",
+        "id": crate::alarms::event_id(),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": crate::alarms::ACCOUNT,
+        "time": at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "region": crate::alarms::REGION,
+        "resources": [format!("arn:aws:events:{}:{}:rule/{rule}", crate::alarms::REGION, crate::alarms::ACCOUNT)],
+        "detail": {},
+    })
 }
 
 impl Error {

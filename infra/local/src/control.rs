@@ -11,11 +11,13 @@
 //! | POST /faults/kill                            | {"instance"}                          |
 //! | POST /faults/unhealthy                       | {"instance"}                          |
 //! | POST /faults/stop-az, /faults/restore-az     | {"az"}                                |
+//! | GET  /groups/{group}/metrics?since=&until=   | (tracked metrics per instance)        |
+//! | POST /metrics/latest                         | {"metric": {namespace, name, stat, dimensions}, "until"} |
+//! | GET  /alarms?names=a,b                       |                                       |
 //!
 //! Errors are `{"error": message, "kind": "not_found" | "invalid"}` with 404 or 400.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -32,19 +34,8 @@ use tokio::net::TcpListener;
 use crate::cloud::Cloud;
 use crate::error::{Error, Result};
 
-/// Binds the control API on 127.0.0.1 and serves it in the background.
-pub(crate) async fn serve(cloud: Cloud) -> Result<SocketAddr> {
-    let bind = SocketAddr::from(([127, 0, 0, 1], cloud.inner.config.control_port));
-    let listener = TcpListener::bind(bind).await.map_err(|source| Error::Bind {
-        what: "control API",
-        addr: bind,
-        source,
-    })?;
-    let addr = listener.local_addr().map_err(|source| Error::Bind {
-        what: "control API",
-        addr: bind,
-        source,
-    })?;
+/// Serves the control API on its (loopback) listener in the background.
+pub(crate) fn serve(cloud: Cloud, listener: TcpListener) {
     let task_cloud = cloud.clone();
     let task = tokio::spawn(async move {
         loop {
@@ -64,7 +55,6 @@ pub(crate) async fn serve(cloud: Cloud) -> Result<SocketAddr> {
         }
     });
     cloud.push_task(task);
-    Ok(addr)
 }
 
 /// A refused request: status and message.
@@ -152,6 +142,29 @@ fn handle(cloud: &Cloud, method: &Method, segments: &[&str], query: &str, body: 
                 .collect();
             to_value(&changes)
         }
+        (&Method::GET, ["groups", group, "metrics"]) => {
+            let since = time_param(query, "since", "1970-01-01T00:00:00Z")?;
+            let until = time_param(query, "until", "9999-01-01T00:00:00Z")?;
+            to_value(&cloud.metric_history(group, since, until)?)
+        }
+        (&Method::POST, ["metrics", "latest"]) => {
+            let q: Latest = parse(body)?;
+            Ok(json!({ "value": cloud.latest(&q.metric, q.until) }))
+        }
+        (&Method::GET, ["alarms"]) => {
+            let names: Vec<&str> = query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("names="))
+                .map(|n| n.split(',').collect())
+                .unwrap_or_default();
+            let states: Vec<_> = cloud
+                .alarms()
+                .into_iter()
+                .filter(|a| names.is_empty() || names.contains(&a.name.as_str()))
+                .map(|a| a.status())
+                .collect();
+            to_value(&states)
+        }
         (&Method::PUT, ["groups", group, "capacity"]) => {
             let c: Capacity = parse(body)?;
             match (c.min, c.max) {
@@ -194,7 +207,8 @@ fn handle(cloud: &Cloud, method: &Method, segments: &[&str], query: &str, body: 
             cloud.restore_az(&r.az)?;
             Ok(json!({ "az": r.az, "restored": true }))
         }
-        (_, ["status"] | ["groups", _] | ["groups", _, "activities" | "capacity"] | ["faults", _])
+        (_, ["status" | "alarms"] | ["groups", _] | ["groups", _, "activities" | "capacity" | "metrics"] | ["faults", _])
+        | (_, ["metrics", "latest"])
         | (_, ["groups", _, "instances", _, "protection"]) => Err(Refusal(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not allowed here"),
@@ -202,22 +216,34 @@ fn handle(cloud: &Cloud, method: &Method, segments: &[&str], query: &str, body: 
         )),
         _ => Err(Refusal(
             StatusCode::NOT_FOUND,
-            "no such route; routes: GET /status, GET /groups/{group}, GET /groups/{group}/activities?since=TIME, PUT /groups/{group}/capacity, PUT /groups/{group}/instances/{id}/protection, POST /faults/{kill,unhealthy,stop-az,restore-az}".into(),
+            "no such route; routes: GET /status, GET /groups/{group}, GET /groups/{group}/activities?since=TIME, GET /groups/{group}/metrics?since=&until=, PUT /groups/{group}/capacity, PUT /groups/{group}/instances/{id}/protection, POST /metrics/latest, GET /alarms?names=, POST /faults/{kill,unhealthy,stop-az,restore-az}".into(),
             "not_found",
         )),
     }
 }
 
 fn since(query: &str) -> Result<Timestamp, Refusal> {
+    time_param(query, "since", "1970-01-01T00:00:00Z")
+}
+
+fn time_param(query: &str, name: &str, default: &str) -> Result<Timestamp, Refusal> {
+    let prefix = format!("{name}=");
     let value = query
         .split('&')
-        .find_map(|pair| pair.strip_prefix("since="))
-        .unwrap_or("1970-01-01T00:00:00Z");
+        .find_map(|pair| pair.strip_prefix(prefix.as_str()))
+        .unwrap_or(default);
     value.parse().map_err(|_| {
         invalid(format!(
-            "since={value:?}: must be an RFC 3339 time, e.g. 2026-11-20T11:00:00Z"
+            "{name}={value:?}: must be an RFC 3339 time, e.g. 2026-11-20T11:00:00Z"
         ))
     })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Latest {
+    metric: functions::policy::MetricSpec,
+    until: Timestamp,
 }
 
 fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Refusal> {

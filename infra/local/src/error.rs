@@ -20,6 +20,9 @@ pub enum Error {
     /// The workload binary is missing.
     #[error("workload binary {0} not found (build it: cargo build --release -p workload)")]
     Workload(PathBuf),
+    /// A function binary is missing.
+    #[error("function binary {0} not found (build them: cargo build --release -p functions)")]
+    Functions(PathBuf),
     /// A listener could not bind.
     #[error("could not listen on {addr} for the {what}")]
     Bind {

@@ -122,7 +122,12 @@ pub struct LoadBalancer {
     requests: AtomicU64,
     errors: AtomicU64,
     retries: AtomicU64,
+    /// Response times (seconds) since the last [`LoadBalancer::take_latencies`].
+    latencies: Mutex<Vec<f64>>,
 }
+
+/// Response times kept between two metric samples (beyond it, new ones are dropped).
+const MAX_LATENCIES: usize = 200_000;
 
 /// Largest request body forwarded (bodies are buffered so a request can be retried).
 const MAX_BODY: usize = 1 << 20;
@@ -154,6 +159,7 @@ impl LoadBalancer {
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             retries: AtomicU64::new(0),
+            latencies: Mutex::new(Vec::new()),
         })
     }
 
@@ -221,6 +227,18 @@ impl LoadBalancer {
             requests: self.requests.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The response times (seconds) recorded since the last call.
+    pub fn take_latencies(&self) -> Vec<f64> {
+        std::mem::take(&mut *self.latencies.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    fn record_latency(&self, seconds: f64) {
+        let mut latencies = self.latencies.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if latencies.len() < MAX_LATENCIES {
+            latencies.push(seconds);
         }
     }
 
@@ -331,25 +349,30 @@ impl LoadBalancer {
                 return self.error(StatusCode::SERVICE_UNAVAILABLE, "no healthy target in the group");
             };
             let forwarded = forward_request(&parts, body.clone(), addr, client);
+            let sent = Instant::now();
             let result = tokio::time::timeout(self.config.request_timeout, async {
-                let response = self.client.request(forwarded).await?;
+                // Before the response: the connection failed (refused, reset, or a
+                // pooled connection the target closed): nothing was processed.
+                let response = self
+                    .client
+                    .request(forwarded)
+                    .await
+                    .map_err(|e| (true, e.to_string()))?;
                 let (parts, body) = response.into_parts();
-                let body = body.collect().await?.to_bytes();
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Response::from_parts(parts, Full::new(body)))
+                let body = body.collect().await.map_err(|e| (false, e.to_string()))?.to_bytes();
+                Ok::<_, (bool, String)>(Response::from_parts(parts, Full::new(body)))
             })
             .await;
             outstanding.fetch_sub(1, Ordering::AcqRel);
             match result {
                 Ok(Ok(mut response)) => {
                     served.fetch_add(1, Ordering::Relaxed);
+                    self.record_latency(sent.elapsed().as_secs_f64());
                     strip_hop_by_hop(response.headers_mut());
                     return response;
                 }
-                Ok(Err(error)) => {
-                    let connect = error
-                        .downcast_ref::<hyper_util::client::legacy::Error>()
-                        .is_some_and(hyper_util::client::legacy::Error::is_connect);
-                    if connect && idempotent && tried.is_none() {
+                Ok(Err((before_response, error))) => {
+                    if before_response && idempotent && tried.is_none() {
                         self.retries.fetch_add(1, Ordering::Relaxed);
                         tried = Some(id);
                         continue;

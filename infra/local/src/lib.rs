@@ -2,14 +2,17 @@
 //! own loopback addresses, a load balancer per group, and a control API,
 //! with EC2 Auto Scaling semantics, all on one machine (see README.md).
 
+pub mod alarms;
 pub mod clock;
 pub mod cloud;
 pub mod control;
 pub mod error;
 pub mod group;
 pub mod lb;
+pub mod metrics;
 pub mod process;
 pub mod report;
+pub mod runtime;
 
 pub use cloud::{Cloud, Config};
 pub use error::{Error, Result};

@@ -140,6 +140,12 @@ struct Up {
     /// How long an instance may finish in-flight requests after SIGTERM (wall clock).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     drain_timeout: Duration,
+    /// Where the function binaries are (default: beside this binary).
+    #[arg(long)]
+    functions: Option<PathBuf>,
+    /// Run no functions: alarms, schedules and ticks are only recorded.
+    #[arg(long, conflicts_with = "functions")]
+    no_functions: bool,
 }
 
 fn speed(text: &str) -> Result<f64, String> {
@@ -276,6 +282,17 @@ async fn run_up(up: Up) -> Result<()> {
             .map(|dir| dir.join("workload"))
             .context("the directory of this binary")?,
     };
+    let functions = if up.no_functions {
+        None
+    } else {
+        Some(match up.functions {
+            Some(dir) => dir,
+            None => std::env::current_exe()?
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .context("the directory of this binary")?,
+        })
+    };
     let log_dir = up
         .log_dir
         .unwrap_or_else(|| std::env::temp_dir().join(format!("localcloud-{}", std::process::id())));
@@ -304,6 +321,8 @@ async fn run_up(up: Up) -> Result<()> {
         cpu_limit: up.cpu_limit,
         log_dir: log_dir.clone(),
         drain_timeout: up.drain_timeout,
+        functions,
+        policy_file: Some(up.policy.clone()),
     };
     let cloud = Cloud::start(config).await?;
     let control = cloud.control_addr().context("control API address")?;
@@ -320,9 +339,10 @@ async fn run_up(up: Up) -> Result<()> {
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
             _ = tick.tick() => {
-                let line = summary(&cloud.status());
+                let status = cloud.status();
+                let line = summary(&status);
                 if line != last {
-                    println!("{line}");
+                    println!("[{}] {line}", status.now.strftime("%H:%M:%S"));
                     last = line;
                 }
             }
@@ -351,5 +371,5 @@ fn summary(status: &Status) -> String {
             )
         })
         .collect();
-    format!("[{}] {}", status.now.strftime("%H:%M:%S"), groups.join(" | "))
+    groups.join(" | ")
 }

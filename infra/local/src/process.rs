@@ -43,11 +43,23 @@ impl Spawner {
 
     /// Starts `program args` with stdout and stderr appended to `log`.
     pub fn spawn(&self, program: &Path, args: &[String], log: &Path) -> std::io::Result<Child> {
+        self.spawn_with_env(program, args, &[], log)
+    }
+
+    /// Like [`Spawner::spawn`], with extra environment variables.
+    pub fn spawn_with_env(
+        &self,
+        program: &Path,
+        args: &[String],
+        env: &[(String, String)],
+        log: &Path,
+    ) -> std::io::Result<Child> {
         let out = File::options().create(true).append(true).open(log)?;
         let err = out.try_clone()?;
         let mut command = Command::new(program);
         command
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));

@@ -69,5 +69,42 @@ pub fn print_status(out: &mut impl Write, status: &Status, activities: usize) ->
             }
         }
     }
+    if !status.alarms.is_empty() {
+        writeln!(out, "\nalarms:")?;
+        for a in &status.alarms {
+            let values: Vec<String> = a.values.iter().map(|v| v.map_or("-".into(), |v| format!("{v:.1}"))).collect();
+            writeln!(
+                out,
+                "  {:<22} {:<18} since {}  last periods [{}]",
+                a.name,
+                format!("{:?}", a.state),
+                a.state_since.strftime("%H:%M:%S"),
+                values.join(", ")
+            )?;
+        }
+    }
+    if !status.invocations.is_empty() {
+        writeln!(out, "\ndecisions (newest last):")?;
+        for i in status.invocations.iter().rev().take(activities).rev() {
+            let what = match (&i.result, &i.error) {
+                (Some(result), _) => {
+                    let reason = result["decision"]["reason"]
+                        .as_str()
+                        .or_else(|| result["reason"].as_str())
+                        .unwrap_or("");
+                    let acted = if result["acted"] == true { " (acted)" } else { "" };
+                    format!("{reason}{acted}")
+                }
+                (None, Some(error)) => format!("error: {error}"),
+                (None, None) => "pending".into(),
+            };
+            writeln!(out, "  {} {:<15} {}: {what}", i.at.strftime("%H:%M:%S"), i.function, i.event)?;
+        }
+    } else if !status.events.is_empty() {
+        writeln!(out, "\nevents (no functions running):")?;
+        for e in status.events.iter().rev().take(activities).rev() {
+            writeln!(out, "  {} {}", e.at.strftime("%H:%M:%S"), e.summary)?;
+        }
+    }
     Ok(())
 }

@@ -1,28 +1,11 @@
 //! The `localcloud` binary: up, status, faults, clean stop on SIGTERM, and
 //! no orphan instance when it is killed with SIGKILL.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn workload_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test path");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
-    let beside = profile_dir.join("workload");
-    if beside.is_file() {
-        return beside;
-    }
-    let target = profile_dir.parent().expect("target").join("localcloud-tests");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "workload", "--target-dir"])
-        .arg(&target)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo build -p workload");
-    assert!(status.success());
-    target.join("debug").join("workload")
-}
 
 const POLICY: &str = "[[group]]\nname = \"web\"\nmin = 2\nmax = 4\n";
 
@@ -50,7 +33,9 @@ fn up(test: u8) -> (Child, String, String) {
         .arg("--policy")
         .arg(&policy)
         .arg("--workload")
-        .arg(workload_bin())
+        .arg(support::workload_bin())
+        .arg("--functions")
+        .arg(support::binaries())
         .arg("--log-dir")
         .arg(dir.join("logs"))
         .stdout(Stdio::piped())

@@ -2,43 +2,16 @@
 //! load balancer, scale with AZ balance, protection and age, replace a killed
 //! instance, refuse bad control calls, leave no orphans.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use functions::policy::Policy;
 use localcloud::group::{ActivityStatus, State};
 use localcloud::lb::{Algorithm, LbConfig, TargetHealth};
 use localcloud::{Cloud, Config};
-
-/// The workload binary: beside the test's target directory (built by
-/// `cargo test --workspace`), else built once into a separate target dir.
-fn workload_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("LOCALCLOUD_WORKLOAD") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().expect("test path");
-    // target/<profile>/deps/cloud-HASH -> target/<profile>/workload
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
-    let beside = profile_dir.join("workload");
-    if beside.is_file() {
-        return beside;
-    }
-    let target = profile_dir.parent().expect("target").join("localcloud-tests");
-    eprintln!(
-        "building workload into {} (run `cargo test --workspace` to reuse the main build)",
-        target.display()
-    );
-    let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "workload", "--target-dir"])
-        .arg(&target)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo build -p workload");
-    assert!(status.success(), "cargo build -p workload failed");
-    target.join("debug").join("workload")
-}
 
 /// A /24 per test so parallel tests never share an address.
 fn subnet(test: u8) -> [u8; 2] {
@@ -65,10 +38,12 @@ fn config(policy: &str, test: u8) -> Config {
             deregistration_delay: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
         },
-        workload: workload_bin(),
+        workload: support::workload_bin(),
         cpu_limit: 0.2,
         log_dir: std::env::temp_dir().join(format!("localcloud-test-{}-{test}", std::process::id())),
         drain_timeout: Duration::from_secs(5),
+        functions: None,
+        policy_file: None,
     }
 }
 

@@ -1,0 +1,204 @@
+//! The metric store, with CloudWatch semantics: raw samples per metric and
+//! dimension set, read back as a statistic (Average, Sum, Minimum, Maximum,
+//! SampleCount, pNN) over a period. What the local cloud publishes, one
+//! sample per instance (or per group) each cloud minute:
+//!
+//! | namespace / name                         | dimensions                           | value |
+//! |------------------------------------------|--------------------------------------|-------|
+//! | AWS/EC2 CPUUtilization                   | InstanceId; AutoScalingGroupName     | % of the instance's CPU cap |
+//! | AWS/ApplicationELB RequestCountPerTarget | InstanceId; TargetGroup (group name) | requests a minute at the wall-clock rate |
+//! | AWS/ApplicationELB RequestCount          | TargetGroup                          | requests a minute at the wall-clock rate |
+//! | AWS/ApplicationELB TargetResponseTime    | TargetGroup                          | seconds, one sample per request |
+//! | (any namespace) QPS                      | AutoScalingGroupName                 | requests/s of the group |
+//!
+//! Request counts are rates: at `--speed` 60 a cloud minute lasts one wall
+//! second, and a count per cloud minute would be 60 times too small.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use functions::policy::MetricSpec;
+use jiff::{SignedDuration, Timestamp};
+
+/// A metric and one dimension set.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SeriesKey {
+    pub namespace: String,
+    pub name: String,
+    pub dimensions: BTreeMap<String, String>,
+}
+
+impl SeriesKey {
+    pub fn new(namespace: &str, name: &str, dimensions: &[(&str, &str)]) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+            dimensions: dimensions.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+}
+
+/// Raw samples, kept for `retention` of cloud time.
+#[derive(Debug)]
+pub struct MetricStore {
+    series: BTreeMap<SeriesKey, VecDeque<(Timestamp, f64)>>,
+    retention: SignedDuration,
+}
+
+impl Default for MetricStore {
+    fn default() -> Self {
+        Self::new(SignedDuration::from_hours(3))
+    }
+}
+
+impl MetricStore {
+    pub fn new(retention: SignedDuration) -> Self {
+        Self {
+            series: BTreeMap::new(),
+            retention,
+        }
+    }
+
+    /// Adds one sample.
+    pub fn put(&mut self, key: SeriesKey, at: Timestamp, value: f64) {
+        if !value.is_finite() {
+            return;
+        }
+        let series = self.series.entry(key).or_default();
+        series.push_back((at, value));
+        while series.front().is_some_and(|(t, _)| *t < at - self.retention) {
+            series.pop_front();
+        }
+    }
+
+    /// Samples of a series in `[start, end)`.
+    pub fn samples(&self, key: &SeriesKey, start: Timestamp, end: Timestamp) -> Vec<f64> {
+        self.series
+            .get(key)
+            .map(|s| {
+                s.iter()
+                    .filter(|(t, _)| *t >= start && *t < end)
+                    .map(|(_, v)| *v)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Samples of a series in `[start, end)`, with their times.
+    pub fn points(&self, key: &SeriesKey, start: Timestamp, end: Timestamp) -> Vec<(Timestamp, f64)> {
+        self.series
+            .get(key)
+            .map(|s| s.iter().filter(|(t, _)| *t >= start && *t < end).copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The statistic of a metric over `[end - period, end)`; None when no sample.
+    pub fn statistic(&self, metric: &MetricSpec, period: SignedDuration, end: Timestamp) -> Option<f64> {
+        let key = SeriesKey {
+            namespace: metric.namespace.clone(),
+            name: metric.name.clone(),
+            dimensions: metric.dimensions.clone(),
+        };
+        let mut key = key;
+        let mut samples = self.samples(&key, end - period, end);
+        if samples.is_empty() && metric.name == "QPS" {
+            // QPS is published under every namespace: look it up by name.
+            key.namespace = QPS_NAMESPACE.into();
+            samples = self.samples(&key, end - period, end);
+        }
+        statistic(&metric.stat, &samples)
+    }
+}
+
+/// Where the group request rate is stored; alarms on `QPS` in any namespace read it.
+pub const QPS_NAMESPACE: &str = "Local/Group";
+
+/// A CloudWatch statistic of samples: Average, Sum, Minimum, Maximum, SampleCount or pNN.
+pub fn statistic(stat: &str, samples: &[f64]) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    let n = samples.len() as f64;
+    Some(match stat {
+        "Sum" => samples.iter().sum(),
+        "Minimum" => samples.iter().copied().fold(f64::INFINITY, f64::min),
+        "Maximum" => samples.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        "SampleCount" => n,
+        p if p.starts_with('p') => {
+            let q: f64 = p[1..].parse().ok()?;
+            let mut sorted = samples.to_vec();
+            sorted.sort_by(f64::total_cmp);
+            // Nearest rank.
+            let rank = ((q / 100.0) * n).ceil().max(1.0) as usize;
+            sorted[rank.min(sorted.len()) - 1]
+        }
+        _ => samples.iter().sum::<f64>() / n,
+    })
+}
+
+/// The value of a Prometheus text-format sample without labels.
+pub fn prometheus_value(text: &str, name: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let mut parts = l.split_whitespace();
+        (parts.next() == Some(name)).then(|| parts.next()?.parse().ok())?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(stat: &str) -> MetricSpec {
+        MetricSpec {
+            namespace: "AWS/EC2".into(),
+            name: "CPUUtilization".into(),
+            stat: stat.into(),
+            dimensions: [("AutoScalingGroupName".to_string(), "web".to_string())].into(),
+        }
+    }
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).expect("time")
+    }
+
+    #[test]
+    fn statistics_over_a_period() {
+        let mut store = MetricStore::default();
+        let key = SeriesKey::new("AWS/EC2", "CPUUtilization", &[("AutoScalingGroupName", "web")]);
+        for (s, v) in [(0, 10.0), (60, 20.0), (120, 90.0), (180, 40.0), (300, 99.0)] {
+            store.put(key.clone(), t(s), v);
+        }
+        let period = SignedDuration::from_secs(300);
+        let cases = [
+            ("Average", 40.0),
+            ("Sum", 160.0),
+            ("Minimum", 10.0),
+            ("Maximum", 90.0),
+            ("SampleCount", 4.0),
+            ("p50", 20.0),
+            ("p99", 90.0),
+        ];
+        for (stat, expected) in cases {
+            assert_eq!(store.statistic(&spec(stat), period, t(300)), Some(expected), "{stat}");
+        }
+        // The period is [end - period, end): the sample at 300 is the next one's.
+        assert_eq!(store.statistic(&spec("Maximum"), period, t(600)), Some(99.0));
+        assert_eq!(store.statistic(&spec("Average"), period, t(-1)), None);
+    }
+
+    #[test]
+    fn old_samples_expire() {
+        let mut store = MetricStore::new(SignedDuration::from_secs(600));
+        let key = SeriesKey::new("AWS/EC2", "CPUUtilization", &[("InstanceId", "i-1")]);
+        store.put(key.clone(), t(0), 1.0);
+        store.put(key.clone(), t(700), 2.0);
+        assert_eq!(store.samples(&key, t(-10), t(1000)), [2.0]);
+    }
+
+    #[test]
+    fn reads_prometheus_samples() {
+        let text = "# HELP workload_cpu_seconds CPU\n# TYPE workload_cpu_seconds counter\nworkload_cpu_seconds_total 1.5\nworkload_cpu_capacity_cores 0.2\n";
+        assert_eq!(prometheus_value(text, "workload_cpu_seconds_total"), Some(1.5));
+        assert_eq!(prometheus_value(text, "workload_cpu_capacity_cores"), Some(0.2));
+        assert_eq!(prometheus_value(text, "workload_cpu"), None);
+    }
+}

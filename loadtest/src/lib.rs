@@ -1,6 +1,9 @@
-//! The load-test harness: traces, policy backtests and their charts (the load
-//! generator and the verify scenario come with issue 5).
+//! The load-test harness: the load generator (engine -> batches -> pure
+//! statistics -> printers), policy backtests on traces, and charts.
 
 pub mod backtest;
 pub mod chart;
+pub mod engine;
+pub mod run;
+pub mod stats;
 pub mod trace;

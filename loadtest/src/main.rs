@@ -1,4 +1,4 @@
-//! `loadtest`: policy backtests on recorded traffic.
+//! `loadtest`: load runs against a URL, and policy backtests on recorded traffic.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -12,7 +12,11 @@ use loadtest::chart::{Chart, Series};
 use loadtest::trace::Trace;
 
 #[derive(Debug, Parser)]
-#[command(name = "loadtest", version, about = "Backtest scaling policies on recorded traffic")]
+#[command(
+    name = "loadtest",
+    version,
+    about = "Load runs, and backtests of scaling policies on recorded traffic"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -20,6 +24,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Send GET requests to a URL, closed loop (--connections) or open loop (--rate, --ramp), and report.
+    Run(RunArgs),
     /// Replay a request-rate trace through a policy and report cost and shortfall.
     Backtest {
         /// CSV: timestamp,requests_per_second, one row a minute.
@@ -54,6 +60,44 @@ enum Command {
     },
 }
 
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// http://HOST:PORT/PATH
+    url: String,
+    /// Concurrent connections (closed loop: each sends when its last request is answered).
+    #[arg(long, short = 'c', default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    connections: u32,
+    /// How long to send.
+    #[arg(long, short = 'd', default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Open loop at this many requests per second (latency from the scheduled send time).
+    #[arg(long, value_parser = positive, conflicts_with = "ramp")]
+    rate: Option<f64>,
+    /// Open loop with a rate ramp, e.g. 0:100,60s:500.
+    #[arg(long, value_parser = loadtest::engine::Ramp::parse)]
+    ramp: Option<loadtest::engine::Ramp>,
+    /// Stop after this many requests.
+    #[arg(long, short = 'n')]
+    requests: Option<u64>,
+    /// Longest one request may take.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Print the report as JSON (with the per-second timeline).
+    #[arg(long)]
+    json: bool,
+    /// Expectations that set the exit code, e.g. success>=99.9,p99<=200ms,rps>=100.
+    #[arg(long, value_parser = checks)]
+    check: Option<Checks>,
+}
+
+/// The expectations of `--check`.
+#[derive(Debug, Clone)]
+struct Checks(Vec<loadtest::run::Expectation>);
+
+fn checks(text: &str) -> Result<Checks, String> {
+    loadtest::run::Expectation::parse_list(text).map(Checks)
+}
+
 fn positive(text: &str) -> Result<f64, String> {
     text.parse::<f64>()
         .ok()
@@ -70,7 +114,8 @@ fn non_negative(text: &str) -> Result<f64, String> {
 
 fn main() -> std::process::ExitCode {
     match run_cli(Cli::parse()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::from(1),
         Err(error) => {
             eprintln!("loadtest: {error:#}");
             std::process::ExitCode::from(2)
@@ -78,7 +123,69 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run_cli(cli: Cli) -> Result<()> {
+/// Ok(false): ran, but an expectation failed.
+fn run_cli(cli: Cli) -> Result<bool> {
+    match cli.command {
+        Command::Run(args) => run_load(args),
+        backtest @ Command::Backtest { .. } => backtest_cli(backtest).map(|()| true),
+    }
+}
+
+fn run_load(args: RunArgs) -> Result<bool> {
+    use loadtest::engine::{Mode, Plan, Ramp};
+    let url: http::Uri = args
+        .url
+        .parse()
+        .with_context(|| format!("URL {:?}: expected http://HOST:PORT/PATH", args.url))?;
+    if url.scheme_str() != Some("http") || url.host().is_none() {
+        anyhow::bail!("URL {:?}: expected http://HOST:PORT/PATH (plain HTTP)", args.url);
+    }
+    let url = if url.port().is_none() {
+        let path = url.path_and_query().map_or("/", |p| p.as_str());
+        format!("http://{}:80{path}", url.host().unwrap_or_default()).parse()?
+    } else {
+        url
+    };
+    let connections = args.connections as usize;
+    let mode = match (args.rate, args.ramp) {
+        (Some(rate), _) => Mode::Open {
+            connections,
+            ramp: Ramp::constant(rate),
+        },
+        (None, Some(ramp)) => Mode::Open { connections, ramp },
+        (None, None) => Mode::Closed { connections },
+    };
+    let plan = Plan {
+        url,
+        mode,
+        duration: args.duration,
+        max_requests: args.requests,
+        timeout: args.timeout,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let outcome = runtime.block_on(loadtest::run::execute(plan.clone()));
+    let report = loadtest::run::RunReport::new(&plan, &outcome);
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        report.print(&mut out)?;
+    }
+    let mut all = true;
+    for expectation in args.check.map(|c| c.0).unwrap_or_default() {
+        let (value, ok) = expectation.check(&report);
+        all &= ok;
+        eprintln!(
+            "check {}: {value:.2} {}",
+            expectation.text,
+            if ok { "ok" } else { "FAILED" }
+        );
+    }
+    Ok(all)
+}
+
+fn backtest_cli(command: Command) -> Result<()> {
     let Command::Backtest {
         trace: trace_path,
         policy: policy_path,
@@ -89,7 +196,10 @@ fn run_cli(cli: Cli) -> Result<()> {
         compare,
         json,
         chart,
-    } = cli.command;
+    } = command
+    else {
+        unreachable!("called with a backtest");
+    };
     let trace = Trace::load(&trace_path)?;
     let model = Model {
         capacity_rps,

@@ -72,7 +72,11 @@ pub fn print_status(out: &mut impl Write, status: &Status, activities: usize) ->
     if !status.alarms.is_empty() {
         writeln!(out, "\nalarms:")?;
         for a in &status.alarms {
-            let values: Vec<String> = a.values.iter().map(|v| v.map_or("-".into(), |v| format!("{v:.1}"))).collect();
+            let values: Vec<String> = a
+                .values
+                .iter()
+                .map(|v| v.map_or("-".into(), |v| format!("{v:.1}")))
+                .collect();
             writeln!(
                 out,
                 "  {:<22} {:<18} since {}  last periods [{}]",
@@ -98,7 +102,13 @@ pub fn print_status(out: &mut impl Write, status: &Status, activities: usize) ->
                 (None, Some(error)) => format!("error: {error}"),
                 (None, None) => "pending".into(),
             };
-            writeln!(out, "  {} {:<15} {}: {what}", i.at.strftime("%H:%M:%S"), i.function, i.event)?;
+            writeln!(
+                out,
+                "  {} {:<15} {}: {what}",
+                i.at.strftime("%H:%M:%S"),
+                i.function,
+                i.event
+            )?;
         }
     } else if !status.events.is_empty() {
         writeln!(out, "\nevents (no functions running):")?;

@@ -23,6 +23,37 @@ pub struct Chart {
     pub title: String,
     pub y_label: String,
     pub series: Vec<Series>,
+    /// The time axis (default: the span of the series).
+    pub x_range: Option<(Timestamp, Timestamp)>,
+}
+
+/// Several charts over the same time axis, stacked in one SVG document.
+pub fn stack(charts: &[Chart]) -> String {
+    let times = charts
+        .iter()
+        .flat_map(|c| c.series.iter().flat_map(|s| s.points.iter().map(|(t, _)| *t)));
+    let range = times.clone().min().zip(times.max());
+    let charts: Vec<Chart> = charts
+        .iter()
+        .map(|c| Chart {
+            x_range: c.x_range.or(range),
+            ..c.clone()
+        })
+        .collect();
+    let mut out = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{}" viewBox="0 0 {WIDTH} {}">"#,
+        HEIGHT * charts.len() as f64,
+        HEIGHT * charts.len() as f64
+    );
+    out.push('\n');
+    for (k, chart) in charts.iter().enumerate() {
+        let inner = chart.to_svg();
+        // Nest each chart as an <svg> placed at its row.
+        let nested = inner.replacen("<svg ", &format!(r#"<svg y="{}" "#, HEIGHT * k as f64), 1);
+        out.push_str(&nested);
+    }
+    out.push_str("</svg>\n");
+    out
 }
 
 const WIDTH: f64 = 1200.0;
@@ -44,8 +75,11 @@ impl Chart {
                 top = top.max(*v);
             }
         }
-        if t0 > t1 {
-            (t0, t1) = (0, 1);
+        if let Some((from, to)) = self.x_range {
+            (t0, t1) = (from.as_second(), to.as_second());
+        }
+        if t0 >= t1 {
+            (t0, t1) = (t0.min(t1), t0.min(t1) + 1);
         }
         let span = ((t1 - t0).max(1)) as f64;
         let y_max = nice_ceiling(top.max(1.0));
@@ -146,7 +180,11 @@ fn reduce(points: &[(Timestamp, f64)], columns: usize, t0: i64, span: f64, left:
         if !v.is_finite() {
             continue;
         }
-        let column = (((t.as_second() - t0) as f64 / span) * columns as f64) as usize;
+        let offset = t.as_second() - t0;
+        if offset < 0 || offset as f64 > span {
+            continue;
+        }
+        let column = ((offset as f64 / span) * columns as f64) as usize;
         match out.last_mut() {
             Some((c, best)) if *c == column => *best = best.max(*v),
             _ => out.push((column, *v)),
@@ -233,6 +271,7 @@ mod tests {
                     points: (0..60).map(|m| (at(m), 3.0)).collect(),
                 },
             ],
+            x_range: None,
         };
         let svg = chart.to_svg();
         assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
@@ -246,11 +285,30 @@ mod tests {
     }
 
     #[test]
+    fn stacked_charts_nest_one_document_per_row() {
+        let chart = |title: &str| Chart {
+            title: title.into(),
+            y_label: "n".into(),
+            series: vec![Series {
+                name: "s".into(),
+                color: "#000".into(),
+                points: (0..10).map(|m| (at(m), 1.0)).collect(),
+            }],
+            x_range: None,
+        };
+        let svg = stack(&[chart("one"), chart("two")]);
+        assert_eq!(svg.matches("<svg").count(), 3);
+        assert_eq!(svg.matches("</svg>").count(), 3);
+        assert!(svg.contains(&format!("<svg y=\"{HEIGHT}\"")));
+    }
+
+    #[test]
     fn an_empty_chart_is_still_a_document() {
         let svg = Chart {
             title: "empty".into(),
             y_label: "n".into(),
             series: vec![],
+            x_range: None,
         }
         .to_svg();
         assert!(svg.contains("</svg>"));

@@ -113,11 +113,13 @@ pub struct Batch {
     pub stats: Stats,
 }
 
-/// Live counters for a progress line.
+/// Live counters for a progress line, and a stop switch.
 #[derive(Debug, Default)]
 pub struct Live {
     pub requests: AtomicU64,
     pub failures: AtomicU64,
+    /// Set to end the run early (workers finish their request in flight).
+    pub stop: std::sync::atomic::AtomicBool,
 }
 
 /// The open-loop schedule shared by the workers.
@@ -212,6 +214,9 @@ impl Worker {
         let mut connection: Option<SendRequest<Empty<Bytes>>> = None;
         let (mut second, mut stats) = (0u64, Stats::default());
         loop {
+            if self.live.stop.load(Ordering::Relaxed) {
+                break;
+            }
             if self
                 .plan
                 .max_requests
@@ -237,7 +242,16 @@ impl Worker {
                 break;
             }
             if self.schedule.is_some() {
-                tokio::time::sleep_until(tokio::time::Instant::from_std(scheduled)).await;
+                // Wait for the slot in short naps, so a stop is seen at once.
+                while let Some(left) = scheduled.checked_duration_since(Instant::now()) {
+                    if self.live.stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    tokio::time::sleep(left.min(Duration::from_millis(50))).await;
+                }
+                if self.live.stop.load(Ordering::Relaxed) {
+                    break;
+                }
             }
             let outcome = match tokio::time::timeout(self.plan.timeout, send(&mut connection, &authority, &path)).await
             {

@@ -24,6 +24,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The end-to-end scenario: start the local cloud, load it, check it scales out and back in.
+    Verify(Box<VerifyArgs>),
     /// Send GET requests to a URL, closed loop (--connections) or open loop (--rate, --ramp), and report.
     Run(RunArgs),
     /// Replay a request-rate trace through a policy and report cost and shortfall.
@@ -58,6 +60,79 @@ enum Command {
         #[arg(long, value_name = "FILE.svg")]
         chart: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    /// The policy file (the shipped two-tier policy by default).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// The group to load (default: the policy's first).
+    #[arg(long)]
+    group: Option<String>,
+    /// Cloud time runs this many times faster than the wall clock.
+    #[arg(long, default_value_t = 60.0, value_parser = speed)]
+    speed: f64,
+    /// CPU cap of each instance (fraction of a core).
+    #[arg(long, default_value_t = 0.1, value_parser = cpu_limit)]
+    cpu_limit: f64,
+    /// The Fibonacci n of each request.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(10..=38))]
+    n: u32,
+    /// The load, in cores of Fibonacci work (default: enough to need the max group at 60% CPU).
+    #[arg(long, value_parser = positive)]
+    load_cores: Option<f64>,
+    /// Quiet time before the load (cloud time).
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    baseline: Duration,
+    /// The scale-out to min+2 and to max must happen within this (cloud time).
+    #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]
+    scale_out_within: Duration,
+    /// Full load at max for this long (cloud time).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    hold: Duration,
+    /// After the load stops, the group must be back at min within this (cloud time).
+    #[arg(long, default_value = "40m", value_parser = humantime::parse_duration)]
+    scale_in_within: Duration,
+    /// Launch to in service (cloud time).
+    #[arg(long, default_value = "90s", value_parser = humantime::parse_duration)]
+    boot: Duration,
+    /// Kill one instance (SIGKILL) half way through the hold: it must be replaced.
+    #[arg(long)]
+    kill_one: bool,
+    /// The share of the load that stays while the group scales in (0 to 1; 0: none).
+    #[arg(long, default_value_t = 0.1, value_parser = fraction)]
+    residual_load: f64,
+    /// Where verify.json, verify.svg and the instance logs go.
+    #[arg(long, default_value = "target/verify")]
+    out: PathBuf,
+    /// The workload and function binaries (default: beside this binary, built by cargo if needed).
+    #[arg(long)]
+    binaries: Option<PathBuf>,
+    /// Print only phases and the report, not a line a second.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn speed(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && (1.0..=3600.0).contains(v))
+        .ok_or_else(|| "must be a number from 1 to 3600".into())
+}
+
+fn fraction(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && (0.0..=1.0).contains(v))
+        .ok_or_else(|| "must be a number from 0 to 1".into())
+}
+
+fn cpu_limit(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0 && *v <= 4.0)
+        .ok_or_else(|| "must be a fraction of a core above 0, at most 4".into())
 }
 
 #[derive(Debug, clap::Args)]
@@ -126,9 +201,64 @@ fn main() -> std::process::ExitCode {
 /// Ok(false): ran, but an expectation failed.
 fn run_cli(cli: Cli) -> Result<bool> {
     match cli.command {
+        Command::Verify(args) => verify(*args),
         Command::Run(args) => run_load(args),
         backtest @ Command::Backtest { .. } => backtest_cli(backtest).map(|()| true),
     }
+}
+
+fn verify(args: VerifyArgs) -> Result<bool> {
+    let policy = match args.policy {
+        Some(path) => path,
+        None => {
+            let here = PathBuf::from("policies/two-tier.toml");
+            if here.is_file() {
+                here
+            } else {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies/two-tier.toml")
+            }
+        }
+    };
+    let loaded = Policy::load(&policy)?;
+    let group = match &args.group {
+        Some(name) => pick_group(&loaded, Some(name), true)?,
+        None => loaded.groups[0].clone(),
+    };
+    let binaries = match args.binaries {
+        Some(dir) => dir,
+        None => localcloud::binaries::beside_current_exe().map_err(anyhow::Error::msg)?,
+    };
+    localcloud::binaries::ensure(&binaries).map_err(anyhow::Error::msg)?;
+    // Enough work to need the max group at 60% CPU (above a 50% target).
+    let load_cores = args.load_cores.unwrap_or(f64::from(group.max) * args.cpu_limit * 0.6);
+    let settings = loadtest::verify::Settings {
+        policy_file: policy,
+        group: args.group,
+        speed: args.speed,
+        cpu_limit: args.cpu_limit,
+        n: args.n,
+        load_cores,
+        baseline: args.baseline,
+        scale_out_within: args.scale_out_within,
+        hold: args.hold,
+        scale_in_within: args.scale_in_within,
+        boot: args.boot,
+        kill_one: args.kill_one,
+        residual_load: args.residual_load,
+        binaries,
+        out: args.out.clone(),
+        live: !args.quiet,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut out = std::io::stdout();
+    let report = runtime.block_on(loadtest::verify::run_local(settings, &mut out))?;
+    loadtest::verify::print_report(&mut out, &report)?;
+    println!(
+        "report: {}, chart: {}",
+        args.out.join("verify.json").display(),
+        args.out.join("verify.svg").display()
+    );
+    Ok(report.passed)
 }
 
 fn run_load(args: RunArgs) -> Result<bool> {
@@ -310,6 +440,7 @@ fn chart_of(trace: &std::path::Path, reports: &[(String, Report)], model: &Model
         title: format!("backtest of {}", label(trace)),
         y_label: "instances".into(),
         series,
+        x_range: None,
     }
 }
 

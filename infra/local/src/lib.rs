@@ -3,6 +3,7 @@
 //! with EC2 Auto Scaling semantics, all on one machine (see README.md).
 
 pub mod alarms;
+pub mod binaries;
 pub mod clock;
 pub mod cloud;
 pub mod control;

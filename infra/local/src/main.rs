@@ -275,6 +275,12 @@ async fn run_up(up: Up) -> Result<()> {
         )
         .init();
     let policy = Policy::load(&up.policy)?;
+    if up.workload.is_none() && (up.functions.is_none() || up.no_functions) {
+        let dir = localcloud::binaries::beside_current_exe().map_err(anyhow::Error::msg)?;
+        if !up.no_functions || !dir.join("workload").is_file() {
+            localcloud::binaries::ensure(&dir).map_err(anyhow::Error::msg)?;
+        }
+    }
     let workload = match up.workload {
         Some(path) => path,
         None => std::env::current_exe()?

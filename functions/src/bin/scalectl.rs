@@ -48,6 +48,15 @@ enum Command {
         #[arg(long)]
         policy: PathBuf,
     },
+    /// Print the AWS CloudFormation template (JSON) of a policy file's groups,
+    /// alarms, schedules and functions (infra/aws/template.json).
+    Template {
+        #[arg(long)]
+        policy: PathBuf,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -67,6 +76,17 @@ fn read(path: &Path, what: &str) -> Result<String> {
 
 fn run(command: Command) -> Result<()> {
     match command {
+        Command::Template { policy, out } => {
+            let loaded = Policy::load(&policy)?;
+            let text = serde_json::to_string_pretty(&functions::cfn::template(&loaded))? + "\n";
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?
+                }
+                None => print!("{text}"),
+            }
+            Ok(())
+        }
         Command::Validate { policy } => {
             let loaded = Policy::load(&policy)?;
             let groups: Vec<&str> = loaded.groups.iter().map(|g| g.name.as_str()).collect();

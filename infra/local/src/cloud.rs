@@ -668,11 +668,12 @@ impl Config {
         if self.azs.is_empty() || self.azs.len() > 6 {
             return bad("azs", self.azs.len().to_string(), "1 to 6 availability zones");
         }
-        if !(self.cpu_limit.is_finite() && self.cpu_limit > 0.0 && self.cpu_limit <= 64.0) {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as f64;
+        if !(self.cpu_limit.is_finite() && self.cpu_limit > 0.0 && self.cpu_limit <= cores) {
             return bad(
                 "cpu_limit",
                 self.cpu_limit.to_string(),
-                "a fraction of a core above 0, at most 64",
+                "a fraction of a core above 0, at most the machine's cores",
             );
         }
         if self.policy.groups.len() > 16 {
@@ -713,6 +714,13 @@ async fn reconcile(cloud: &Cloud, runtime: &Arc<GroupRuntime>) {
         let mut group = runtime.group();
         for (id, why) in &exited {
             if group.instance(id).is_some_and(|i| i.is_active()) {
+                // An instance that dies before it is in service (a bad flag, a
+                // busy address) would be relaunched at once, again and again:
+                // wait a second first, as a real group backs off.
+                if group.instance(id).is_some_and(|i| i.state == State::Pending) {
+                    *runtime.backoff.lock().unwrap_or_else(PoisonError::into_inner) =
+                        Some(Instant::now() + Duration::from_secs(1));
+                }
                 let _ = group.mark_unhealthy(id, why);
             }
         }

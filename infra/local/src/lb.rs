@@ -16,12 +16,13 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 /// How requests are spread over healthy targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -90,6 +91,62 @@ struct Target {
     failures: u32,
     outstanding: Arc<AtomicUsize>,
     served: Arc<AtomicU64>,
+    /// Idle keep-alive connections to the target.
+    idle: Arc<Mutex<Vec<SendRequest<Full<Bytes>>>>>,
+}
+
+/// The target chosen for one request.
+struct Chosen {
+    id: String,
+    addr: SocketAddr,
+    outstanding: Arc<AtomicUsize>,
+    served: Arc<AtomicU64>,
+    idle: Arc<Mutex<Vec<SendRequest<Full<Bytes>>>>>,
+}
+
+/// Idle connections kept per target.
+const MAX_IDLE: usize = 256;
+
+impl Chosen {
+    /// A ready connection: an idle one, else a new one.
+    async fn connection(&self) -> Result<SendRequest<Full<Bytes>>, String> {
+        loop {
+            let pooled = self
+                .idle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .pop();
+            match pooled {
+                Some(mut sender) => {
+                    if !sender.is_closed() && sender.ready().await.is_ok() {
+                        return Ok(sender);
+                    }
+                }
+                None => {
+                    let stream = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(self.addr))
+                        .await
+                        .map_err(|_| format!("connect to {} timed out", self.addr))?
+                        .map_err(|e| format!("connect to {}: {e}", self.addr))?;
+                    let _ = stream.set_nodelay(true);
+                    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                        .await
+                        .map_err(|e| format!("handshake with {}: {e}", self.addr))?;
+                    tokio::spawn(connection);
+                    return Ok(sender);
+                }
+            }
+        }
+    }
+
+    fn give_back(&self, sender: SendRequest<Full<Bytes>>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if idle.len() < MAX_IDLE {
+            idle.push(sender);
+        }
+    }
 }
 
 /// A target as the status view shows it.
@@ -183,6 +240,7 @@ impl LoadBalancer {
             failures: 0,
             outstanding: Arc::new(AtomicUsize::new(0)),
             served: Arc::new(AtomicU64::new(0)),
+            idle: Arc::new(Mutex::new(Vec::new())),
         });
     }
 
@@ -306,32 +364,32 @@ impl LoadBalancer {
     }
 
     /// Picks a healthy target other than `except`, counting it outstanding.
-    fn pick(&self, except: Option<&str>) -> Option<(String, SocketAddr, Arc<AtomicUsize>, Arc<AtomicU64>)> {
+    fn pick(&self, except: Option<&str>) -> Option<Chosen> {
         let targets = self.targets();
-        let healthy: Vec<&Target> = targets
-            .iter()
-            .filter(|t| t.health == TargetHealth::Healthy && Some(t.id.as_str()) != except)
-            .collect();
-        if healthy.is_empty() {
+        let eligible = |t: &&Target| t.health == TargetHealth::Healthy && Some(t.id.as_str()) != except;
+        let count = targets.iter().filter(eligible).count();
+        if count == 0 {
             return None;
         }
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % count;
         let chosen = match self.config.algorithm {
-            Algorithm::RoundRobin => healthy[self.next.fetch_add(1, Ordering::Relaxed) % healthy.len()],
+            Algorithm::RoundRobin => targets.iter().filter(eligible).nth(start)?,
             Algorithm::LeastOutstandingRequests => {
                 // Ties go round robin, so an idle group still spreads load.
-                let start = self.next.fetch_add(1, Ordering::Relaxed);
-                (0..healthy.len())
-                    .map(|k| healthy[(start + k) % healthy.len()])
+                let healthy: Vec<&Target> = targets.iter().filter(eligible).collect();
+                (0..count)
+                    .map(|k| healthy[(start + k) % count])
                     .min_by_key(|t| t.outstanding.load(Ordering::Relaxed))?
             }
         };
         chosen.outstanding.fetch_add(1, Ordering::AcqRel);
-        Some((
-            chosen.id.clone(),
-            chosen.addr,
-            chosen.outstanding.clone(),
-            chosen.served.clone(),
-        ))
+        Some(Chosen {
+            id: chosen.id.clone(),
+            addr: chosen.addr,
+            outstanding: chosen.outstanding.clone(),
+            served: chosen.served.clone(),
+            idle: chosen.idle.clone(),
+        })
     }
 
     /// Proxies one request.
@@ -345,28 +403,29 @@ impl LoadBalancer {
         let idempotent = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         let mut tried: Option<String> = None;
         loop {
-            let Some((id, addr, outstanding, served)) = self.pick(tried.as_deref()) else {
+            let Some(chosen) = self.pick(tried.as_deref()) else {
                 return self.error(StatusCode::SERVICE_UNAVAILABLE, "no healthy target in the group");
             };
-            let forwarded = forward_request(&parts, body.clone(), addr, client);
+            let forwarded = forward_request(&parts, body.clone(), chosen.addr, client);
             let sent = Instant::now();
             let result = tokio::time::timeout(self.config.request_timeout, async {
                 // Before the response: the connection failed (refused, reset, or a
                 // pooled connection the target closed): nothing was processed.
-                let response = self
-                    .client
-                    .request(forwarded)
+                let mut sender = chosen.connection().await.map_err(|e| (true, e))?;
+                let response = sender
+                    .send_request(forwarded)
                     .await
                     .map_err(|e| (true, e.to_string()))?;
                 let (parts, body) = response.into_parts();
                 let body = body.collect().await.map_err(|e| (false, e.to_string()))?.to_bytes();
+                chosen.give_back(sender);
                 Ok::<_, (bool, String)>(Response::from_parts(parts, Full::new(body)))
             })
             .await;
-            outstanding.fetch_sub(1, Ordering::AcqRel);
+            chosen.outstanding.fetch_sub(1, Ordering::AcqRel);
             match result {
                 Ok(Ok(mut response)) => {
-                    served.fetch_add(1, Ordering::Relaxed);
+                    chosen.served.fetch_add(1, Ordering::Relaxed);
                     self.record_latency(sent.elapsed().as_secs_f64());
                     strip_hop_by_hop(response.headers_mut());
                     return response;
@@ -374,12 +433,15 @@ impl LoadBalancer {
                 Ok(Err((before_response, error))) => {
                     if before_response && idempotent && tried.is_none() {
                         self.retries.fetch_add(1, Ordering::Relaxed);
-                        tried = Some(id);
+                        tried = Some(chosen.id);
                         continue;
                     }
-                    return self.error(StatusCode::BAD_GATEWAY, &format!("target {id} failed: {error}"));
+                    return self.error(
+                        StatusCode::BAD_GATEWAY,
+                        &format!("target {} failed: {error}", chosen.id),
+                    );
                 }
-                Err(_) => return self.error(StatusCode::GATEWAY_TIMEOUT, &format!("target {id} timed out")),
+                Err(_) => return self.error(StatusCode::GATEWAY_TIMEOUT, &format!("target {} timed out", chosen.id)),
             }
         }
     }

@@ -1,0 +1,200 @@
+//! The AWS template and the policy file agree: the checked-in
+//! infra/aws/template.json is what `scalectl template` makes of
+//! policies/two-tier.toml, and every alarm, schedule, tick and group in it
+//! matches the policy field by field (so a hand edit of either is caught
+//! with the field that disagrees).
+
+use std::path::Path;
+
+use functions::cfn::{comparison_operator, logical, scheduled_event_input, template, treat_missing_data};
+use functions::policy::Policy;
+use functions::trigger::{Parsed, Routed, parse_str};
+use serde_json::Value;
+
+fn root(relative: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)
+}
+
+fn policy() -> Policy {
+    Policy::load(&root("policies/two-tier.toml")).expect("policy")
+}
+
+fn checked_in() -> Value {
+    let text = std::fs::read_to_string(root("infra/aws/template.json")).expect("infra/aws/template.json");
+    serde_json::from_str(&text).expect("template JSON")
+}
+
+#[test]
+fn the_checked_in_template_is_generated_from_the_policy() {
+    // Compared as JSON (key order may differ between builds of serde_json).
+    let generated = template(&policy());
+    assert!(
+        generated == checked_in(),
+        "infra/aws/template.json is stale: run `cargo run -p functions --bin scalectl -- template --policy policies/two-tier.toml --out infra/aws/template.json`"
+    );
+}
+
+#[test]
+fn alarms_match_the_policy_field_by_field() {
+    let policy = policy();
+    let template = checked_in();
+    let resources = template["Resources"].as_object().expect("resources");
+    let alarms: Vec<&Value> = resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
+        .collect();
+    let expected: Vec<_> = policy.groups.iter().flat_map(|g| g.alarm_policies.iter()).collect();
+    assert_eq!(alarms.len(), expected.len(), "one alarm per alarm policy, no more");
+    for a in expected {
+        let found = alarms
+            .iter()
+            .find(|r| r["Properties"]["AlarmName"] == a.alarm.as_str())
+            .unwrap_or_else(|| panic!("alarm {} is missing from the template", a.alarm));
+        let p = &found["Properties"];
+        let check = |field: &str, want: Value| assert_eq!(p[field], want, "alarm {}: {field}", a.alarm);
+        check("Namespace", a.metric.namespace.clone().into());
+        check("MetricName", a.metric.name.clone().into());
+        check("Threshold", a.threshold.into());
+        check("Period", a.period.as_secs().into());
+        check("EvaluationPeriods", a.evaluation_periods.into());
+        check(
+            "DatapointsToAlarm",
+            a.datapoints_to_alarm.unwrap_or(a.evaluation_periods).into(),
+        );
+        check("ComparisonOperator", comparison_operator(a.comparison).into());
+        check("TreatMissingData", treat_missing_data(a.missing_data).into());
+        check("Statistic", a.metric.stat.clone().into());
+        let dimensions: Vec<(String, String)> = p["Dimensions"]
+            .as_array()
+            .expect("dimensions")
+            .iter()
+            .map(|d| {
+                (
+                    d["Name"].as_str().unwrap_or("").into(),
+                    d["Value"].as_str().unwrap_or("").into(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, String)> = a.metric.dimensions.clone().into_iter().collect();
+        assert_eq!(dimensions, want, "alarm {}: Dimensions", a.alarm);
+        // Its state changes reach the alarm function.
+        let rule = &resources["AlarmStateRule"]["Properties"]["EventPattern"]["resources"];
+        let arn = serde_json::json!({ "Fn::GetAtt": [format!("Alarm{}", logical(&a.alarm)), "Arn"] });
+        assert!(
+            rule.as_array().is_some_and(|r| r.contains(&arn)),
+            "alarm {} is not routed",
+            a.alarm
+        );
+    }
+}
+
+#[test]
+fn groups_schedules_and_ticks_match_the_policy() {
+    let policy = policy();
+    let template = checked_in();
+    let resources = &template["Resources"];
+    let parameters = &template["Parameters"];
+    for group in &policy.groups {
+        let id = logical(&group.name);
+        let asg = &resources[format!("Group{id}")]["Properties"];
+        assert_eq!(
+            asg["AutoScalingGroupName"],
+            group.name.as_str(),
+            "the functions call the group by this name"
+        );
+        assert_eq!(
+            parameters[format!("{id}Min")]["Default"],
+            group.min,
+            "{}: min",
+            group.name
+        );
+        assert_eq!(
+            parameters[format!("{id}Max")]["Default"],
+            group.max,
+            "{}: max",
+            group.name
+        );
+        assert_eq!(
+            asg["Cooldown"],
+            group.cooldown.as_secs().to_string(),
+            "{}: cooldown",
+            group.name
+        );
+        assert_eq!(asg["HealthCheckType"], "ELB");
+        let tick = &resources[format!("Tick{id}")]["Properties"];
+        assert_eq!(tick["ScheduleExpression"], "rate(1 minute)");
+        let name = tick["Name"]["Fn::Sub"].as_str().expect("tick name");
+        assert!(
+            name.starts_with(&format!("{}-", group.name)) && name.ends_with("-tick"),
+            "{name}: the function routes GROUP-...-tick"
+        );
+        for schedule in &group.schedules {
+            let s = &resources[format!("Schedule{}", logical(&schedule.name))]["Properties"];
+            assert_eq!(s["Name"], schedule.name.as_str());
+            assert_eq!(
+                s["ScheduleExpression"],
+                schedule.expression().expect("expression"),
+                "{}: expression",
+                schedule.name
+            );
+            assert_eq!(
+                s["ScheduleExpressionTimezone"],
+                schedule.timezone.as_deref().unwrap_or("UTC"),
+                "{}: time zone",
+                schedule.name
+            );
+        }
+    }
+    // IAM: the functions may change exactly these groups.
+    let statements = &resources["FunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
+    let change = statements
+        .as_array()
+        .expect("statements")
+        .iter()
+        .find(|s| s["Sid"] == "ChangeOnlyTheseGroups")
+        .expect("statement");
+    let arns: Vec<String> = change["Resource"]
+        .as_array()
+        .expect("arns")
+        .iter()
+        .map(|a| a["Fn::Sub"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(arns.len(), policy.groups.len());
+    for (arn, group) in arns.iter().zip(&policy.groups) {
+        assert!(arn.ends_with(&format!(":autoScalingGroupName/{}", group.name)), "{arn}");
+    }
+    // Every function: arm64, provided.al2023, one at a time, a dead-letter queue.
+    for id in ["AlarmScaler", "ScheduleScaler", "TargetTracker"] {
+        let f = &resources[id]["Properties"];
+        assert_eq!(f["Runtime"], "provided.al2023");
+        assert_eq!(f["Architectures"][0], "arm64");
+        assert_eq!(f["ReservedConcurrentExecutions"], 1);
+        assert!(f["DeadLetterConfig"]["TargetArn"].is_object());
+    }
+}
+
+#[test]
+fn the_scheduler_input_is_the_event_the_schedule_function_routes() {
+    let policy = policy();
+    for schedule in policy.groups.iter().flat_map(|g| g.schedules.iter()) {
+        // What CloudFormation and the scheduler fill in.
+        let input = scheduled_event_input(&schedule.name)
+            .replace("${AWS::AccountId}", "123456789012")
+            .replace("${AWS::Region}", "ap-shanghai-1")
+            .replace("<aws.scheduler.execution-id>", "0f2b6d3a-1b1c-4a5e-9e0d-6b7f1c2d3e4f")
+            .replace("<aws.scheduler.scheduled-time>", "2026-11-20T03:00:00Z");
+        let Ok(Parsed::Event(event)) = parse_str(&input) else {
+            panic!("{}: the input does not parse: {input}", schedule.name)
+        };
+        match event.route(&policy, &[]) {
+            Routed::Decide { group, trigger } => {
+                assert_eq!(group, "web");
+                assert_eq!(
+                    serde_json::to_value(&trigger).expect("json")["scheduled"]["name"],
+                    schedule.name.as_str()
+                );
+            }
+            Routed::Ignored(reason) => panic!("{}: ignored: {reason}", schedule.name),
+        }
+    }
+}

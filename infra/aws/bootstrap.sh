@@ -1,0 +1,47 @@
+#!/bin/bash
+# Instance bootstrap, run once as EC2 user data: installs the workload binary
+# from S3 and runs it as a systemd service that reads its identity (instance
+# id, private IP, AZ) from IMDSv2. The template passes this file through
+# CloudFormation's Fn::Sub, which fills in ${ArtifactBucket} and
+# ${WorkloadKey}; everything else is plain shell ($name, never braced).
+# shellcheck disable=SC2154 # ArtifactBucket and WorkloadKey are filled in by CloudFormation
+set -euo pipefail
+
+bucket="${ArtifactBucket}"
+key="${WorkloadKey}"
+
+# IMDSv2 only: a session token first.
+token=$(curl -sf -X PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 300")
+region=$(curl -sf -H "X-aws-ec2-metadata-token: $token" http://169.254.169.254/latest/meta-data/placement/region)
+
+id -u workload >/dev/null 2>&1 || useradd --system --no-create-home --shell /sbin/nologin workload
+install -d -m 0755 /opt/workload
+aws s3 cp --only-show-errors --region "$region" "s3://$bucket/$key" /opt/workload/workload.download
+install -m 0755 /opt/workload/workload.download /opt/workload/workload
+rm -f /opt/workload/workload.download
+
+cat > /etc/systemd/system/workload.service <<'UNIT'
+[Unit]
+Description=The workload service (recursive Fibonacci over HTTP)
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+User=workload
+ExecStart=/opt/workload/workload --listen 0.0.0.0:8080 --imds --log-format json
+Restart=always
+RestartSec=1
+# SIGTERM drains in-flight requests (the target group drains for 30 s first).
+KillSignal=SIGTERM
+TimeoutStopSec=40
+NoNewPrivileges=true
+ProtectSystem=strict
+ProtectHome=true
+PrivateTmp=true
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+
+systemctl daemon-reload
+systemctl enable --now workload.service

@@ -1,0 +1,318 @@
+//! Two comparisons measured in the same run, on loopback, 64 connections,
+//! closed loop, each side for `--duration`:
+//!
+//! 1. The load generator: `loadtest run` against nginx serving a small
+//!    static file, vs wrk on the same URL (issue 5's target: >= 1.0 x wrk's
+//!    requests/s, <= 50 MB peak memory).
+//! 2. The local cloud's load balancer: `/health` of one workload instance
+//!    directly, through `localcloud`'s load balancer and through nginx as a
+//!    reverse proxy (issue 4's target: >= 0.8 x nginx's requests/s), with the
+//!    p50/p99 each proxy adds.
+//!
+//! `cargo bench -p loadtest --bench proxy -- [--duration 5s] [--check]`.
+//! Needs nginx and wrk (`.ci/run` installs them); without them it skips
+//! with a printed reason, except in CI (`CI=true`), where that fails.
+//! `--check` fails the run on any failed request, a load generator over
+//! 50 MB, or a load balancer under 0.6 x nginx (a regression floor: the 0.8
+//! target is not met yet, see the README); both targets are reported as
+//! met or MISSED.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn find(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn wait_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port} after 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Kills the child process when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child; SIGTERM lets nginx and localcloud stop their children.
+        unsafe {
+            libc::kill(self.0.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Requests/s of wrk.
+fn wrk(wrk: &Path, url: &str, duration: Duration) -> f64 {
+    let out = Command::new(wrk)
+        .args(["-t2", "-c64", &format!("-d{}s", duration.as_secs().max(1)), url])
+        .output()
+        .expect("wrk runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}"))
+}
+
+/// One `loadtest run`: (requests/s, p50 ms, p99 ms, peak memory MB, failures).
+// The child is reaped by wait4 (which also gives its peak memory), not by Child::wait.
+#[allow(clippy::zombie_processes)]
+fn loadtest(binary: &Path, url: &str, duration: Duration) -> (f64, f64, f64, f64, u64) {
+    let child = Command::new(binary)
+        .args([
+            "run",
+            url,
+            "-c",
+            "64",
+            "-d",
+            &format!("{}s", duration.as_secs().max(1)),
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("loadtest runs");
+    let pid = child.id() as i32;
+    let mut stdout = child.stdout.expect("stdout");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut text).expect("read");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 on our own child fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child, with valid pointers.
+    unsafe {
+        libc::wait4(pid, &mut status, 0, &mut usage);
+    }
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    (
+        report["requests_per_second"].as_f64().unwrap_or(0.0),
+        report["latency_ms"]["p50"].as_f64().unwrap_or(0.0),
+        report["latency_ms"]["p99"].as_f64().unwrap_or(0.0),
+        usage.ru_maxrss as f64 / 1024.0,
+        report["requests"].as_u64().unwrap_or(0) - report["successes"].as_u64().unwrap_or(0),
+    )
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "MISSED" }
+}
+
+fn main() {
+    let check = std::env::args().any(|a| a == "--check");
+    let duration = arg("--duration")
+        .map(|d| humantime::parse_duration(&d).expect("--duration: e.g. 5s"))
+        .unwrap_or(Duration::from_secs(5));
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    let (Some(nginx), Some(wrk_bin)) = (find("nginx"), find("wrk")) else {
+        assert!(
+            !ci,
+            "CI=true but nginx or wrk is missing; .ci/run installs them (apt-get install nginx wrk)"
+        );
+        println!("SKIPPED: nginx and wrk are needed (apt-get install nginx wrk)");
+        return;
+    };
+
+    // The release binaries this compares.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let built = Command::new(cargo)
+        .args([
+            "build",
+            "-q",
+            "--release",
+            "-p",
+            "workload",
+            "-p",
+            "localcloud",
+            "-p",
+            "loadtest",
+            "--bins",
+        ])
+        .current_dir(&root)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(built, "cargo build --release of the binaries failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let bin = |name: &str| target.join("release").join(name);
+
+    let dir = std::env::temp_dir().join(format!("proxy-bench-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("www")).expect("dir");
+    std::fs::write(dir.join("www/hello.txt"), "hello, world\n").expect("static file");
+
+    // One workload instance (uncapped), the local cloud's load balancer in
+    // front of a one-instance group, and nginx (static file + reverse proxy).
+    let instance_port = free_port();
+    let _instance = Guard(
+        Command::new(bin("workload"))
+            .args(["--listen", &format!("127.0.0.1:{instance_port}")])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("workload"),
+    );
+    wait_listening(instance_port);
+    let (static_port, proxy_port) = (free_port(), free_port());
+    let conf = format!(
+        "worker_processes 2;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log;\ndaemon off;\nevents {{ worker_connections 1024; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {dir}/tmp; proxy_temp_path {dir}/tmp; fastcgi_temp_path {dir}/tmp; uwsgi_temp_path {dir}/tmp; scgi_temp_path {dir}/tmp;\n  upstream instance {{ server 127.0.0.1:{instance_port}; keepalive 64; }}\n  server {{ listen 127.0.0.1:{static_port}; root {dir}/www; }}\n  server {{ listen 127.0.0.1:{proxy_port}; location / {{ proxy_pass http://instance; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }}\n}}\n",
+        dir = dir.display()
+    );
+    std::fs::create_dir_all(dir.join("tmp")).expect("tmp");
+    std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
+    let _nginx = Guard(
+        Command::new(&nginx)
+            .args([
+                "-c",
+                &dir.join("nginx.conf").display().to_string(),
+                "-p",
+                &dir.display().to_string(),
+            ])
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("nginx"),
+    );
+    wait_listening(static_port);
+    wait_listening(proxy_port);
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, "[[group]]\nname = \"bench\"\nmin = 1\nmax = 1\n").expect("policy");
+    let mut localcloud = Command::new(bin("localcloud"))
+        .args([
+            "up",
+            "--no-functions",
+            "--speed",
+            "60",
+            "--boot",
+            "1s",
+            "--lb-port",
+            "0",
+            "--control-port",
+            "0",
+        ])
+        .args(["--subnet", &format!("{}.230", 100 + std::process::id() % 100)])
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--workload")
+        .arg(bin("workload"))
+        .arg("--log-dir")
+        .arg(dir.join("logs"))
+        .arg("--cpu-limit")
+        .arg(
+            std::thread::available_parallelism()
+                .map_or(1, std::num::NonZero::get)
+                .to_string(),
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("localcloud");
+    let lines = BufReader::new(localcloud.stdout.take().expect("stdout")).lines();
+    let mut lb = None;
+    let mut lines = lines.map_while(Result::ok);
+    for line in lines.by_ref() {
+        if let Some(rest) = line.strip_prefix("group bench: load balancer http://") {
+            lb = Some(rest.trim().to_string());
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let _localcloud = Guard(localcloud);
+    let lb = lb.expect("the load balancer's address");
+    // Until the instance is in service behind it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (rps, _, _, _, failed) = loadtest(&bin("loadtest"), &format!("http://{lb}/health"), Duration::from_secs(1));
+        if rps > 0.0 && failed == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the load balancer never served");
+    }
+
+    println!(
+        "closed loop, 64 connections, {} s each (measured in this run)",
+        duration.as_secs()
+    );
+    let static_url = format!("http://127.0.0.1:{static_port}/hello.txt");
+    let wrk_rps = wrk(&wrk_bin, &static_url, duration);
+    let (ours, _, _, memory, _) = loadtest(&bin("loadtest"), &static_url, duration);
+    println!("1. load generator vs wrk on nginx's static file");
+    println!("   wrk            {wrk_rps:>10.0} req/s");
+    println!(
+        "   loadtest run   {ours:>10.0} req/s = {:.2} x wrk (target >= 1.0: {}), peak memory {memory:.1} MB (target <= 50: {})",
+        ours / wrk_rps,
+        verdict(ours >= wrk_rps),
+        verdict(memory <= 50.0)
+    );
+
+    let health = |port: String| format!("http://{port}/health");
+    let (direct, d50, d99, _, direct_failed) = loadtest(
+        &bin("loadtest"),
+        &health(format!("127.0.0.1:{instance_port}")),
+        duration,
+    );
+    let (via_lb, l50, l99, _, lb_failed) = loadtest(&bin("loadtest"), &health(lb.clone()), duration);
+    let (via_nginx, n50, n99, _, nginx_failed) =
+        loadtest(&bin("loadtest"), &health(format!("127.0.0.1:{proxy_port}")), duration);
+    println!("2. /health of one workload instance");
+    println!("   direct         {direct:>10.0} req/s  p50 {d50:.2} ms  p99 {d99:.2} ms  failed {direct_failed}");
+    println!(
+        "   local cloud LB {via_lb:>10.0} req/s  p50 +{:.2} ms  p99 +{:.2} ms  failed {lb_failed}  = {:.2} x nginx (target >= 0.8: {})",
+        l50 - d50,
+        l99 - d99,
+        via_lb / via_nginx,
+        verdict(via_lb >= 0.8 * via_nginx)
+    );
+    println!(
+        "   nginx proxy    {via_nginx:>10.0} req/s  p50 +{:.2} ms  p99 +{:.2} ms  failed {nginx_failed}",
+        n50 - d50,
+        n99 - d99
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    let mut failed = Vec::new();
+    if lb_failed > 0 || direct_failed > 0 || nginx_failed > 0 {
+        failed.push(format!(
+            "failed requests: direct {direct_failed}, load balancer {lb_failed}, nginx {nginx_failed}"
+        ));
+    }
+    if via_lb < 0.6 * via_nginx {
+        failed.push(format!(
+            "load balancer at {:.2} x nginx (under the 0.6 regression floor)",
+            via_lb / via_nginx
+        ));
+    }
+    if memory > 50.0 {
+        failed.push(format!("load generator peak memory {memory:.1} MB (> 50)"));
+    }
+    if check && !failed.is_empty() {
+        eprintln!("proxy bench: {}", failed.join("; "));
+        std::process::exit(1);
+    }
+}

@@ -81,6 +81,18 @@ pub struct Assertion {
     pub detail: String,
 }
 
+impl Assertion {
+    /// Held when `at` (the cloud time it happened) is Some: the detail says
+    /// how long after `from`, else `otherwise`.
+    fn reached(name: String, at: Option<Timestamp>, from: Timestamp, after: &str, otherwise: &str) -> Self {
+        Self {
+            name,
+            passed: at.is_some(),
+            detail: at.map_or_else(|| otherwise.to_string(), |at| format!("{} {after}", minutes(at, from))),
+        }
+    }
+}
+
 /// A change of desired capacity, with the decision that made it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ActivityRow {
@@ -372,17 +384,17 @@ async fn scenario(
     let out_by = watch
         .until("load", settings.scale_out_within, out, |s| s.desired >= min + 2)
         .await?;
-    assertions.push(Assertion {
-        name: format!(
+    assertions.push(Assertion::reached(
+        format!(
             "scale-out to at least {} within {}",
             min + 2,
             humantime::format_duration(settings.scale_out_within)
         ),
-        passed: out_by.is_some(),
-        detail: out_by.map_or("did not happen".into(), |at| {
-            format!("{} after the load started", minutes(at, load_at))
-        }),
-    });
+        out_by,
+        load_at,
+        "after the load started",
+        "did not happen",
+    ));
     let left = settings
         .scale_out_within
         .saturating_sub(out_by.map_or(Duration::ZERO, |at| {
@@ -393,17 +405,17 @@ async fn scenario(
             s.desired >= group.max && s.in_service >= group.max
         })
         .await?;
-    assertions.push(Assertion {
-        name: format!(
+    assertions.push(Assertion::reached(
+        format!(
             "scale-out to max {} in service within {}",
             group.max,
             humantime::format_duration(settings.scale_out_within)
         ),
-        passed: max_by.is_some(),
-        detail: max_by.map_or("did not happen".into(), |at| {
-            format!("{} after the load started", minutes(at, load_at))
-        }),
-    });
+        max_by,
+        load_at,
+        "after the load started",
+        "did not happen",
+    ));
 
     // Hold at max (optionally losing an instance half way).
     writeln!(
@@ -439,13 +451,13 @@ async fn scenario(
                     s.in_service >= group.max && gone(cloud)
                 })
                 .await?;
-            assertions.push(Assertion {
-                name: "a killed instance is replaced".into(),
-                passed: replaced.is_some(),
-                detail: replaced.map_or("not replaced in time".into(), |at| {
-                    format!("{} after the kill", minutes(at, killed_at))
-                }),
-            });
+            assertions.push(Assertion::reached(
+                "a killed instance is replaced".into(),
+                replaced,
+                killed_at,
+                "after the kill",
+                "not replaced in time",
+            ));
         }
     } else {
         watch.until("hold", settings.hold, out, |_| false).await?;
@@ -490,17 +502,17 @@ async fn scenario(
             s.desired <= group.min && s.in_service <= group.min
         })
         .await?;
-    assertions.push(Assertion {
-        name: format!(
+    assertions.push(Assertion::reached(
+        format!(
             "scale-in back to min {} within {}",
             group.min,
             humantime::format_duration(settings.scale_in_within)
         ),
-        passed: in_by.is_some(),
-        detail: in_by.map_or("did not happen".into(), |at| {
-            format!("{} after the load dropped", minutes(at, stopped_at))
-        }),
-    });
+        in_by,
+        stopped_at,
+        "after the load dropped",
+        "did not happen",
+    ));
     let cool = residual.stop().await;
     if cool_rate > 0.0 {
         assertions.push(Assertion {

@@ -19,37 +19,17 @@ pub fn beside_current_exe() -> Result<PathBuf, String> {
 /// `cargo run`) they are built (or found up to date) in the profile `dir`
 /// names; otherwise a missing one is an error that says how to build it.
 pub fn ensure(dir: &Path) -> Result<(), String> {
-    if let Some(cargo) = std::env::var_os("CARGO") {
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
-        if manifest.is_file() {
-            let release = dir.file_name().is_some_and(|n| n == "release");
-            let mut command = std::process::Command::new(cargo);
-            command
-                .args([
-                    "build",
-                    "--quiet",
-                    "-p",
-                    "workload",
-                    "-p",
-                    "functions",
-                    "--bins",
-                    "--manifest-path",
-                ])
-                .arg(&manifest);
-            if release {
-                command.arg("--release");
-            }
-            if let Some(target) = dir.parent() {
-                command.arg("--target-dir").arg(target);
-            }
-            eprintln!(
-                "building the workload and function binaries{} (once; then only when they change)...",
-                if release { " (release)" } else { "" }
-            );
-            let status = command.status().map_err(|e| format!("cannot run cargo: {e}"))?;
-            if !status.success() {
-                return Err(format!("cargo build -p workload -p functions failed ({status})"));
-            }
+    if let Some(cargo) = std::env::var_os("CARGO")
+        && manifest().is_file()
+    {
+        let release = dir.file_name().is_some_and(|n| n == "release");
+        eprintln!(
+            "building the workload and function binaries{} (once; then only when they change)...",
+            if release { " (release)" } else { "" }
+        );
+        let status = build(&cargo, dir.parent(), release).map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!("cargo build -p workload -p functions failed ({status})"));
         }
     }
     let missing: Vec<String> = NEEDED
@@ -66,6 +46,40 @@ pub fn ensure(dir: &Path) -> Result<(), String> {
             missing.join(", ")
         ))
     }
+}
+
+/// The workspace's manifest (this crate is infra/local).
+fn manifest() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml")
+}
+
+/// `cargo build -p workload -p functions --bins` of this workspace, into
+/// `target_dir` when given.
+fn build(
+    cargo: &std::ffi::OsStr,
+    target_dir: Option<&Path>,
+    release: bool,
+) -> std::io::Result<std::process::ExitStatus> {
+    let mut command = std::process::Command::new(cargo);
+    command
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "workload",
+            "-p",
+            "functions",
+            "--bins",
+            "--manifest-path",
+        ])
+        .arg(manifest());
+    if release {
+        command.arg("--release");
+    }
+    if let Some(target) = target_dir {
+        command.arg("--target-dir").arg(target);
+    }
+    command.status()
 }
 
 /// For tests: the directory with the binaries, as `cargo test --workspace`
@@ -93,23 +107,7 @@ pub fn for_tests() -> PathBuf {
         target.display()
     );
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
-    let built = std::process::Command::new(cargo)
-        .args([
-            "build",
-            "-q",
-            "-p",
-            "workload",
-            "-p",
-            "functions",
-            "--bins",
-            "--manifest-path",
-        ])
-        .arg(&manifest)
-        .arg("--target-dir")
-        .arg(&target)
-        .status()
-        .is_ok_and(|s| s.success());
+    let built = build(&cargo, Some(&target), false).is_ok_and(|s| s.success());
     assert!(built, "cargo build -p workload -p functions --bins failed");
     target.join("debug")
 }

@@ -181,17 +181,7 @@ impl Cloud {
             } else {
                 config.lb_port + k as u16
             };
-            let bind = SocketAddr::from(([127, 0, 0, 1], port));
-            let listener = TcpListener::bind(bind).await.map_err(|source| Error::Bind {
-                what: "load balancer",
-                addr: bind,
-                source,
-            })?;
-            let lb_addr = listener.local_addr().map_err(|source| Error::Bind {
-                what: "load balancer",
-                addr: bind,
-                source,
-            })?;
+            let (listener, lb_addr) = bind_loopback("load balancer", port).await?;
             let lb = LoadBalancer::new(config.lb);
             tasks.push(lb.serve(listener));
             tasks.push(lb.start_health_checks());
@@ -217,17 +207,7 @@ impl Cloud {
             .flat_map(|g| g.alarm_policies.iter().map(|p| Alarm::new(&g.name, p, now)))
             .collect();
         // The control API is bound first: the functions are told its address.
-        let control_bind = SocketAddr::from(([127, 0, 0, 1], config.control_port));
-        let control_listener = TcpListener::bind(control_bind).await.map_err(|source| Error::Bind {
-            what: "control API",
-            addr: control_bind,
-            source,
-        })?;
-        let control = control_listener.local_addr().map_err(|source| Error::Bind {
-            what: "control API",
-            addr: control_bind,
-            source,
-        })?;
+        let (control_listener, control) = bind_loopback("control API", config.control_port).await?;
         let runtime = match (&config.functions, &config.policy_file) {
             (None, _) => None,
             (Some(_), None) => {
@@ -850,6 +830,17 @@ async fn terminate(cloud: &Cloud, runtime: &Arc<GroupRuntime>, id: &str) {
     let now = cloud.inner.clock.now();
     let _ = runtime.group().mark_terminated(id, now);
     tracing::info!(instance = %id, "terminated");
+}
+
+/// A listener on 127.0.0.1:`port` (0: a free port) and the address it got.
+async fn bind_loopback(what: &'static str, port: u16) -> Result<(TcpListener, SocketAddr)> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let bound = async {
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        Ok::<_, std::io::Error>((listener, local))
+    };
+    bound.await.map_err(|source| Error::Bind { what, addr, source })
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

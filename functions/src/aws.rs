@@ -148,6 +148,20 @@ impl AwsGroups {
         Ok(())
     }
 
+    /// Terminates one instance of its group (TerminateInstanceInAutoScalingGroup);
+    /// with `decrement` false the group launches a replacement. Not a port
+    /// call: the functions never terminate; `loadtest verify --aws --kill-one` does.
+    pub async fn terminate_instance(&self, instance: &str, decrement: bool) -> Result<(), PortError> {
+        self.client
+            .terminate_instance_in_auto_scaling_group()
+            .instance_id(instance)
+            .should_decrement_desired_capacity(decrement)
+            .send()
+            .await
+            .map_err(|e| port_error(format!("TerminateInstanceInAutoScalingGroup {instance}"), e))?;
+        Ok(())
+    }
+
     async fn group(&self, group: &str) -> Result<aws_sdk_autoscaling::types::AutoScalingGroup, PortError> {
         let operation = format!("DescribeAutoScalingGroups {group}");
         let output = self

@@ -1,7 +1,8 @@
 //! The port contract: what every adapter of [`GroupPort`] must do, as one
 //! check each adapter's tests call (the in-memory cloud and moto in
 //! `functions/tests/contract.rs`, the local cloud in `infra/local/tests`).
-//! It panics with the failed expectation, like a test.
+//! It panics with the failed expectation, like a test. Also the `moto_server`
+//! the AWS adapter's tests run against.
 
 use jiff::Timestamp;
 
@@ -56,4 +57,119 @@ pub async fn group_port_contract(port: &impl GroupPort, name: &str, since: Times
     assert_eq!(error.kind, PortErrorKind::NotFound);
     let error = port.set_desired("no-such-group", 1, "x").await.expect_err("unknown");
     assert_eq!(error.kind, PortErrorKind::NotFound);
+}
+
+/// A `moto_server` on a free loopback port, stopped when dropped.
+#[derive(Debug)]
+pub struct Moto {
+    child: std::process::Child,
+    /// e.g. `http://127.0.0.1:5000`.
+    pub endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts moto (`MOTO_SERVER` or `moto_server` on the PATH). Outside CI a
+/// missing moto skips with a printed reason; in CI (`CI=true`) it fails.
+#[allow(clippy::missing_panics_doc)]
+pub fn start_moto() -> Option<Moto> {
+    let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let child = match std::process::Command::new(&program)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(error) => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+            assert!(
+                !ci,
+                "CI=true but moto_server could not start ({program}: {error}); .ci/run installs it"
+            );
+            eprintln!(
+                "SKIPPED: moto_server not available ({program}: {error}); `pip install 'moto[server]'` to run this test"
+            );
+            return None;
+        }
+    };
+    let moto = Moto {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "moto_server did not listen within 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Some(moto)
+}
+
+impl Moto {
+    /// An Auto Scaling client for this moto: test credentials, us-east-1, and
+    /// no retries (moto answers 500 for unknown names; a retry waits for nothing).
+    pub fn autoscaling(&self) -> aws_sdk_autoscaling::Client {
+        use aws_sdk_autoscaling::config::retry::RetryConfig;
+        use aws_sdk_autoscaling::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_autoscaling::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+            .retry_config(RetryConfig::disabled())
+            .build();
+        aws_sdk_autoscaling::Client::from_conf(config)
+    }
+
+    /// A CloudWatch client for this moto, set up like [`Moto::autoscaling`]
+    /// (the SDK speaks rpcv2Cbor, which moto does not: its calls fail).
+    pub fn cloudwatch(&self) -> aws_sdk_cloudwatch::Client {
+        use aws_sdk_cloudwatch::config::retry::RetryConfig;
+        use aws_sdk_cloudwatch::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_cloudwatch::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+            .retry_config(RetryConfig::disabled())
+            .build();
+        aws_sdk_cloudwatch::Client::from_conf(config)
+    }
+
+    /// A launch configuration and a group `name` (one zone) with these sizes.
+    pub async fn create_group(&self, name: &str, min: i32, max: i32, desired: i32) {
+        let client = self.autoscaling();
+        client
+            .create_launch_configuration()
+            .launch_configuration_name(format!("{name}-lc"))
+            .image_id("ami-12c6146b")
+            .instance_type("t2.micro")
+            .send()
+            .await
+            .expect("launch configuration");
+        client
+            .create_auto_scaling_group()
+            .auto_scaling_group_name(name)
+            .launch_configuration_name(format!("{name}-lc"))
+            .availability_zones("us-east-1a")
+            .min_size(min)
+            .max_size(max)
+            .desired_capacity(desired)
+            .send()
+            .await
+            .expect("group");
+    }
 }

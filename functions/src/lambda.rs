@@ -12,7 +12,8 @@
 //! API: the group and metrics ports go there instead of AWS) and
 //! `SCALER_CLOCK` (`SPEED@EPOCH`, e.g. `60@2026-11-23T22:00:00Z`: the local
 //! cloud's time runs SPEED times faster than the wall clock from EPOCH, and
-//! decisions are made in that time).
+//! decisions are made in that time; `SPEED@EPOCH=CLOUD` when the cloud's
+//! time was CLOUD at wall time EPOCH, e.g. started just before a schedule).
 
 use std::path::PathBuf;
 
@@ -66,7 +67,9 @@ pub fn dry_run() -> Result<bool, InitError> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Clock {
     speed: f64,
+    /// Wall time when the clock read `cloud_epoch`.
     epoch: Timestamp,
+    cloud_epoch: Timestamp,
 }
 
 impl Clock {
@@ -74,31 +77,41 @@ impl Clock {
     pub const WALL: Self = Self {
         speed: 1.0,
         epoch: Timestamp::UNIX_EPOCH,
+        cloud_epoch: Timestamp::UNIX_EPOCH,
     };
 
-    /// Parses `SPEED@EPOCH`.
+    /// Parses `SPEED@EPOCH` or `SPEED@EPOCH=CLOUD`.
     pub fn parse(text: &str) -> Result<Self, InitError> {
         let bad = || InitError::Env {
             name: "SCALER_CLOCK",
             value: text.into(),
-            allowed: "expected SPEED@EPOCH, SPEED from 1 to 3600 and EPOCH an RFC 3339 time (e.g. 60@2026-11-23T22:00:00Z)",
+            allowed: "expected SPEED@EPOCH or SPEED@EPOCH=CLOUD, SPEED from 1 to 3600, EPOCH (wall) and CLOUD (the cloud's time then) RFC 3339 times (e.g. 60@2026-11-23T22:00:00Z)",
         };
         let (speed, epoch) = text.split_once('@').ok_or_else(bad)?;
         let speed: f64 = speed.parse().map_err(|_| bad())?;
         if !(speed.is_finite() && (1.0..=3600.0).contains(&speed)) {
             return Err(bad());
         }
+        let (epoch, cloud_epoch) = match epoch.split_once('=') {
+            Some((wall, cloud)) => (wall, cloud),
+            None => (epoch, epoch),
+        };
         let epoch: Timestamp = epoch.parse().map_err(|_| bad())?;
-        Ok(Self { speed, epoch })
+        let cloud_epoch: Timestamp = cloud_epoch.parse().map_err(|_| bad())?;
+        Ok(Self {
+            speed,
+            epoch,
+            cloud_epoch,
+        })
     }
 
     /// The clock's time at wall time `wall`.
     pub fn at(&self, wall: Timestamp) -> Timestamp {
-        if self.speed == 1.0 {
+        if self.speed == 1.0 && self.epoch == self.cloud_epoch {
             return wall;
         }
         let elapsed = wall.duration_since(self.epoch).as_secs_f64() * self.speed;
-        self.epoch
+        self.cloud_epoch
             .checked_add(jiff::SignedDuration::from_secs_f64(elapsed))
             .unwrap_or(wall)
     }
@@ -217,7 +230,11 @@ mod tests {
         let wall: Timestamp = "2026-11-23T22:00:05Z".parse().expect("wall");
         assert_eq!(clock.at(wall).to_string(), "2026-11-23T22:05:00Z");
         assert_eq!(Clock::WALL.at(wall), wall);
+        let shifted = Clock::parse("60@2026-11-23T22:00:00Z=2026-11-24T02:58:00Z").expect("shifted clock");
+        assert_eq!(shifted.at(wall).to_string(), "2026-11-24T03:03:00Z");
         for bad in [
+            "60@2026-11-23T22:00:00Z=",
+            "60@2026-11-23T22:00:00Z=later",
             "60",
             "0@2026-11-23T22:00:00Z",
             "fast@2026-11-23T22:00:00Z",

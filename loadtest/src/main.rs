@@ -64,6 +64,21 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct VerifyArgs {
+    /// What to show: `load` (scale out under load, hold, scale back in) or
+    /// `schedule` (the group's scheduled actions fire at their times, no load).
+    #[arg(long, value_enum, default_value_t = Kind::Load)]
+    scenario: Kind,
+    /// Run against a deployed stack instead of the local cloud: needs
+    /// --group (the Auto Scaling group), --url (its load balancer) and --rate.
+    /// AWS credentials and region come from the environment, as for the AWS CLI.
+    #[arg(long, requires_all = ["group", "url", "rate"], conflicts_with_all = ["policy", "speed", "cpu_limit", "load_cores", "boot", "binaries"])]
+    aws: bool,
+    /// The load balancer of the group (with --aws), e.g. http://web-alb-123.eu-west-1.elb.amazonaws.com.
+    #[arg(long, requires = "aws")]
+    url: Option<String>,
+    /// Requests per second to send (default on the local cloud: --load-cores worth).
+    #[arg(long, value_parser = positive, conflicts_with = "load_cores")]
+    rate: Option<f64>,
     /// The policy file (the shipped two-tier policy by default).
     #[arg(long)]
     policy: Option<PathBuf>,
@@ -71,7 +86,7 @@ struct VerifyArgs {
     #[arg(long)]
     group: Option<String>,
     /// Cloud time runs this many times faster than the wall clock.
-    #[arg(long, default_value_t = 60.0, value_parser = speed)]
+    #[arg(long, default_value_t = 60.0, value_parser = localcloud::clock::parse_speed)]
     speed: f64,
     /// CPU cap of each instance (fraction of a core).
     #[arg(long, default_value_t = 0.1, value_parser = cpu_limit)]
@@ -97,7 +112,8 @@ struct VerifyArgs {
     /// Launch to in service (cloud time).
     #[arg(long, default_value = "90s", value_parser = humantime::parse_duration)]
     boot: Duration,
-    /// Kill one instance (SIGKILL) half way through the hold: it must be replaced.
+    /// Kill one instance half way through the hold (local: SIGKILL; AWS:
+    /// terminate without lowering desired): it must be replaced.
     #[arg(long)]
     kill_one: bool,
     /// The share of the load that stays while the group scales in (0 to 1; 0: none).
@@ -112,13 +128,6 @@ struct VerifyArgs {
     /// Print only phases and the report, not a line a second.
     #[arg(long)]
     quiet: bool,
-}
-
-fn speed(text: &str) -> Result<f64, String> {
-    text.parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite() && (1.0..=3600.0).contains(v))
-        .ok_or_else(|| "must be a number from 1 to 3600".into())
 }
 
 fn fraction(text: &str) -> Result<f64, String> {
@@ -207,51 +216,84 @@ fn run_cli(cli: Cli) -> Result<bool> {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Kind {
+    Load,
+    Schedule,
+}
+
 fn verify(args: VerifyArgs) -> Result<bool> {
-    let policy = match args.policy {
-        Some(path) => path,
-        None => {
-            let here = PathBuf::from("policies/two-tier.toml");
-            if here.is_file() {
-                here
-            } else {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies/two-tier.toml")
-            }
-        }
-    };
-    let loaded = Policy::load(&policy)?;
-    let group = match &args.group {
-        Some(name) => pick_group(&loaded, Some(name), true)?,
-        None => loaded.groups[0].clone(),
-    };
-    let binaries = match args.binaries {
-        Some(dir) => dir,
-        None => localcloud::binaries::beside_current_exe().map_err(anyhow::Error::msg)?,
-    };
-    localcloud::binaries::ensure(&binaries).map_err(anyhow::Error::msg)?;
-    // Enough work to need the max group at 60% CPU (above a 50% target).
-    let load_cores = args.load_cores.unwrap_or(f64::from(group.max) * args.cpu_limit * 0.6);
-    let settings = loadtest::verify::Settings {
-        policy_file: policy,
-        group: args.group,
-        speed: args.speed,
-        cpu_limit: args.cpu_limit,
+    let scenario = loadtest::verify::Scenario {
         n: args.n,
-        load_cores,
         baseline: args.baseline,
         scale_out_within: args.scale_out_within,
         hold: args.hold,
         scale_in_within: args.scale_in_within,
-        boot: args.boot,
         kill_one: args.kill_one,
         residual_load: args.residual_load,
-        binaries,
         out: args.out.clone(),
         live: !args.quiet,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut out = std::io::stdout();
-    let report = runtime.block_on(loadtest::verify::run_local(settings, &mut out))?;
+    let report = if args.aws {
+        if args.scenario != Kind::Load {
+            anyhow::bail!("--scenario schedule runs on the local cloud only (drop --aws)");
+        }
+        let (Some(group), Some(url), Some(rate)) = (args.group, args.url, args.rate) else {
+            anyhow::bail!("--aws needs --group, --url and --rate");
+        };
+        let parsed: http::Uri = url
+            .parse()
+            .with_context(|| format!("--url {url:?}: expected http://HOST[:PORT]"))?;
+        if parsed.scheme_str() != Some("http") || parsed.host().is_none() {
+            anyhow::bail!("--url {url:?}: expected http://HOST[:PORT] (plain HTTP, the load balancer's listener)");
+        }
+        let url = if parsed.port().is_none() {
+            format!("http://{}:80", parsed.host().unwrap_or_default())
+        } else {
+            format!("http://{}", parsed.authority().map_or("", |a| a.as_str()))
+        };
+        runtime.block_on(async {
+            let target = loadtest::verify::AwsTarget::from_env(group).await;
+            loadtest::verify::run_aws(target, &url, rate, scenario, &mut out).await
+        })?
+    } else {
+        let policy = match args.policy {
+            Some(path) => path,
+            None => {
+                let here = PathBuf::from("policies/two-tier.toml");
+                if here.is_file() {
+                    here
+                } else {
+                    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies/two-tier.toml")
+                }
+            }
+        };
+        let loaded = Policy::load(&policy)?;
+        let group = pick_group(&loaded, args.group.as_deref(), true)?;
+        let binaries = match args.binaries {
+            Some(dir) => dir,
+            None => localcloud::binaries::beside_current_exe().map_err(anyhow::Error::msg)?,
+        };
+        localcloud::binaries::ensure(&binaries).map_err(anyhow::Error::msg)?;
+        // Enough work to need the max group at 60% CPU (above a 50% target).
+        let load_cores = args.load_cores.unwrap_or(f64::from(group.max) * args.cpu_limit * 0.6);
+        let local = loadtest::verify::Local {
+            policy_file: policy,
+            group: args.group,
+            speed: args.speed,
+            cpu_limit: args.cpu_limit,
+            load_cores,
+            rate: args.rate,
+            boot: args.boot,
+            binaries,
+        };
+        match args.scenario {
+            Kind::Load => runtime.block_on(loadtest::verify::run_local(local, scenario, &mut out))?,
+            Kind::Schedule => runtime.block_on(loadtest::verify::run_schedule(local, scenario, &mut out))?,
+        }
+    };
     loadtest::verify::print_report(&mut out, &report)?;
     println!(
         "report: {}, chart: {}",
@@ -391,21 +433,9 @@ fn backtest_cli(command: Command) -> Result<()> {
 /// The group to replay from a policy file: the one named, or the first.
 /// A compared file without that name falls back to its first group.
 fn pick_group(policy: &Policy, name: Option<&str>, strict: bool) -> Result<GroupPolicy> {
-    let names = || {
-        policy
-            .groups
-            .iter()
-            .map(|g| g.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     match name {
-        Some(name) => match policy.group(name) {
-            Some(group) => Ok(group.clone()),
-            None if strict => anyhow::bail!("--group {name:?}: the policy has {}", names()),
-            None => Ok(policy.groups[0].clone()),
-        },
-        None => Ok(policy.groups[0].clone()),
+        Some(name) if !strict && policy.group(name).is_none() => Ok(policy.groups[0].clone()),
+        _ => loadtest::verify::pick_group(policy, name),
     }
 }
 

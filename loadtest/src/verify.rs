@@ -6,6 +6,7 @@
 //! bounded time. Reports the activity table, assertions, JSON and a chart.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -13,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use functions::policy::Policy;
+use functions::policy::{GroupPolicy, Policy};
+use functions::ports::GroupPort;
 use jiff::Timestamp;
 use localcloud::group::State;
 use localcloud::lb::{Algorithm, LbConfig};
@@ -25,37 +27,45 @@ use crate::chart::{Chart, Series, stack};
 use crate::engine::{Batch, Live, Mode, Plan, Ramp};
 use crate::stats::Stats;
 
-/// What to verify, and the bounds (cloud time).
+/// The scenario's phases and bounds (cloud time), whatever the target.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct Scenario {
+    /// The Fibonacci n each request computes.
+    pub n: u32,
+    pub baseline: Duration,
+    pub scale_out_within: Duration,
+    pub hold: Duration,
+    pub scale_in_within: Duration,
+    /// Kill one instance in the middle of the hold (local: SIGKILL; AWS:
+    /// terminate it without lowering desired); it must be replaced.
+    pub kill_one: bool,
+    /// The share of the load that stays while the group scales in (0: none).
+    pub residual_load: f64,
+    /// Where verify.json and verify.svg go.
+    pub out: PathBuf,
+    /// Print a live line every sample (else only phases and the report).
+    pub live: bool,
+}
+
+/// The embedded local cloud verify starts.
+#[derive(Debug, Clone)]
+pub struct Local {
     pub policy_file: PathBuf,
     /// The group to load (default: the policy's first).
     pub group: Option<String>,
     pub speed: f64,
     /// CPU cap of every instance (fraction of a core).
     pub cpu_limit: f64,
-    /// The Fibonacci n each request computes.
-    pub n: u32,
     /// The load, in cores of Fibonacci work (converted to a request rate by calibration).
     pub load_cores: f64,
-    pub baseline: Duration,
-    pub scale_out_within: Duration,
-    pub hold: Duration,
-    pub scale_in_within: Duration,
+    /// A request rate to send instead (no calibration).
+    pub rate: Option<f64>,
     pub boot: Duration,
-    /// Kill one instance (SIGKILL) in the middle of the hold; it must be replaced.
-    pub kill_one: bool,
-    /// The share of the load that stays while the group scales in (0: none).
-    pub residual_load: f64,
     /// The workload and function binaries.
     pub binaries: PathBuf,
-    /// Where verify.json and verify.svg go.
-    pub out: PathBuf,
-    /// Print a live line every second (else only phases and the report).
-    pub live: bool,
 }
 
-/// One second of the scenario.
+/// One sample of the scenario.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sample {
     pub at: Timestamp,
@@ -72,7 +82,6 @@ pub struct Sample {
     #[serde(skip)]
     load_second: Option<u64>,
 }
-
 /// One checked expectation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Assertion {
@@ -108,6 +117,8 @@ pub struct ActivityRow {
 /// The scenario's report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// `local` (the embedded local cloud) or `aws`.
+    pub target: String,
     pub group: String,
     pub speed: f64,
     pub min: u32,
@@ -123,6 +134,47 @@ pub struct Report {
     pub passed: bool,
 }
 
+/// What verify watches and acts on: the embedded local cloud or a deployed
+/// group. Times are the target's (cloud time for the local cloud).
+pub trait Target: Sync {
+    /// `local` or `aws`, for the report.
+    fn kind(&self) -> &'static str;
+    /// How many times faster than the wall clock the target's time runs.
+    fn speed(&self) -> f64;
+    fn now(&self) -> Timestamp;
+    /// Wall time between two samples.
+    fn poll(&self) -> Duration;
+    /// The group's capacity and its live instances.
+    fn observe(&self) -> impl Future<Output = Result<Observed>> + Send;
+    /// The group's newest one-minute average CPU (%), when known.
+    fn cpu(&self) -> impl Future<Output = Option<f64>> + Send;
+    /// Takes an instance away without lowering desired capacity.
+    fn kill(&self, instance: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Changes of desired capacity since `since`, with their causes and the
+    /// deciding function's reasons where known (`end` left for the caller).
+    fn activities(&self, since: Timestamp) -> impl Future<Output = Vec<ActivityRow>> + Send;
+    /// Launches and terminations, for the JSON report.
+    fn instance_activities(&self) -> Vec<localcloud::group::InstanceActivity> {
+        Vec::new()
+    }
+}
+
+/// What one look at the group shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub min: u32,
+    pub max: u32,
+    pub desired: u32,
+    /// Live instances (not yet terminated): id, and whether in service.
+    pub instances: Vec<(String, bool)>,
+}
+
+impl Observed {
+    fn in_service(&self) -> u32 {
+        self.instances.iter().filter(|(_, up)| *up).count() as u32
+    }
+}
+
 /// The request rate that makes `load_cores` of fibo(n) work on this machine.
 pub fn calibrate(workload: &std::path::Path, n: u32, load_cores: f64) -> Result<f64> {
     let out = std::process::Command::new(workload)
@@ -136,36 +188,29 @@ pub fn calibrate(workload: &std::path::Path, n: u32, load_cores: f64) -> Result<
     Ok(per_core * load_cores)
 }
 
-/// Runs the scenario on the embedded local cloud, writing live lines to `out`.
-pub async fn run_local(settings: Settings, out: &mut (impl Write + Send)) -> Result<Report> {
-    let text = std::fs::read_to_string(&settings.policy_file)
-        .with_context(|| format!("reading {}", settings.policy_file.display()))?;
-    let policy = Policy::parse(&settings.policy_file.display().to_string(), &text)?;
-    let group = match &settings.group {
-        Some(name) => policy
-            .group(name)
-            .with_context(|| {
-                let names: Vec<&str> = policy.groups.iter().map(|g| g.name.as_str()).collect();
-                format!("--group {name:?}: the policy has {}", names.join(", "))
-            })?
-            .clone(),
-        None => policy.groups[0].clone(),
-    };
-    if group.max < group.min + 2 {
-        bail!(
-            "group {}: max {} must be at least min + 2 ({}) to show a scale-out",
-            group.name,
-            group.max,
-            group.min + 2
-        );
+/// The group of a policy file: the named one or the first.
+pub fn pick_group(policy: &Policy, name: Option<&str>) -> Result<GroupPolicy> {
+    match name {
+        Some(name) => policy.group(name).cloned().with_context(|| {
+            let names: Vec<&str> = policy.groups.iter().map(|g| g.name.as_str()).collect();
+            format!("--group {name:?}: the policy has {}", names.join(", "))
+        }),
+        None => Ok(policy.groups[0].clone()),
     }
-    let workload = settings.binaries.join("workload");
-    let rate = calibrate(&workload, settings.n, settings.load_cores)?;
-    std::fs::create_dir_all(&settings.out).with_context(|| format!("creating {}", settings.out.display()))?;
+}
+
+/// Starts the embedded local cloud from `local`'s policy file (the whole
+/// policy: every group, alarm, schedule and function).
+pub async fn start_local(local: &Local, out_dir: &std::path::Path, start: Option<Timestamp>) -> Result<Cloud> {
+    let text = std::fs::read_to_string(&local.policy_file)
+        .with_context(|| format!("reading {}", local.policy_file.display()))?;
+    let policy = Policy::parse(&local.policy_file.display().to_string(), &text)?;
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let config = Config {
         policy,
-        speed: settings.speed,
-        boot: settings.boot,
+        speed: local.speed,
+        start,
+        boot: local.boot,
         health_grace: Duration::from_secs(300),
         azs: vec!["local-1a".into(), "local-1b".into()],
         subnet: [0, 1],
@@ -181,26 +226,558 @@ pub async fn run_local(settings: Settings, out: &mut (impl Write + Send)) -> Res
             deregistration_delay: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
         },
-        workload,
-        cpu_limit: settings.cpu_limit,
-        log_dir: settings.out.join("logs"),
+        workload: local.binaries.join("workload"),
+        cpu_limit: local.cpu_limit,
+        log_dir: out_dir.join("logs"),
         drain_timeout: Duration::from_secs(10),
-        functions: Some(settings.binaries.clone()),
-        policy_file: Some(settings.policy_file.clone()),
+        functions: Some(local.binaries.clone()),
+        policy_file: Some(local.policy_file.clone()),
     };
-    let cloud = Cloud::start(config).await.context("starting the local cloud")?;
-    let result = scenario(&cloud, &settings, &group, rate, out).await;
+    Cloud::start(config).await.context("starting the local cloud")
+}
+
+/// Runs the scenario on the embedded local cloud, writing live lines to `out`.
+pub async fn run_local(local: Local, scenario: Scenario, out: &mut (impl Write + Send)) -> Result<Report> {
+    let policy = Policy::load(&local.policy_file)?;
+    let group = pick_group(&policy, local.group.as_deref())?;
+    if group.max < group.min + 2 {
+        bail!(
+            "group {}: max {} must be at least min + 2 ({}) to show a scale-out",
+            group.name,
+            group.max,
+            group.min + 2
+        );
+    }
+    let rate = match local.rate {
+        Some(rate) => rate,
+        None => calibrate(&local.binaries.join("workload"), scenario.n, local.load_cores)?,
+    };
+    let cloud = start_local(&local, &scenario.out, None).await?;
+    let result = async {
+        let lb = cloud.lb_addr(&group.name)?;
+        writeln!(
+            out,
+            "local cloud at speed {}x: group {} ({}..{} instances, CPU cap {} core each) behind http://{lb}",
+            local.speed, group.name, group.min, group.max, local.cpu_limit
+        )?;
+        writeln!(
+            out,
+            "load: {rate:.0} req/s of /fibo/{}{}",
+            scenario.n,
+            if local.rate.is_some() {
+                String::new()
+            } else {
+                format!(
+                    " ({} cores of work, {:.1}x what the max group serves at 50% CPU)",
+                    local.load_cores,
+                    local.load_cores / (f64::from(group.max) * local.cpu_limit * 0.5)
+                )
+            }
+        )?;
+        let target = LocalTarget {
+            cloud: &cloud,
+            group: group.name.clone(),
+        };
+        let limits = Limits {
+            group: group.name.clone(),
+            min: group.min,
+            max: group.max,
+            start: group.desired.unwrap_or(group.min),
+        };
+        run_scenario(&target, &limits, &format!("http://{lb}"), rate, &scenario, out).await
+    }
+    .await;
     writeln!(out, "stopping the local cloud...")?;
     cloud.shutdown().await;
     let report = result?;
-    std::fs::write(settings.out.join("verify.json"), serde_json::to_vec_pretty(&report)?)?;
-    std::fs::write(settings.out.join("verify.svg"), chart(&report))?;
+    write_outputs(&scenario, &report)?;
     Ok(report)
 }
 
-struct Watch<'a> {
-    cloud: &'a Cloud,
+/// Runs the scenario against a deployed group: `url` is its load balancer,
+/// `rate` the requests per second to send.
+pub async fn run_aws(
+    target: AwsTarget,
+    url: &str,
+    rate: f64,
+    scenario: Scenario,
+    out: &mut (impl Write + Send),
+) -> Result<Report> {
+    let observed = target
+        .groups
+        .describe(&target.group)
+        .await
+        .with_context(|| format!("reading group {}", target.group))?;
+    if observed.max < observed.min + 2 {
+        bail!(
+            "group {}: max {} must be at least min + 2 ({}) to show a scale-out",
+            target.group,
+            observed.max,
+            observed.min + 2
+        );
+    }
+    writeln!(
+        out,
+        "AWS: group {} ({}..{} instances, desired {}) behind {url}",
+        target.group, observed.min, observed.max, observed.desired
+    )?;
+    writeln!(out, "load: {rate:.0} req/s of /fibo/{}", scenario.n)?;
+    std::fs::create_dir_all(&scenario.out).with_context(|| format!("creating {}", scenario.out.display()))?;
+    let limits = Limits {
+        group: target.group.clone(),
+        min: observed.min,
+        max: observed.max,
+        start: observed.desired.max(observed.min),
+    };
+    let report = run_scenario(&target, &limits, url.trim_end_matches('/'), rate, &scenario, out).await?;
+    write_outputs(&scenario, &report)?;
+    Ok(report)
+}
+
+/// One firing of a scheduled action, as the schedule scenario follows it.
+struct Firing {
+    at: Timestamp,
+    schedule: functions::policy::Schedule,
+    zone: jiff::tz::TimeZone,
+}
+
+impl Firing {
+    /// e.g. `web-lunch-scale-out (min 4) at 11:00 Asia/Shanghai`.
+    fn describe(&self) -> String {
+        let s = &self.schedule;
+        let sets: Vec<String> = [("min", s.min), ("max", s.max), ("desired", s.desired)]
+            .into_iter()
+            .filter_map(|(k, v)| Some(format!("{k} {}", v?)))
+            .collect();
+        format!(
+            "{} ({}) at {} {}",
+            s.name,
+            sets.join(", "),
+            self.at.to_zoned_datetime(self.zone.clone()).strftime("%H:%M"),
+            self.zone.iana_name().unwrap_or("UTC")
+        )
+    }
+
+    /// Whether the group shows the action's settings.
+    fn applied(&self, observed: &Observed) -> bool {
+        let s = &self.schedule;
+        s.min.is_none_or(|v| observed.min == v)
+            && s.max.is_none_or(|v| observed.max == v)
+            && s.desired.is_none_or(|v| observed.desired == v)
+    }
+}
+
+/// The schedule scenario on the embedded local cloud: the cloud's clock
+/// starts a little before the group's next scheduled action that raises its
+/// capacity (e.g. the lunch-hour scale-out), the action fires at its time in
+/// its time zone through the schedule function, the group grows; the next
+/// action fires and the group returns to min. No load is sent.
+pub async fn run_schedule(local: Local, scenario: Scenario, out: &mut (impl Write + Send)) -> Result<Report> {
+    use functions::schedule::ScheduleExpr;
+    let policy = Policy::load(&local.policy_file)?;
+    let group = pick_group(&policy, local.group.as_deref())?;
+    let start_capacity = group.desired.unwrap_or(group.min);
+    let now = Timestamp::now();
+    let mut schedules = Vec::new();
+    for schedule in &group.schedules {
+        let Some(expression) = schedule.expression() else {
+            continue;
+        };
+        let expr: ScheduleExpr = expression
+            .parse()
+            .with_context(|| format!("schedule {}", schedule.name))?;
+        let zone = match schedule.timezone.as_deref() {
+            Some(name) => jiff::tz::TimeZone::get(name)
+                .with_context(|| format!("schedule {}: time zone {name:?}", schedule.name))?,
+            None => jiff::tz::TimeZone::UTC,
+        };
+        schedules.push((schedule.clone(), expr, zone));
+    }
+    let next = |after: Timestamp, raising: bool| {
+        schedules
+            .iter()
+            .filter(|(s, _, _)| !raising || s.min.max(s.desired).is_some_and(|v| v > start_capacity))
+            .filter_map(|(s, expr, zone)| {
+                Some(Firing {
+                    at: expr.next_after(after, zone)?,
+                    schedule: s.clone(),
+                    zone: zone.clone(),
+                })
+            })
+            .min_by_key(|f| f.at)
+    };
+    let Some(first) = next(now, true) else {
+        bail!(
+            "group {}: no scheduled action raises its capacity above {start_capacity}; the schedule scenario needs one ([[group.schedule]] with min or desired, see the README's policy reference)",
+            group.name
+        );
+    };
+    let second = next(first.at, false).filter(|f| f.at <= first.at + jiff::SignedDuration::from_hours(24));
+    // Time to get the starting instances in service, then a quiet spell.
+    let lead = scenario.baseline.max(local.boot + Duration::from_secs(60));
+    let start = first.at - jiff::SignedDuration::try_from(lead)?;
+    let cloud = start_local(&local, &scenario.out, Some(start)).await?;
+    let result = async {
+        writeln!(
+            out,
+            "local cloud at speed {}x, its clock set to {} ({} before the first scheduled action): group {} ({}..{} instances), no load",
+            local.speed,
+            start.to_zoned_datetime(first.zone.clone()).strftime("%Y-%m-%d %H:%M %Z"),
+            humantime::format_duration(lead),
+            group.name,
+            group.min,
+            group.max,
+        )?;
+        let target = LocalTarget {
+            cloud: &cloud,
+            group: group.name.clone(),
+        };
+        let limits = Limits {
+            group: group.name.clone(),
+            min: group.min,
+            max: group.max,
+            start: start_capacity,
+        };
+        schedule_scenario(&target, &limits, &first, second.as_ref(), &scenario, out).await
+    }
+    .await;
+    writeln!(out, "stopping the local cloud...")?;
+    cloud.shutdown().await;
+    let report = result?;
+    write_outputs(&scenario, &report)?;
+    Ok(report)
+}
+
+async fn schedule_scenario<T: Target>(
+    target: &T,
+    group: &Limits,
+    first: &Firing,
+    second: Option<&Firing>,
+    settings: &Scenario,
+    out: &mut (impl Write + Send),
+) -> Result<Report> {
+    let mut watch = Watch {
+        target,
+        live: Arc::new(Live::default()),
+        seconds: Arc::default(),
+        load_started: None,
+        samples: Vec::new(),
+        last_requests: 0,
+        last_failures: 0,
+        last_at: Instant::now(),
+        print: settings.live,
+        observed: target.observe().await?,
+    };
+    let mut assertions = Vec::new();
+    let until_time = |at: Timestamp| Duration::try_from(at.duration_since(target.now())).unwrap_or_default();
+    writeln!(out, "phase baseline: waiting for {} instances in service", group.start)?;
+    let ready = watch
+        .until("baseline", until_time(first.at), out, |s, _| {
+            s.in_service >= group.start
+        })
+        .await?;
+    assertions.push(Assertion {
+        name: format!(
+            "the group has {} instances in service before {}",
+            group.start,
+            first.describe()
+        ),
+        passed: ready.is_some(),
+        detail: ready.map_or("not in service in time".into(), |at| format!("at {at}")),
+    });
+    // Quiet until the action's time: it must not apply early.
+    let early = watch
+        .until("baseline", until_time(first.at), out, |_, o| first.applied(o))
+        .await?
+        .filter(|at| *at < first.at);
+    for (index, firing) in std::iter::once(first).chain(second).enumerate() {
+        let phase = if index == 0 { "scheduled" } else { "after" };
+        writeln!(out, "phase {phase}: {} fires", firing.describe())?;
+        if index > 0 {
+            watch.until(phase, until_time(firing.at), out, |_, _| false).await?;
+        }
+        let applied = watch
+            .until(phase, Duration::from_secs(5 * 60), out, |_, o| firing.applied(o))
+            .await?
+            .filter(|at| *at >= firing.at && (index > 0 || early.is_none()));
+        assertions.push(Assertion::reached(
+            format!(
+                "scheduled action {} applied at its time, within 5 min",
+                firing.describe()
+            ),
+            applied,
+            firing.at,
+            "after its time",
+            "not applied at its time",
+        ));
+        let wanted = if index == 0 {
+            let s = &firing.schedule;
+            s.desired.unwrap_or(0).max(s.min.unwrap_or(0)).max(group.start)
+        } else {
+            group.min
+        };
+        let within = if index == 0 {
+            Duration::from_secs(10 * 60)
+        } else {
+            settings.scale_in_within
+        };
+        let fired_at = target.now();
+        let reached = watch
+            .until(phase, within, out, |s, _| s.in_service == wanted && s.desired == wanted)
+            .await?;
+        assertions.push(Assertion::reached(
+            format!(
+                "{wanted} instances in service within {}",
+                humantime::format_duration(within)
+            ),
+            reached,
+            fired_at,
+            "after the action",
+            "did not happen",
+        ));
+    }
+    Ok(report(&watch, settings, group, 0.0, assertions).await)
+}
+
+fn write_outputs(scenario: &Scenario, report: &Report) -> Result<()> {
+    let json = scenario.out.join("verify.json");
+    std::fs::write(&json, serde_json::to_vec_pretty(report)?).with_context(|| format!("writing {}", json.display()))?;
+    let svg = scenario.out.join("verify.svg");
+    std::fs::write(&svg, chart(report)).with_context(|| format!("writing {}", svg.display()))?;
+    Ok(())
+}
+
+/// The group's bounds as the scenario sees them.
+struct Limits {
     group: String,
+    min: u32,
+    max: u32,
+    /// The capacity the baseline waits for.
+    start: u32,
+}
+
+/// The embedded local cloud as a target.
+#[derive(Debug)]
+pub struct LocalTarget<'a> {
+    pub cloud: &'a Cloud,
+    pub group: String,
+}
+
+impl Target for LocalTarget<'_> {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    fn speed(&self) -> f64 {
+        self.cloud.clock().speed()
+    }
+
+    fn now(&self) -> Timestamp {
+        self.cloud.clock().now()
+    }
+
+    fn poll(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    async fn observe(&self) -> Result<Observed> {
+        let group = self.cloud.group(&self.group)?;
+        Ok(Observed {
+            min: group.min,
+            max: group.max,
+            desired: group.desired,
+            instances: group
+                .instances
+                .iter()
+                .filter(|i| i.state != State::Terminated)
+                .map(|i| (i.id.clone(), i.state == State::InService))
+                .collect(),
+        })
+    }
+
+    async fn cpu(&self) -> Option<f64> {
+        let now = self.now();
+        let key = SeriesKey::new("AWS/EC2", "CPUUtilization", &[("AutoScalingGroupName", &self.group)]);
+        let points = self.cloud.points(&key, now - jiff::SignedDuration::from_mins(3), now);
+        let newest = points.last().map(|(t, _)| *t)?;
+        let values: Vec<f64> = points.iter().filter(|(t, _)| *t == newest).map(|(_, v)| *v).collect();
+        Some(values.iter().sum::<f64>() / values.len() as f64)
+    }
+
+    async fn kill(&self, instance: &str) -> Result<()> {
+        self.cloud.kill(instance)?;
+        Ok(())
+    }
+
+    async fn activities(&self, since: Timestamp) -> Vec<ActivityRow> {
+        let Ok(group) = self.cloud.group(&self.group) else {
+            return Vec::new();
+        };
+        let invocations = self.cloud.functions().map(|r| r.invocations()).unwrap_or_default();
+        group
+            .capacity_changes
+            .iter()
+            .filter(|c| c.start >= since)
+            .map(|c| ActivityRow {
+                start: c.start,
+                end: None,
+                from: c.from,
+                to: c.to,
+                cause: c.cause.clone(),
+                reason: invocations.iter().rev().find_map(|i| {
+                    let decision = &i.result.as_ref()?["decision"];
+                    (decision["cause"].as_str() == Some(c.cause.as_str()))
+                        .then(|| decision["reason"].as_str().map(str::to_string))?
+                }),
+            })
+            .collect()
+    }
+
+    fn instance_activities(&self) -> Vec<localcloud::group::InstanceActivity> {
+        self.cloud.group(&self.group).map(|g| g.activities).unwrap_or_default()
+    }
+}
+
+/// A deployed EC2 Auto Scaling group as a target, watched through the same
+/// adapters the functions use (DescribeAutoScalingGroups and
+/// DescribeScalingActivities; CloudWatch GetMetricData for CPU).
+#[derive(Debug)]
+pub struct AwsTarget {
+    groups: functions::aws::AwsGroups,
+    metrics: functions::aws::AwsMetrics,
+    group: String,
+    /// The newest CPU read and when (CloudWatch has one value a minute).
+    cpu: tokio::sync::Mutex<Option<(Instant, Option<f64>)>>,
+    /// CloudWatch refused once: say so once, then stop asking.
+    cpu_refused: std::sync::atomic::AtomicBool,
+    poll: Duration,
+}
+
+impl AwsTarget {
+    pub fn new(
+        groups: functions::aws::AwsGroups,
+        metrics: functions::aws::AwsMetrics,
+        group: impl Into<String>,
+    ) -> Self {
+        Self {
+            groups,
+            metrics,
+            group: group.into(),
+            cpu: tokio::sync::Mutex::new(None),
+            cpu_refused: std::sync::atomic::AtomicBool::new(false),
+            poll: Duration::from_secs(5),
+        }
+    }
+
+    /// Samples the group this often (default 5 s: two Auto Scaling calls a sample).
+    #[must_use]
+    pub fn poll_every(mut self, poll: Duration) -> Self {
+        self.poll = poll;
+        self
+    }
+
+    /// Clients from the environment's AWS configuration (profile, region,
+    /// `AWS_ENDPOINT_URL`), like the AWS CLI.
+    pub async fn from_env(group: impl Into<String>) -> Self {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::new(
+            functions::aws::AwsGroups::new(aws_sdk_autoscaling::Client::new(&config)),
+            functions::aws::AwsMetrics::new(aws_sdk_cloudwatch::Client::new(&config), None),
+            group,
+        )
+    }
+}
+
+impl Target for AwsTarget {
+    fn kind(&self) -> &'static str {
+        "aws"
+    }
+
+    fn speed(&self) -> f64 {
+        1.0
+    }
+
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+
+    fn poll(&self) -> Duration {
+        self.poll
+    }
+
+    async fn observe(&self) -> Result<Observed> {
+        use functions::decide::Lifecycle;
+        let group = self.groups.describe(&self.group).await?;
+        Ok(Observed {
+            min: group.min,
+            max: group.max,
+            desired: group.desired,
+            instances: group
+                .instances
+                .into_iter()
+                .map(|i| (i.id, i.lifecycle == Lifecycle::InService))
+                .collect(),
+        })
+    }
+
+    async fn cpu(&self) -> Option<f64> {
+        use functions::ports::MetricsPort;
+        if self.cpu_refused.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut cached = self.cpu.lock().await;
+        if let Some((at, value)) = *cached
+            && at.elapsed() < Duration::from_secs(30)
+        {
+            return value;
+        }
+        let metric = functions::policy::MetricSpec {
+            namespace: "AWS/EC2".into(),
+            name: "CPUUtilization".into(),
+            stat: "Average".into(),
+            dimensions: [("AutoScalingGroupName".to_string(), self.group.clone())].into(),
+        };
+        match self.metrics.latest(&metric, Timestamp::now()).await {
+            Ok(value) => {
+                *cached = Some((Instant::now(), value));
+                value
+            }
+            Err(error) => {
+                eprintln!("verify: CPU not shown: {error}");
+                self.cpu_refused.store(true, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    async fn kill(&self, instance: &str) -> Result<()> {
+        self.groups.terminate_instance(instance, false).await?;
+        Ok(())
+    }
+
+    async fn activities(&self, since: Timestamp) -> Vec<ActivityRow> {
+        match self.groups.activities(&self.group, since).await {
+            Ok(activities) => activities
+                .into_iter()
+                .map(|a| ActivityRow {
+                    start: a.start,
+                    end: None,
+                    from: a.from,
+                    to: a.to,
+                    cause: a.cause,
+                    reason: None,
+                })
+                .collect(),
+            Err(error) => {
+                eprintln!("verify: no activity table: {error}");
+                Vec::new()
+            }
+        }
+    }
+}
+
+struct Watch<'a, T: Target> {
+    target: &'a T,
     live: Arc<Live>,
     seconds: Arc<Mutex<BTreeMap<u64, Stats>>>,
     load_started: Option<Instant>,
@@ -209,9 +786,11 @@ struct Watch<'a> {
     last_failures: u64,
     last_at: Instant,
     print: bool,
+    /// The newest observation.
+    observed: Observed,
 }
 
-impl Watch<'_> {
+impl<T: Target> Watch<'_, T> {
     /// Follows another load engine's counters.
     fn switch(&mut self, live: Arc<Live>) {
         self.live = live;
@@ -220,21 +799,10 @@ impl Watch<'_> {
     }
 
     /// Takes one sample (and prints the live line).
-    fn sample(&mut self, phase: &'static str, out: &mut impl Write) -> Result<Sample> {
-        let snapshot = self.cloud.group(&self.group)?;
-        let now = self.cloud.clock().now();
-        let key = SeriesKey::new("AWS/EC2", "CPUUtilization", &[("AutoScalingGroupName", &self.group)]);
-        let minute = jiff::SignedDuration::from_mins(1);
-        let cpu = {
-            let points = self.cloud.points(&key, now - minute * 3, now);
-            let newest = points.last().map(|(t, _)| *t);
-            let values: Vec<f64> = points
-                .iter()
-                .filter(|(t, _)| Some(*t) == newest)
-                .map(|(_, v)| *v)
-                .collect();
-            (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
-        };
+    async fn sample(&mut self, phase: &'static str, out: &mut impl Write) -> Result<Sample> {
+        self.observed = self.target.observe().await?;
+        let now = self.target.now();
+        let cpu = self.target.cpu().await;
         let wall = self.last_at.elapsed().as_secs_f64().max(1e-3);
         self.last_at = Instant::now();
         let requests = self.live.requests.load(Ordering::Relaxed);
@@ -251,12 +819,8 @@ impl Watch<'_> {
         let sample = Sample {
             at: now,
             phase,
-            desired: snapshot.desired,
-            in_service: snapshot
-                .instances
-                .iter()
-                .filter(|i| i.state == State::InService)
-                .count() as u32,
+            desired: self.observed.desired,
+            in_service: self.observed.in_service(),
             cpu_percent: cpu,
             requests_per_second: rps,
             failures_per_second: fps,
@@ -281,61 +845,41 @@ impl Watch<'_> {
         Ok(sample)
     }
 
-    /// Samples every second until `done` or `within` (cloud time) passes; the cloud time it held, if it did.
+    /// Samples until `done` or `within` (target time) passes; the target time it held, if it did.
     async fn until(
         &mut self,
         phase: &'static str,
         within: Duration,
         out: &mut impl Write,
-        done: impl Fn(&Sample) -> bool,
+        done: impl Fn(&Sample, &Observed) -> bool,
     ) -> Result<Option<Timestamp>> {
-        let wall_limit = self.cloud.clock().wall(within);
+        let wall_limit = within.div_f64(self.target.speed());
         let started = Instant::now();
         loop {
-            let sample = self.sample(phase, out)?;
-            if done(&sample) {
+            let sample = self.sample(phase, out).await?;
+            if done(&sample, &self.observed) {
                 return Ok(Some(sample.at));
             }
             if started.elapsed() >= wall_limit {
                 return Ok(None);
             }
-            tokio::time::sleep(
-                Duration::from_secs(1)
-                    .min(wall_limit / 4)
-                    .max(Duration::from_millis(100)),
-            )
-            .await;
+            tokio::time::sleep(self.target.poll().min(wall_limit / 4).max(Duration::from_millis(100))).await;
         }
     }
 }
 
-async fn scenario(
-    cloud: &Cloud,
-    settings: &Settings,
-    group: &functions::policy::GroupPolicy,
+async fn run_scenario<T: Target>(
+    target: &T,
+    group: &Limits,
+    base_url: &str,
     rate: f64,
+    settings: &Scenario,
     out: &mut (impl Write + Send),
 ) -> Result<Report> {
-    let name = group.name.clone();
-    let lb = cloud.lb_addr(&name)?;
-    writeln!(
-        out,
-        "local cloud at speed {}x: group {} ({}..{} instances, CPU cap {} core each) behind http://{lb}",
-        settings.speed, name, group.min, group.max, settings.cpu_limit
-    )?;
-    writeln!(
-        out,
-        "load: {:.0} req/s of /fibo/{} ({} cores of work, {:.1}x what the max group serves at 50% CPU)",
-        rate,
-        settings.n,
-        settings.load_cores,
-        settings.load_cores / (f64::from(group.max) * settings.cpu_limit * 0.5)
-    )?;
     let live = Arc::new(Live::default());
     let seconds: Arc<Mutex<BTreeMap<u64, Stats>>> = Arc::default();
     let mut watch = Watch {
-        cloud,
-        group: name.clone(),
+        target,
         live: live.clone(),
         seconds: seconds.clone(),
         load_started: None,
@@ -344,18 +888,19 @@ async fn scenario(
         last_failures: 0,
         last_at: Instant::now(),
         print: settings.live,
+        observed: target.observe().await?,
     };
     let mut assertions = Vec::new();
-    let min = group.desired.unwrap_or(group.min);
+    let min = group.start;
 
     // Baseline: min instances in service, then a quiet spell.
     writeln!(out, "phase baseline: waiting for {min} instances in service")?;
     let ready = watch
         .until(
             "baseline",
-            Duration::from_secs(600).max(Duration::from_secs(30).mul_f64(settings.speed)),
+            Duration::from_secs(600).max(Duration::from_secs(30).mul_f64(target.speed())),
             out,
-            |s| s.in_service >= min,
+            |s, _| s.in_service >= min,
         )
         .await?;
     assertions.push(Assertion {
@@ -364,25 +909,25 @@ async fn scenario(
         detail: ready.map_or("not in service in time".into(), |at| format!("at {at}")),
     });
     if ready.is_none() {
-        return Ok(report(&watch, cloud, settings, group, rate, assertions));
+        return Ok(report(&watch, settings, group, rate, assertions).await);
     }
-    watch.until("baseline", settings.baseline, out, |_| false).await?;
+    watch.until("baseline", settings.baseline, out, |_, _| false).await?;
 
     // Load above capacity.
     writeln!(out, "phase load: {rate:.0} req/s through the load balancer")?;
-    let url = format!("http://{lb}/fibo/{}", settings.n);
+    let url = format!("{base_url}/fibo/{}", settings.n);
     let full = start_load(
         &url,
         rate,
-        cloud.clock().wall(settings.scale_out_within + settings.hold) + Duration::from_secs(60),
+        (settings.scale_out_within + settings.hold).div_f64(target.speed()) + Duration::from_secs(60),
         &seconds,
         0,
     )?;
     watch.switch(full.live.clone());
     watch.load_started = Some(Instant::now());
-    let load_at = cloud.clock().now();
+    let load_at = target.now();
     let out_by = watch
-        .until("load", settings.scale_out_within, out, |s| s.desired >= min + 2)
+        .until("load", settings.scale_out_within, out, |s, _| s.desired >= min + 2)
         .await?;
     assertions.push(Assertion::reached(
         format!(
@@ -401,7 +946,7 @@ async fn scenario(
             Duration::try_from(at.duration_since(load_at)).unwrap_or_default()
         }));
     let max_by = watch
-        .until("load", left, out, |s| {
+        .until("load", left, out, |s, _| {
             s.desired >= group.max && s.in_service >= group.max
         })
         .await?;
@@ -428,27 +973,28 @@ async fn scenario(
         full.live.failures.load(Ordering::Relaxed),
     );
     if settings.kill_one {
-        watch.until("hold", settings.hold / 2, out, |_| false).await?;
-        let victim = cloud
-            .group(&name)?
+        watch.until("hold", settings.hold / 2, out, |_, _| false).await?;
+        let victim = watch
+            .observed
             .instances
             .iter()
-            .find(|i| i.state == State::InService)
-            .map(|i| i.id.clone());
+            .find(|(_, in_service)| *in_service)
+            .map(|(id, _)| id.clone());
         if let Some(victim) = victim {
-            writeln!(out, "fault: kill -9 {victim}")?;
-            cloud.kill(&victim)?;
-            let killed_at = cloud.clock().now();
-            let gone = |cloud: &Cloud| {
-                cloud
-                    .group(&name)
-                    .ok()
-                    .and_then(|g| g.instance(&victim).map(|i| i.state == State::Terminated))
-                    .unwrap_or(false)
-            };
+            writeln!(
+                out,
+                "fault: {} {victim}",
+                if target.kind() == "local" {
+                    "kill -9"
+                } else {
+                    "terminate (desired kept)"
+                }
+            )?;
+            target.kill(&victim).await?;
+            let killed_at = target.now();
             let replaced = watch
-                .until("hold", settings.hold / 2, out, |s| {
-                    s.in_service >= group.max && gone(cloud)
+                .until("hold", settings.hold / 2, out, |s, observed| {
+                    s.in_service >= group.max && observed.instances.iter().all(|(id, _)| *id != victim)
                 })
                 .await?;
             assertions.push(Assertion::reached(
@@ -460,7 +1006,7 @@ async fn scenario(
             ));
         }
     } else {
-        watch.until("hold", settings.hold, out, |_| false).await?;
+        watch.until("hold", settings.hold, out, |_, _| false).await?;
     }
 
     let hold_to = (
@@ -491,14 +1037,14 @@ async fn scenario(
     let residual = start_load(
         &url,
         cool_rate,
-        cloud.clock().wall(settings.scale_in_within) + Duration::from_secs(60),
+        settings.scale_in_within.div_f64(target.speed()) + Duration::from_secs(60),
         &seconds,
         offset,
     )?;
     watch.switch(residual.live.clone());
-    let stopped_at = cloud.clock().now();
+    let stopped_at = target.now();
     let in_by = watch
-        .until("cool", settings.scale_in_within, out, |s| {
+        .until("cool", settings.scale_in_within, out, |s, _| {
             s.desired <= group.min && s.in_service <= group.min
         })
         .await?;
@@ -521,7 +1067,7 @@ async fn scenario(
             detail: format!("{} of {}", cool.failures(), cool.requests),
         });
     }
-    let mut r = report(&watch, cloud, settings, group, rate, assertions);
+    let mut r = report(&watch, settings, group, rate, assertions).await;
     r.requests = total.requests + cool.requests;
     r.failures = total.failures() + cool.failures();
     Ok(r)
@@ -593,43 +1139,32 @@ impl Load {
 
 fn minutes(at: Timestamp, from: Timestamp) -> String {
     let s = at.duration_since(from).as_secs_f64();
-    format!("{:.1} min (cloud)", s / 60.0)
+    format!("{:.1} min", s / 60.0)
 }
 
-fn report(
-    watch: &Watch<'_>,
-    cloud: &Cloud,
-    settings: &Settings,
-    group: &functions::policy::GroupPolicy,
+async fn report<T: Target>(
+    watch: &Watch<'_, T>,
+    settings: &Scenario,
+    group: &Limits,
     rate: f64,
     assertions: Vec<Assertion>,
 ) -> Report {
-    let snapshot = cloud.group(&group.name).ok();
-    let invocations = cloud.functions().map(|r| r.invocations()).unwrap_or_default();
-    let activities = snapshot
-        .as_ref()
-        .map(|g| {
-            g.capacity_changes
+    let since = watch.samples.first().map_or(Timestamp::UNIX_EPOCH, |s| s.at) - jiff::SignedDuration::from_mins(10);
+    let activities = watch
+        .target
+        .activities(since)
+        .await
+        .into_iter()
+        .map(|c| ActivityRow {
+            // When the in-service count reached the new desired.
+            end: watch
+                .samples
                 .iter()
-                .map(|c| ActivityRow {
-                    start: c.start,
-                    end: watch
-                        .samples
-                        .iter()
-                        .find(|s| s.at >= c.start && s.in_service == c.to)
-                        .map(|s| s.at),
-                    from: c.from,
-                    to: c.to,
-                    cause: c.cause.clone(),
-                    reason: invocations.iter().rev().find_map(|i| {
-                        let decision = &i.result.as_ref()?["decision"];
-                        (decision["cause"].as_str() == Some(c.cause.as_str()))
-                            .then(|| decision["reason"].as_str().map(str::to_string))?
-                    }),
-                })
-                .collect()
+                .find(|s| s.at >= c.start && s.in_service == c.to)
+                .map(|s| s.at),
+            ..c
         })
-        .unwrap_or_default();
+        .collect();
     let passed = !assertions.is_empty() && assertions.iter().all(|a| a.passed);
     // Now every second is complete: the p99 of the 5 seconds before each sample.
     let samples = watch
@@ -643,8 +1178,9 @@ fn report(
         })
         .collect();
     Report {
-        group: group.name.clone(),
-        speed: settings.speed,
+        target: watch.target.kind().into(),
+        group: group.group.clone(),
+        speed: watch.target.speed(),
         min: group.min,
         max: group.max,
         request_rate: rate,
@@ -652,7 +1188,7 @@ fn report(
         requests: watch.live.requests.load(Ordering::Relaxed),
         failures: watch.live.failures.load(Ordering::Relaxed),
         activities,
-        instance_activities: snapshot.map(|g| g.activities).unwrap_or_default(),
+        instance_activities: watch.target.instance_activities(),
         assertions,
         samples,
         passed,
@@ -661,7 +1197,12 @@ fn report(
 
 /// The activity table and the assertions.
 pub fn print_report(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
-    writeln!(out, "\nscaling activities of group {} (cloud time):", report.group)?;
+    let clock = if report.target == "local" {
+        format!("UTC, cloud time at {}x", report.speed)
+    } else {
+        "UTC".to_string()
+    };
+    writeln!(out, "\nscaling activities of group {} ({clock}):", report.group)?;
     writeln!(out, "  {:<8} {:<8} {:<9} CAUSE", "START", "END", "CHANGE")?;
     for a in &report.activities {
         writeln!(
@@ -674,12 +1215,16 @@ pub fn print_report(out: &mut impl Write, report: &Report) -> std::io::Result<()
             a.reason.as_deref().unwrap_or(&a.cause)
         )?;
     }
-    writeln!(
-        out,
-        "\nload: {} requests at {:.0} req/s of /fibo/{}, {} without a 2xx answer (shed while the group was too small)",
-        report.requests, report.request_rate, report.fibo_n, report.failures
-    )?;
-    writeln!(out, "\nassertions:")?;
+    if report.request_rate > 0.0 {
+        writeln!(
+            out,
+            "\nload: {} requests at {:.0} req/s of /fibo/{}, {} without a 2xx answer (shed while the group was too small)",
+            report.requests, report.request_rate, report.fibo_n, report.failures
+        )?;
+    } else {
+        writeln!(out, "\nno load sent")?;
+    }
+    writeln!(out, "\nassertions ({clock}):")?;
     for a in &report.assertions {
         writeln!(
             out,
@@ -707,7 +1252,11 @@ pub fn chart(report: &Report) -> String {
     };
     stack(&[
         Chart {
-            title: format!("verify: group {} at speed {}x (cloud time)", report.group, report.speed),
+            title: if report.target == "local" {
+                format!("verify: group {} at speed {}x (cloud time)", report.group, report.speed)
+            } else {
+                format!("verify: group {} on AWS", report.group)
+            },
             y_label: "instances".into(),
             series: vec![
                 Series {

@@ -7,10 +7,13 @@ use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 
-/// A clock that starts at the wall time of its creation and runs `speed` times faster.
+/// A clock that starts at the wall time of its creation (or a chosen cloud
+/// time) and runs `speed` times faster.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     started: Instant,
+    /// The wall time at `started`.
+    wall_epoch: Timestamp,
     epoch: Timestamp,
     speed: f64,
 }
@@ -18,9 +21,15 @@ pub struct Clock {
 impl Clock {
     /// A clock starting now; `speed` must be finite and >= 1 (checked by the config).
     pub fn new(speed: f64) -> Self {
+        Self::starting_at(speed, Timestamp::now())
+    }
+
+    /// A clock whose cloud time is `epoch` now (e.g. just before a schedule fires).
+    pub fn starting_at(speed: f64, epoch: Timestamp) -> Self {
         Self {
             started: Instant::now(),
-            epoch: Timestamp::now(),
+            wall_epoch: Timestamp::now(),
+            epoch,
             speed,
         }
     }
@@ -32,6 +41,11 @@ impl Clock {
     /// The cloud time that corresponds to its start (for functions that share the clock).
     pub fn epoch(&self) -> Timestamp {
         self.epoch
+    }
+
+    /// `SPEED@EPOCH=CLOUD` for the functions' `SCALER_CLOCK`: the same clock in another process.
+    pub fn to_env(&self) -> String {
+        format!("{}@{}={}", self.speed, self.wall_epoch, self.epoch)
     }
 
     /// The wall instant the clock started.
@@ -64,6 +78,20 @@ impl Clock {
             Err(_) => self.started,
         }
     }
+}
+
+/// Parses a `--speed` flag: a number from 1 to 3600.
+pub fn parse_speed(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && (1.0..=3600.0).contains(v))
+        .ok_or_else(|| "must be a number from 1 to 3600".into())
+}
+
+/// Parses a `--start` flag: an RFC 3339 instant.
+pub fn parse_start(text: &str) -> Result<Timestamp, String> {
+    text.parse::<Timestamp>()
+        .map_err(|e| format!("must be an RFC 3339 instant such as 2026-11-24T02:58:00Z ({e})"))
 }
 
 #[cfg(test)]

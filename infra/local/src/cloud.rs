@@ -31,6 +31,9 @@ pub struct Config {
     pub policy: Policy,
     /// Cloud time runs this many times faster than the wall clock.
     pub speed: f64,
+    /// Cloud time at start (None: the wall clock's now), e.g. just before a
+    /// schedule fires.
+    pub start: Option<Timestamp>,
     /// Launch to in service, in cloud time (at least until the first good health check).
     pub boot: Duration,
     /// After reaching InService, failed load balancer health checks do not
@@ -172,7 +175,9 @@ impl Cloud {
             path: config.log_dir.clone(),
             source,
         })?;
-        let clock = Clock::new(config.speed);
+        let clock = config
+            .start
+            .map_or_else(|| Clock::new(config.speed), |at| Clock::starting_at(config.speed, at));
         let mut groups = Vec::new();
         let mut tasks = Vec::new();
         for (k, policy) in config.policy.groups.iter().enumerate() {
@@ -222,10 +227,7 @@ impl Cloud {
                 let env = vec![
                     ("SCALER_POLICY".to_string(), policy_file.display().to_string()),
                     ("SCALER_LOCAL_CLOUD".to_string(), control.to_string()),
-                    (
-                        "SCALER_CLOCK".to_string(),
-                        format!("{}@{}", clock.speed(), clock.epoch()),
-                    ),
+                    ("SCALER_CLOCK".to_string(), clock.to_env()),
                 ];
                 Some(Runtime::new(dir, env, config.log_dir.clone(), clock).map_err(Error::Functions)?)
             }

@@ -84,24 +84,30 @@ pub enum TargetHealth {
 
 #[derive(Debug)]
 struct Target {
-    id: String,
-    addr: SocketAddr,
     health: TargetHealth,
     passes: u32,
     failures: u32,
-    outstanding: Arc<AtomicUsize>,
-    served: Arc<AtomicU64>,
-    /// Idle keep-alive connections to the target.
-    idle: Arc<Mutex<Vec<SendRequest<Full<Bytes>>>>>,
+    /// What a request needs (one `Arc` clone per request).
+    shared: Arc<Chosen>,
 }
 
-/// The target chosen for one request.
+impl std::ops::Deref for Target {
+    type Target = Chosen;
+
+    fn deref(&self) -> &Chosen {
+        &self.shared
+    }
+}
+
+/// A target as requests see it.
+#[derive(Debug)]
 struct Chosen {
     id: String,
     addr: SocketAddr,
-    outstanding: Arc<AtomicUsize>,
-    served: Arc<AtomicU64>,
-    idle: Arc<Mutex<Vec<SendRequest<Full<Bytes>>>>>,
+    outstanding: AtomicUsize,
+    served: AtomicU64,
+    /// Idle keep-alive connections to the target.
+    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
 }
 
 /// Idle connections kept per target.
@@ -188,15 +194,15 @@ const MAX_LATENCIES: usize = 200_000;
 
 /// Largest request body forwarded (bodies are buffered so a request can be retried).
 const MAX_BODY: usize = 1 << 20;
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
+const HOP_BY_HOP: [http::HeaderName; 8] = [
+    http::HeaderName::from_static("connection"),
+    http::HeaderName::from_static("keep-alive"),
+    http::HeaderName::from_static("proxy-connection"),
+    http::HeaderName::from_static("proxy-authenticate"),
+    http::HeaderName::from_static("proxy-authorization"),
+    http::HeaderName::from_static("te"),
+    http::HeaderName::from_static("trailer"),
+    http::HeaderName::from_static("upgrade"),
 ];
 
 impl LoadBalancer {
@@ -233,14 +239,16 @@ impl LoadBalancer {
         let mut targets = self.targets();
         targets.retain(|t| t.id != id);
         targets.push(Target {
-            id: id.to_string(),
-            addr,
             health: TargetHealth::Initial,
             passes: 0,
             failures: 0,
-            outstanding: Arc::new(AtomicUsize::new(0)),
-            served: Arc::new(AtomicU64::new(0)),
-            idle: Arc::new(Mutex::new(Vec::new())),
+            shared: Arc::new(Chosen {
+                id: id.to_string(),
+                addr,
+                outstanding: AtomicUsize::new(0),
+                served: AtomicU64::new(0),
+                idle: Mutex::new(Vec::new()),
+            }),
         });
     }
 
@@ -253,10 +261,10 @@ impl LoadBalancer {
                 return;
             };
             target.health = TargetHealth::Draining;
-            target.outstanding.clone()
+            target.shared.clone()
         };
         let deadline = Instant::now() + self.config.deregistration_delay;
-        while outstanding.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        while outstanding.outstanding.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         self.targets().retain(|t| t.id != id);
@@ -364,7 +372,7 @@ impl LoadBalancer {
     }
 
     /// Picks a healthy target other than `except`, counting it outstanding.
-    fn pick(&self, except: Option<&str>) -> Option<Chosen> {
+    fn pick(&self, except: Option<&str>) -> Option<Arc<Chosen>> {
         let targets = self.targets();
         let eligible = |t: &&Target| t.health == TargetHealth::Healthy && Some(t.id.as_str()) != except;
         let count = targets.iter().filter(eligible).count();
@@ -374,39 +382,65 @@ impl LoadBalancer {
         let start = self.next.fetch_add(1, Ordering::Relaxed) % count;
         let chosen = match self.config.algorithm {
             Algorithm::RoundRobin => targets.iter().filter(eligible).nth(start)?,
+            // Ties go round robin (the first from `start` on), so an idle group still spreads load.
             Algorithm::LeastOutstandingRequests => {
-                // Ties go round robin, so an idle group still spreads load.
-                let healthy: Vec<&Target> = targets.iter().filter(eligible).collect();
-                (0..count)
-                    .map(|k| healthy[(start + k) % count])
-                    .min_by_key(|t| t.outstanding.load(Ordering::Relaxed))?
+                targets
+                    .iter()
+                    .filter(eligible)
+                    .enumerate()
+                    .min_by_key(|(k, t)| (t.outstanding.load(Ordering::Relaxed), (k + count - start) % count))?
+                    .1
             }
         };
         chosen.outstanding.fetch_add(1, Ordering::AcqRel);
-        Some(Chosen {
-            id: chosen.id.clone(),
-            addr: chosen.addr,
-            outstanding: chosen.outstanding.clone(),
-            served: chosen.served.clone(),
-            idle: chosen.idle.clone(),
-        })
+        Some(chosen.shared.clone())
     }
 
-    /// Proxies one request.
-    pub async fn handle(&self, request: Request<Incoming>, client: SocketAddr) -> Response<Full<Bytes>> {
+    /// Proxies one request from `client` (its address as an `X-Forwarded-For` value).
+    pub async fn handle(&self, request: Request<Incoming>, client: &HeaderValue) -> Response<Full<Bytes>> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let (parts, body) = request.into_parts();
-        let body = match Limited::new(body, MAX_BODY).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(_) => return self.error(StatusCode::PAYLOAD_TOO_LARGE, "request body over 1 MiB"),
+        let (mut parts, body) = request.into_parts();
+        let body = if hyper::body::Body::is_end_stream(&body) {
+            Bytes::new()
+        } else {
+            match Limited::new(body, MAX_BODY).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(_) => return self.error(StatusCode::PAYLOAD_TOO_LARGE, "request body over 1 MiB"),
+            }
         };
+        // What the target receives: origin-form URI, no hop-by-hop headers, X-Forwarded-*.
+        if parts.uri.authority().is_some() {
+            parts.uri = parts
+                .uri
+                .path_and_query()
+                .and_then(|p| p.as_str().parse().ok())
+                .unwrap_or_else(|| Uri::from_static("/"));
+        }
+        strip_hop_by_hop(&mut parts.headers);
+        parts.headers.append("x-forwarded-for", client.clone());
+        parts
+            .headers
+            .insert("x-forwarded-proto", HeaderValue::from_static("http"));
         let idempotent = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        let mut tried: Option<String> = None;
+        let mut tried: Option<Arc<Chosen>> = None;
         loop {
-            let Some(chosen) = self.pick(tried.as_deref()) else {
+            let Some(chosen) = self.pick(tried.as_ref().map(|t| t.id.as_str())) else {
                 return self.error(StatusCode::SERVICE_UNAVAILABLE, "no healthy target in the group");
             };
-            let forwarded = forward_request(&parts, body.clone(), chosen.addr, client);
+            // A retry needs the request again: copy it only while one is possible.
+            let forwarded = if idempotent && tried.is_none() {
+                let mut copy = Request::new(Full::new(body.clone()));
+                *copy.method_mut() = parts.method.clone();
+                *copy.uri_mut() = parts.uri.clone();
+                *copy.headers_mut() = parts.headers.clone();
+                copy
+            } else {
+                let mut last = Request::new(Full::new(body.clone()));
+                *last.method_mut() = std::mem::take(&mut parts.method);
+                *last.uri_mut() = std::mem::take(&mut parts.uri);
+                *last.headers_mut() = std::mem::take(&mut parts.headers);
+                last
+            };
             let sent = Instant::now();
             let result = tokio::time::timeout(self.config.request_timeout, async {
                 // Before the response: the connection failed (refused, reset, or a
@@ -433,7 +467,7 @@ impl LoadBalancer {
                 Ok(Err((before_response, error))) => {
                     if before_response && idempotent && tried.is_none() {
                         self.retries.fetch_add(1, Ordering::Relaxed);
-                        tried = Some(chosen.id);
+                        tried = Some(chosen);
                         continue;
                     }
                     return self.error(
@@ -468,10 +502,14 @@ impl LoadBalancer {
                 };
                 let _ = stream.set_nodelay(true);
                 let lb = lb.clone();
+                // One X-Forwarded-For value per connection, not per request.
+                let client =
+                    HeaderValue::from_str(&peer.ip().to_string()).unwrap_or(HeaderValue::from_static("unknown"));
                 tokio::spawn(async move {
                     let service = service_fn(move |request| {
                         let lb = lb.clone();
-                        async move { Ok::<_, Infallible>(lb.handle(request, peer).await) }
+                        let client = client.clone();
+                        async move { Ok::<_, Infallible>(lb.handle(request, &client).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .keep_alive(true)
@@ -483,34 +521,12 @@ impl LoadBalancer {
     }
 }
 
-/// The request as the target receives it.
-fn forward_request(
-    parts: &http::request::Parts,
-    body: Bytes,
-    addr: SocketAddr,
-    client: SocketAddr,
-) -> Request<Full<Bytes>> {
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let uri = format!("http://{addr}{path}")
-        .parse::<Uri>()
-        .unwrap_or_else(|_| Uri::from_static("/"));
-    let mut request = Request::new(Full::new(body));
-    *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = uri;
-    *request.headers_mut() = parts.headers.clone();
-    strip_hop_by_hop(request.headers_mut());
-    if let Ok(value) = HeaderValue::from_str(&client.ip().to_string()) {
-        request.headers_mut().append("x-forwarded-for", value);
-    }
-    request
-        .headers_mut()
-        .insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    request
-}
-
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
-    for name in HOP_BY_HOP {
-        headers.remove(name);
+    // Most messages have none: one pass over their few headers, removal only when needed.
+    if headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        for name in &HOP_BY_HOP {
+            headers.remove(name);
+        }
     }
 }
 

@@ -89,8 +89,12 @@ struct Up {
     #[arg(long, env = "LOCALCLOUD_POLICY", default_value = "policies/two-tier.toml")]
     policy: PathBuf,
     /// Cloud time runs this many times faster (60: a 300 s cooldown lasts 5 s).
-    #[arg(long, default_value_t = 60.0, value_parser = speed)]
+    #[arg(long, default_value_t = 60.0, value_parser = localcloud::clock::parse_speed)]
     speed: f64,
+    /// Cloud time at start, e.g. 2026-11-24T02:58:00Z to watch an 11:00
+    /// Asia/Shanghai schedule fire two cloud minutes later (default: now).
+    #[arg(long, value_parser = localcloud::clock::parse_start)]
+    start: Option<jiff::Timestamp>,
     /// Launch to in service, in cloud time.
     #[arg(long, default_value = "90s", value_parser = humantime::parse_duration)]
     boot: Duration,
@@ -146,13 +150,6 @@ struct Up {
     /// Run no functions: alarms, schedules and ticks are only recorded.
     #[arg(long, conflicts_with = "functions")]
     no_functions: bool,
-}
-
-fn speed(text: &str) -> Result<f64, String> {
-    text.parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite() && (1.0..=3600.0).contains(v))
-        .ok_or_else(|| "must be a number from 1 to 3600".into())
 }
 
 fn subnet(text: &str) -> Result<[u8; 2], String> {
@@ -305,6 +302,7 @@ async fn run_up(up: Up) -> Result<()> {
     let config = Config {
         policy,
         speed: up.speed,
+        start: up.start,
         boot: up.boot,
         health_grace: up.health_grace,
         azs: (0..up.azs)

@@ -20,6 +20,7 @@ fn config(policy: &str, test: u8) -> Config {
     Config {
         policy: Policy::parse("test policy", policy).expect("policy"),
         speed: 60.0,
+        start: None,
         boot: Duration::from_secs(30),
         health_grace: Duration::from_secs(60),
         azs: vec!["local-1a".into(), "local-1b".into()],

@@ -776,6 +776,9 @@ impl Target for AwsTarget {
     }
 }
 
+/// Shortest window (wall seconds) the live line computes a rate over.
+const MIN_RATE_WINDOW: f64 = 0.25;
+
 struct Watch<'a, T: Target> {
     target: &'a T,
     live: Arc<Live>,
@@ -803,19 +806,29 @@ impl<T: Target> Watch<'_, T> {
         self.observed = self.target.observe().await?;
         let now = self.target.now();
         let cpu = self.target.cpu().await;
-        let wall = self.last_at.elapsed().as_secs_f64().max(1e-3);
-        self.last_at = Instant::now();
-        let requests = self.live.requests.load(Ordering::Relaxed);
-        let failures = self.live.failures.load(Ordering::Relaxed);
-        let (rps, fps) = (
-            (requests - self.last_requests) as f64 / wall,
-            (failures - self.last_failures) as f64 / wall,
-        );
-        (self.last_requests, self.last_failures) = (requests, failures);
+        let wall = self.last_at.elapsed().as_secs_f64();
+        let (rps, fps) = match self.samples.last() {
+            // A sample right after another (a phase ending, the next one
+            // starting) has too short a window for a rate: repeat the last one.
+            Some(last) if wall < MIN_RATE_WINDOW => (last.requests_per_second, last.failures_per_second),
+            _ => {
+                self.last_at = Instant::now();
+                let requests = self.live.requests.load(Ordering::Relaxed);
+                let failures = self.live.failures.load(Ordering::Relaxed);
+                let wall = wall.max(1e-3);
+                let rates = (
+                    requests.saturating_sub(self.last_requests) as f64 / wall,
+                    failures.saturating_sub(self.last_failures) as f64 / wall,
+                );
+                (self.last_requests, self.last_failures) = (requests, failures);
+                rates
+            }
+        };
         let load_second = self.load_started.map(|started| started.elapsed().as_secs());
         // Workers report each second when they finish their next request: the
-        // seconds from 4 to 8 ago are complete.
-        let p99 = load_second.and_then(|now| p99_over(&self.seconds, now.checked_sub(8)?, now.checked_sub(4)?));
+        // seconds up to the last one are (nearly always) complete; the report
+        // recomputes every p99 at the end, from complete seconds.
+        let p99 = load_second.and_then(|now| p99_over(&self.seconds, now.saturating_sub(4), now.checked_sub(1)?));
         let sample = Sample {
             at: now,
             phase,

@@ -66,6 +66,15 @@ async fn verify_scales_out_survives_a_kill_and_scales_in() {
     );
     assert!(text.contains("scaling activities of group web"));
     assert!(text.contains("verify: PASSED"));
+    // The full load runs through the hold: no sample there (not even the
+    // first, right after the load phase's last) shows a rate of 0.
+    let hold: Vec<f64> = report
+        .samples
+        .iter()
+        .filter(|s| s.phase == "hold")
+        .map(|s| s.requests_per_second)
+        .collect();
+    assert!(!hold.is_empty() && hold.iter().all(|&rps| rps > 1.0), "{hold:?}");
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("verify.json")).expect("verify.json")).expect("JSON");
     assert_eq!(json["passed"], true);

@@ -1,5 +1,6 @@
 //! Two comparisons measured in the same run, on loopback, 64 connections,
-//! closed loop, each side for `--duration`:
+//! closed loop, each side for `--duration`, sides interleaved over
+//! `--rounds` rounds (default 3) and reported as medians:
 //!
 //! 1. The load generator: `loadtest run` against nginx serving a small
 //!    static file, vs wrk on the same URL (issue 5's target: >= 1.0 x wrk's
@@ -9,13 +10,13 @@
 //!    reverse proxy (issue 4's target: >= 0.8 x nginx's requests/s), with the
 //!    p50/p99 each proxy adds.
 //!
-//! `cargo bench -p loadtest --bench proxy -- [--duration 5s] [--check]`.
+//! `cargo bench -p loadtest --bench proxy -- [--duration 5s] [--rounds 3] [--check]`.
 //! Needs nginx and wrk (`.ci/run` installs them); without them it skips
 //! with a printed reason, except in CI (`CI=true`), where that fails.
 //! `--check` fails the run on any failed request, a load generator over
-//! 50 MB, or a load balancer under 0.6 x nginx (a regression floor: the 0.8
-//! target is not met yet, see the README); both targets are reported as
-//! met or MISSED.
+//! 50 MB or under 0.8 x wrk, or a load balancer under 0.6 x nginx
+//! (regression floors under the 1.0 and 0.8 targets, which shared-machine
+//! noise can dip below); both targets are reported as met or MISSED.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -125,6 +126,20 @@ fn loadtest(binary: &Path, url: &str, duration: Duration) -> (f64, f64, f64, f64
     )
 }
 
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+fn runs(values: &[f64]) -> String {
+    values.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(", ")
+}
+
 fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "MISSED" }
 }
@@ -134,6 +149,12 @@ fn main() {
     let duration = arg("--duration")
         .map(|d| humantime::parse_duration(&d).expect("--duration: e.g. 5s"))
         .unwrap_or(Duration::from_secs(5));
+    let rounds: usize = arg("--rounds")
+        .map(|r| match r.parse() {
+            Ok(n) if n >= 1 => n,
+            _ => panic!("--rounds: a whole number >= 1, got {r:?}"),
+        })
+        .unwrap_or(3);
     let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
     let (Some(nginx), Some(wrk_bin)) = (find("nginx"), find("wrk")) else {
         assert!(
@@ -257,41 +278,80 @@ fn main() {
     }
 
     println!(
-        "closed loop, 64 connections, {} s each (measured in this run)",
+        "closed loop, 64 connections, {} s each, {rounds} interleaved rounds, medians (measured in this run)",
         duration.as_secs()
     );
+    // Loopback numbers on a shared 2-core machine drift by tens of percent
+    // between runs, so each comparison alternates its sides over several
+    // rounds and reports medians: a drift hits both sides alike.
     let static_url = format!("http://127.0.0.1:{static_port}/hello.txt");
-    let wrk_rps = wrk(&wrk_bin, &static_url, duration);
-    let (ours, _, _, memory, _) = loadtest(&bin("loadtest"), &static_url, duration);
+    let (mut wrk_runs, mut our_runs, mut memory) = (Vec::new(), Vec::new(), 0.0_f64);
+    for round in 0..rounds {
+        let ours = || loadtest(&bin("loadtest"), &static_url, duration);
+        let (theirs, (rps, _, _, peak, _)) = if round % 2 == 0 {
+            (wrk(&wrk_bin, &static_url, duration), ours())
+        } else {
+            let o = ours();
+            (wrk(&wrk_bin, &static_url, duration), o)
+        };
+        wrk_runs.push(theirs);
+        our_runs.push(rps);
+        memory = memory.max(peak);
+    }
+    let (wrk_rps, ours) = (median(&wrk_runs), median(&our_runs));
     println!("1. load generator vs wrk on nginx's static file");
-    println!("   wrk            {wrk_rps:>10.0} req/s");
+    println!("   wrk            {wrk_rps:>10.0} req/s  (runs {})", runs(&wrk_runs));
     println!(
-        "   loadtest run   {ours:>10.0} req/s = {:.2} x wrk (target >= 1.0: {}), peak memory {memory:.1} MB (target <= 50: {})",
+        "   loadtest run   {ours:>10.0} req/s  (runs {}) = {:.2} x wrk (target >= 1.0: {}), peak memory {memory:.1} MB (target <= 50: {})",
+        runs(&our_runs),
         ours / wrk_rps,
         verdict(ours >= wrk_rps),
         verdict(memory <= 50.0)
     );
 
     let health = |port: String| format!("http://{port}/health");
-    let (direct, d50, d99, _, direct_failed) = loadtest(
-        &bin("loadtest"),
-        &health(format!("127.0.0.1:{instance_port}")),
-        duration,
-    );
-    let (via_lb, l50, l99, _, lb_failed) = loadtest(&bin("loadtest"), &health(lb.clone()), duration);
-    let (via_nginx, n50, n99, _, nginx_failed) =
-        loadtest(&bin("loadtest"), &health(format!("127.0.0.1:{proxy_port}")), duration);
+    let urls = [
+        health(format!("127.0.0.1:{instance_port}")),
+        health(lb.clone()),
+        health(format!("127.0.0.1:{proxy_port}")),
+    ];
+    // [direct, load balancer, nginx] x rounds of (req/s, p50, p99, failed).
+    let mut health_runs: [Vec<(f64, f64, f64, u64)>; 3] = Default::default();
+    for round in 0..rounds {
+        let mut order = [0, 1, 2];
+        order.rotate_left(round % 3);
+        for side in order {
+            let (rps, p50, p99, _, failed) = loadtest(&bin("loadtest"), &urls[side], duration);
+            health_runs[side].push((rps, p50, p99, failed));
+        }
+    }
+    let summary = |side: usize| {
+        let r = &health_runs[side];
+        let rps: Vec<f64> = r.iter().map(|x| x.0).collect();
+        (
+            median(&rps),
+            median(&r.iter().map(|x| x.1).collect::<Vec<_>>()),
+            median(&r.iter().map(|x| x.2).collect::<Vec<_>>()),
+            r.iter().map(|x| x.3).sum::<u64>(),
+            runs(&rps),
+        )
+    };
+    let (direct, d50, d99, direct_failed, direct_runs) = summary(0);
+    let (via_lb, l50, l99, lb_failed, lb_runs) = summary(1);
+    let (via_nginx, n50, n99, nginx_failed, nginx_runs) = summary(2);
     println!("2. /health of one workload instance");
-    println!("   direct         {direct:>10.0} req/s  p50 {d50:.2} ms  p99 {d99:.2} ms  failed {direct_failed}");
     println!(
-        "   local cloud LB {via_lb:>10.0} req/s  p50 +{:.2} ms  p99 +{:.2} ms  failed {lb_failed}  = {:.2} x nginx (target >= 0.8: {})",
+        "   direct         {direct:>10.0} req/s  p50 {d50:.2} ms  p99 {d99:.2} ms  failed {direct_failed}  (runs {direct_runs})"
+    );
+    println!(
+        "   local cloud LB {via_lb:>10.0} req/s  p50 +{:.2} ms  p99 +{:.2} ms  failed {lb_failed}  (runs {lb_runs}) = {:.2} x nginx (target >= 0.8: {})",
         l50 - d50,
         l99 - d99,
         via_lb / via_nginx,
         verdict(via_lb >= 0.8 * via_nginx)
     );
     println!(
-        "   nginx proxy    {via_nginx:>10.0} req/s  p50 +{:.2} ms  p99 +{:.2} ms  failed {nginx_failed}",
+        "   nginx proxy    {via_nginx:>10.0} req/s  p50 +{:.2} ms  p99 +{:.2} ms  failed {nginx_failed}  (runs {nginx_runs})",
         n50 - d50,
         n99 - d99
     );
@@ -306,6 +366,12 @@ fn main() {
         failed.push(format!(
             "load balancer at {:.2} x nginx (under the 0.6 regression floor)",
             via_lb / via_nginx
+        ));
+    }
+    if ours < 0.8 * wrk_rps {
+        failed.push(format!(
+            "load generator at {:.2} x wrk (under the 0.8 regression floor)",
+            ours / wrk_rps
         ));
     }
     if memory > 50.0 {

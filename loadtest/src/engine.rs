@@ -1,5 +1,5 @@
 //! The load engine: workers, each with one HTTP/1.1 keep-alive connection
-//! (hyper), send GETs closed-loop (back to back) or open-loop on a schedule
+//! ([`crate::h1`]), send GETs closed-loop (back to back) or open-loop on a schedule
 //! (a fixed rate or a ramp), measuring open-loop latency from the scheduled
 //! send time (coordinated-omission correction). Each worker keeps its own
 //! [`Stats`] and sends it over a channel once per second of the run, so the
@@ -9,13 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{Request, Uri, header};
-use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use http::Uri;
 use tokio::sync::mpsc;
+
+use crate::h1::Connection;
 
 use crate::stats::{ErrorKind, Outcome, Stats, instance_of};
 
@@ -211,7 +208,7 @@ impl Worker {
             .map(|a| a.as_str().to_string())
             .unwrap_or_default();
         let path = self.plan.url.path_and_query().map_or("/", |p| p.as_str()).to_string();
-        let mut connection: Option<SendRequest<Empty<Bytes>>> = None;
+        let mut connection: Option<Connection> = None;
         let (mut second, mut stats) = (0u64, Stats::default());
         loop {
             if self.live.stop.load(Ordering::Relaxed) {
@@ -288,53 +285,29 @@ impl Worker {
 }
 
 /// One GET on the worker's connection (opened if needed).
-async fn send(connection: &mut Option<SendRequest<Empty<Bytes>>>, authority: &str, path: &str) -> Outcome {
-    if connection.as_ref().is_none_or(|c| c.is_closed()) {
+async fn send(connection: &mut Option<Connection>, authority: &str, path: &str) -> Outcome {
+    if connection.as_mut().is_some_and(|c| !c.reusable()) {
         *connection = None;
-        let stream = match TcpStream::connect(authority).await {
-            Ok(stream) => stream,
-            Err(_) => return Outcome::Error(ErrorKind::Connect),
-        };
-        let _ = stream.set_nodelay(true);
-        match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
-            Ok((sender, driver)) => {
-                tokio::spawn(driver);
-                *connection = Some(sender);
-            }
+    }
+    if connection.is_none() {
+        match Connection::connect(authority, path).await {
+            Ok(fresh) => *connection = Some(fresh),
             Err(_) => return Outcome::Error(ErrorKind::Connect),
         }
     }
-    let Some(sender) = connection.as_mut() else {
+    let Some(open) = connection.as_mut() else {
         return Outcome::Error(ErrorKind::Connect);
     };
-    if sender.ready().await.is_err() {
-        *connection = None;
-        return Outcome::Error(ErrorKind::Connection);
-    }
-    let Ok(request) = Request::get(path).header(header::HOST, authority).body(Empty::new()) else {
-        return Outcome::Error(ErrorKind::Connection);
-    };
-    let response = match sender.send_request(request).await {
-        Ok(response) => response,
-        Err(_) => {
-            *connection = None;
-            return Outcome::Error(ErrorKind::Connection);
-        }
-    };
-    let status = response.status().as_u16();
-    let keep = !response
-        .headers()
-        .get(header::CONNECTION)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-    match response.into_body().collect().await {
-        Ok(body) => {
-            if !keep {
+    match open.get().await {
+        Ok(answer) => {
+            let outcome = Outcome::Answer {
+                status: answer.status,
+                instance: instance_of(answer.body),
+            };
+            if !answer.keep_alive {
                 *connection = None;
             }
-            Outcome::Answer {
-                status,
-                instance: instance_of(&body.to_bytes()),
-            }
+            outcome
         }
         Err(_) => {
             *connection = None;

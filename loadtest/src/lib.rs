@@ -4,6 +4,7 @@
 pub mod backtest;
 pub mod chart;
 pub mod engine;
+pub mod h1;
 pub mod run;
 pub mod stats;
 pub mod trace;

@@ -182,9 +182,12 @@ pub fn calibrate(workload: &std::path::Path, n: u32, load_cores: f64) -> Result<
         .output()
         .with_context(|| format!("running {} calibrate", workload.display()))?;
     let line: serde_json::Value = serde_json::from_slice(&out.stdout).context("workload calibrate's JSON")?;
-    let per_core = line["calls_per_s"]
+    // Per CPU-second, not per wall second: the calibration may share the
+    // cores with whatever else starts at the same time, the instances' CPU
+    // metric counts CPU time.
+    let per_core = line["calls_per_cpu_s"]
         .as_f64()
-        .context("calls_per_s in workload calibrate's JSON")?;
+        .context("calls_per_cpu_s in workload calibrate's JSON")?;
     Ok(per_core * load_cores)
 }
 

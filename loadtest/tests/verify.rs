@@ -18,7 +18,13 @@ fn local(speed: f64) -> Local {
         group: Some("web".into()),
         speed,
         cpu_limit: 0.1,
-        load_cores: 0.6,
+        // The tests run the debug build of the workload, where a served
+        // /fibo/30 costs about 1.8x the CPU of the bare fibo(30) that
+        // verify calibrates with (15 vs 8.2 ms here; 1.2x in release, the
+        // default 0.6 is sized for that): 0.45 calibrated cores are about
+        // 0.8 cores served, which needs the group's max 10 x 0.1 at the 50%
+        // target and still fits in it.
+        load_cores: 0.45,
         rate: None,
         boot: Duration::from_secs(90),
         binaries: localcloud::binaries::for_tests(),
@@ -45,7 +51,10 @@ async fn verify_scales_out_survives_a_kill_and_scales_in() {
         hold: Duration::from_secs(4 * 60),
         scale_in_within: Duration::from_secs(40 * 60),
         kill_one: true,
-        residual_load: 0.1,
+        // About 0.04 cores served: 13% of 3 instances, well under the 33%
+        // at which target tracking takes 3 to 2 (0.1 sat at 28-35% with the
+        // idle cost of health checks and metrics at speed 120: flaky).
+        residual_load: 0.05,
         out: out.clone(),
         live: false,
     };

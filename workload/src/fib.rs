@@ -43,6 +43,12 @@ pub struct Calibration {
     pub per_call_ms: f64,
     /// Calls per second, all threads together.
     pub calls_per_s: f64,
+    /// CPU time the computing threads used.
+    pub cpu_s: f64,
+    /// Calls per CPU-second: what one core computes when it is not shared.
+    /// Unlike `calls_per_s` this holds on a busy machine, so it is what
+    /// load sizing and CPU-utilisation predictions use.
+    pub calls_per_cpu_s: f64,
 }
 
 /// Computes `fibo(n)` in a loop on `threads` threads for about `duration`.
@@ -50,23 +56,30 @@ pub fn calibrate(n: u32, duration: std::time::Duration, threads: usize) -> Calib
     use std::hint::black_box;
     let threads = threads.max(1);
     let started = std::time::Instant::now();
-    let calls: u64 = std::thread::scope(|scope| {
+    let (calls, cpu) = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
+                    let cpu_before = crate::cpu::thread_cpu_time();
                     let mut calls = 0u64;
                     while started.elapsed() < duration {
                         black_box(fibo(black_box(n)));
                         calls += 1;
                     }
-                    calls
+                    (calls, crate::cpu::thread_cpu_time().saturating_sub(cpu_before))
                 })
             })
             .collect();
-        workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_default())
+            .fold((0u64, std::time::Duration::ZERO), |(calls, cpu), (c, t)| {
+                (calls + c, cpu + t)
+            })
     });
     let elapsed_s = started.elapsed().as_secs_f64();
     let calls_per_s = calls as f64 / elapsed_s;
+    let cpu_s = cpu.as_secs_f64();
     Calibration {
         n,
         threads,
@@ -74,6 +87,12 @@ pub fn calibrate(n: u32, duration: std::time::Duration, threads: usize) -> Calib
         elapsed_s,
         per_call_ms: 1e3 * threads as f64 / calls_per_s,
         calls_per_s,
+        cpu_s,
+        calls_per_cpu_s: if cpu_s > 0.0 {
+            calls as f64 / cpu_s
+        } else {
+            calls_per_s / threads as f64
+        },
     }
 }
 
@@ -116,6 +135,9 @@ mod tests {
         assert_eq!((c.n, c.threads), (15, 2));
         assert!(c.calls > 0 && c.elapsed_s >= 0.05, "{c:?}");
         assert!((c.calls_per_s * c.per_call_ms / 1e3 - 2.0).abs() < 1e-9);
+        // Two threads cannot use more CPU than twice the wall time.
+        assert!(c.cpu_s > 0.0 && c.cpu_s <= 2.0 * c.elapsed_s * 1.01, "{c:?}");
+        assert!((c.calls_per_cpu_s * c.cpu_s - c.calls as f64).abs() < 1e-6, "{c:?}");
     }
 
     #[test]

@@ -1,0 +1,107 @@
+"""Tests of check_artifacts.py on hand-made artifacts (`python3 -m unittest` from infra/aws; .ci/run runs it)."""
+
+import contextlib
+import io
+import json
+import shutil
+import tempfile
+import unittest
+import zipfile
+from pathlib import Path
+
+import check_artifacts
+
+POLICY = b'[[group]]\nname = "web"\n'
+
+
+def elf(machine):
+    """The first 64 bytes of a 64-bit little-endian ELF for `machine`."""
+    head = bytearray(64)
+    head[:6] = b"\x7fELF\x02\x01"
+    head[18:20] = machine.to_bytes(2, "little")
+    return bytes(head)
+
+
+def function(name, architecture="arm64"):
+    return {
+        "Type": "AWS::Lambda::Function",
+        "Properties": {
+            "Architectures": [architecture],
+            "Code": {"S3Bucket": {"Ref": "ArtifactBucket"}, "S3Key": {"Fn::Sub": f"${{FunctionsPrefix}}{name}.zip"}},
+        },
+    }
+
+
+class CheckArtifacts(unittest.TestCase):
+    def setUp(self):
+        self.dir = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.dir)
+        self.template = self.dir / "template.json"
+        self.template.write_text(
+            json.dumps({"Resources": {"A": function("alarm-scaler"), "T": function("target-tracker"), "Q": {"Type": "AWS::SQS::Queue"}}})
+        )
+        self.policy = self.dir / "policy.toml"
+        self.policy.write_bytes(POLICY)
+        self.lambda_dir = self.dir / "lambda"
+        for name in ["alarm-scaler", "target-tracker"]:
+            self.zip(name, {"bootstrap": elf(0xB7), "policy.toml": POLICY})
+        (self.lambda_dir / "workload").mkdir(parents=True)
+        (self.lambda_dir / "workload" / "bootstrap").write_bytes(elf(0xB7) + b"rest")
+
+    def zip(self, name, entries, mode=0o755):
+        path = self.lambda_dir / name / "bootstrap.zip"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(path, "w") as archive:
+            for entry, data in entries.items():
+                info = zipfile.ZipInfo(entry)
+                info.external_attr = ((mode if entry == "bootstrap" else 0o644) | 0o100000) << 16
+                archive.writestr(info, data)
+
+    def problems(self):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = check_artifacts.check(self.template, self.policy, self.lambda_dir)
+        lines = [line for line in err.getvalue().splitlines() if line.startswith("check_artifacts:")]
+        self.assertEqual(code, 1 if lines else 0)
+        return lines
+
+    def test_good_artifacts_pass(self):
+        self.assertEqual(self.problems(), [])
+
+    def test_lists_the_templates_functions(self):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            check_artifacts.main(["--list", str(self.template)])
+        self.assertEqual(out.getvalue().split(), ["alarm-scaler", "target-tracker"])
+
+    def test_policy_under_a_directory_is_caught(self):
+        # What `--include target/aws/policy.toml` from the repository root produced.
+        self.zip("alarm-scaler", {"bootstrap": elf(0xB7), "target/aws/policy.toml": POLICY})
+        [problem] = self.problems()
+        self.assertIn("alarm-scaler", problem)
+        self.assertIn("target/aws/policy.toml", problem)
+
+    def test_wrong_architecture_missing_zip_stale_policy_and_mode_are_all_reported(self):
+        self.zip("alarm-scaler", {"bootstrap": elf(0x3E), "policy.toml": POLICY + b"# edited\n"}, mode=0o644)
+        (self.lambda_dir / "target-tracker" / "bootstrap.zip").unlink()
+        (self.lambda_dir / "workload" / "bootstrap").write_bytes(b"#!/bin/sh\n")
+        problems = "\n".join(self.problems())
+        self.assertIn("alarm-scaler: bootstrap is built for x86_64, the template says arm64", problems)
+        self.assertIn("alarm-scaler: bootstrap is not executable", problems)
+        self.assertIn("alarm-scaler: policy.toml differs", problems)
+        self.assertIn("target-tracker: ", problems)
+        self.assertIn("is missing", problems)
+        self.assertIn("workload: ", problems)
+        self.assertIn("not an ELF binary", problems)
+
+    def test_a_key_outside_the_prefix_is_an_error(self):
+        bad = function("alarm-scaler")
+        bad["Properties"]["Code"]["S3Key"] = "somewhere/else.zip"
+        self.template.write_text(json.dumps({"Resources": {"A": bad}}))
+        with self.assertRaises(SystemExit) as raised:
+            check_artifacts.check(self.template, self.policy, self.lambda_dir)
+        self.assertIn("is not ${FunctionsPrefix}NAME.zip", str(raised.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()

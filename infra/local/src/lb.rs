@@ -1,5 +1,7 @@
-//! The load balancer: an HTTP/1.1 reverse proxy on loopback built on hyper
-//! (server and pooled client), with Application Load Balancer semantics:
+//! The load balancer: an HTTP/1.1 reverse proxy on loopback, hyper's server
+//! on the client side and keep-alive connections driven by each request's
+//! own task on the target side ([`crate::upstream`]), with Application Load
+//! Balancer semantics:
 //! targets registered when their instance is in service, active health
 //! checks (interval, timeout, healthy/unhealthy thresholds), round robin or
 //! least outstanding requests over healthy targets, deregistration with
@@ -16,13 +18,14 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::{Deserialize, Serialize};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+
+use crate::upstream::{Failure, Forwarded, Upstream};
 
 /// How requests are spread over healthy targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -107,15 +110,15 @@ struct Chosen {
     outstanding: AtomicUsize,
     served: AtomicU64,
     /// Idle keep-alive connections to the target.
-    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    idle: Mutex<Vec<Upstream>>,
 }
 
 /// Idle connections kept per target.
 const MAX_IDLE: usize = 256;
 
 impl Chosen {
-    /// A ready connection: an idle one, else a new one.
-    async fn connection(&self) -> Result<SendRequest<Full<Bytes>>, String> {
+    /// An idle connection that is still open, else a new one.
+    async fn connection(&self, idempotent: bool) -> Result<Upstream, Failure> {
         loop {
             let pooled = self
                 .idle
@@ -123,35 +126,55 @@ impl Chosen {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .pop();
             match pooled {
-                Some(mut sender) => {
-                    if !sender.is_closed() && sender.ready().await.is_ok() {
-                        return Ok(sender);
+                Some(mut upstream) => {
+                    if upstream.reusable(!idempotent) {
+                        return Ok(upstream);
                     }
                 }
-                None => {
-                    let stream = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(self.addr))
-                        .await
-                        .map_err(|_| format!("connect to {} timed out", self.addr))?
-                        .map_err(|e| format!("connect to {}: {e}", self.addr))?;
-                    let _ = stream.set_nodelay(true);
-                    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                        .await
-                        .map_err(|e| format!("handshake with {}: {e}", self.addr))?;
-                    tokio::spawn(connection);
-                    return Ok(sender);
-                }
+                None => return Upstream::connect(self.addr, Duration::from_secs(1)).await,
             }
         }
     }
 
-    fn give_back(&self, sender: SendRequest<Full<Bytes>>) {
-        if sender.is_closed() {
-            return;
-        }
+    fn give_back(&self, upstream: Upstream) {
         let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if idle.len() < MAX_IDLE {
-            idle.push(sender);
+            idle.push(upstream);
         }
+    }
+
+    /// Sends the request on one connection; a connection reused from the
+    /// pool that fails before any answer (the target closed it while idle)
+    /// is replaced by a new one once.
+    async fn forward(&self, request: Forwarded<'_>, idempotent: bool) -> Result<Response<Full<Bytes>>, Failure> {
+        let mut upstream = self.connection(idempotent).await?;
+        let mut fresh_tried = false;
+        loop {
+            let reused = upstream.reused;
+            match upstream.send(request, self.addr).await {
+                Ok((response, keep_alive)) => {
+                    if keep_alive {
+                        self.give_back(upstream);
+                    }
+                    return Ok(response);
+                }
+                Err(failure) if failure.before_response && reused && idempotent && !fresh_tried => {
+                    fresh_tried = true;
+                    upstream = Upstream::connect(self.addr, Duration::from_secs(1)).await?;
+                }
+                Err(failure) => return Err(failure),
+            }
+        }
+    }
+}
+
+/// Counts a request outstanding on its target until dropped (also when the
+/// client goes away and the request's future with it).
+struct Outstanding(Arc<Chosen>);
+
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        self.0.outstanding.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -194,16 +217,6 @@ const MAX_LATENCIES: usize = 200_000;
 
 /// Largest request body forwarded (bodies are buffered so a request can be retried).
 const MAX_BODY: usize = 1 << 20;
-const HOP_BY_HOP: [http::HeaderName; 8] = [
-    http::HeaderName::from_static("connection"),
-    http::HeaderName::from_static("keep-alive"),
-    http::HeaderName::from_static("proxy-connection"),
-    http::HeaderName::from_static("proxy-authenticate"),
-    http::HeaderName::from_static("proxy-authorization"),
-    http::HeaderName::from_static("te"),
-    http::HeaderName::from_static("trailer"),
-    http::HeaderName::from_static("upgrade"),
-];
 
 impl LoadBalancer {
     pub fn new(config: LbConfig) -> Arc<Self> {
@@ -399,7 +412,7 @@ impl LoadBalancer {
     /// Proxies one request from `client` (its address as an `X-Forwarded-For` value).
     pub async fn handle(&self, request: Request<Incoming>, client: &HeaderValue) -> Response<Full<Bytes>> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let (mut parts, body) = request.into_parts();
+        let (parts, body) = request.into_parts();
         let body = if hyper::body::Body::is_end_stream(&body) {
             Bytes::new()
         } else {
@@ -408,71 +421,45 @@ impl LoadBalancer {
                 Err(_) => return self.error(StatusCode::PAYLOAD_TOO_LARGE, "request body over 1 MiB"),
             }
         };
-        // What the target receives: origin-form URI, no hop-by-hop headers, X-Forwarded-*.
-        if parts.uri.authority().is_some() {
-            parts.uri = parts
-                .uri
-                .path_and_query()
-                .and_then(|p| p.as_str().parse().ok())
-                .unwrap_or_else(|| Uri::from_static("/"));
-        }
-        strip_hop_by_hop(&mut parts.headers);
-        parts.headers.append("x-forwarded-for", client.clone());
-        parts
-            .headers
-            .insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        // What the target receives (origin-form URI, no hop-by-hop headers,
+        // X-Forwarded-*) is written from `parts` by the connection, again for a retry.
+        let forwarded = Forwarded {
+            parts: &parts,
+            body: &body,
+            client,
+        };
         let idempotent = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         let mut tried: Option<Arc<Chosen>> = None;
         loop {
             let Some(chosen) = self.pick(tried.as_ref().map(|t| t.id.as_str())) else {
                 return self.error(StatusCode::SERVICE_UNAVAILABLE, "no healthy target in the group");
             };
-            // A retry needs the request again: copy it only while one is possible.
-            let forwarded = if idempotent && tried.is_none() {
-                let mut copy = Request::new(Full::new(body.clone()));
-                *copy.method_mut() = parts.method.clone();
-                *copy.uri_mut() = parts.uri.clone();
-                *copy.headers_mut() = parts.headers.clone();
-                copy
-            } else {
-                let mut last = Request::new(Full::new(body.clone()));
-                *last.method_mut() = std::mem::take(&mut parts.method);
-                *last.uri_mut() = std::mem::take(&mut parts.uri);
-                *last.headers_mut() = std::mem::take(&mut parts.headers);
-                last
-            };
+            let outstanding = Outstanding(chosen);
             let sent = Instant::now();
-            let result = tokio::time::timeout(self.config.request_timeout, async {
-                // Before the response: the connection failed (refused, reset, or a
-                // pooled connection the target closed): nothing was processed.
-                let mut sender = chosen.connection().await.map_err(|e| (true, e))?;
-                let response = sender
-                    .send_request(forwarded)
-                    .await
-                    .map_err(|e| (true, e.to_string()))?;
-                let (parts, body) = response.into_parts();
-                let body = body.collect().await.map_err(|e| (false, e.to_string()))?.to_bytes();
-                chosen.give_back(sender);
-                Ok::<_, (bool, String)>(Response::from_parts(parts, Full::new(body)))
-            })
+            let result = tokio::time::timeout(
+                self.config.request_timeout,
+                outstanding.0.forward(forwarded, idempotent),
+            )
             .await;
-            chosen.outstanding.fetch_sub(1, Ordering::AcqRel);
+            let chosen = outstanding.0.clone();
+            drop(outstanding);
             match result {
-                Ok(Ok(mut response)) => {
+                Ok(Ok(response)) => {
                     chosen.served.fetch_add(1, Ordering::Relaxed);
                     self.record_latency(sent.elapsed().as_secs_f64());
-                    strip_hop_by_hop(response.headers_mut());
                     return response;
                 }
-                Ok(Err((before_response, error))) => {
-                    if before_response && idempotent && tried.is_none() {
+                Ok(Err(failure)) => {
+                    // Before the response: the connection failed (refused, reset):
+                    // nothing was processed.
+                    if failure.before_response && idempotent && tried.is_none() {
                         self.retries.fetch_add(1, Ordering::Relaxed);
                         tried = Some(chosen);
                         continue;
                     }
                     return self.error(
                         StatusCode::BAD_GATEWAY,
-                        &format!("target {} failed: {error}", chosen.id),
+                        &format!("target {} failed: {}", chosen.id, failure.message),
                     );
                 }
                 Err(_) => return self.error(StatusCode::GATEWAY_TIMEOUT, &format!("target {} timed out", chosen.id)),
@@ -518,15 +505,6 @@ impl LoadBalancer {
                 });
             }
         })
-    }
-}
-
-fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
-    // Most messages have none: one pass over their few headers, removal only when needed.
-    if headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
-        for name in &HOP_BY_HOP {
-            headers.remove(name);
-        }
     }
 }
 

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod process;
 pub mod report;
 pub mod runtime;
+pub mod upstream;
 
 pub use cloud::{Cloud, Config};
 pub use error::{Error, Result};

@@ -620,7 +620,7 @@ fn schedule_problems(schedule: &Schedule, group: &GroupPolicy, at: &str, problem
         _ => problems.push(format!("{at}: set exactly one of cron or rate")),
     }
     if let Some(zone) = &schedule.timezone
-        && jiff::tz::TimeZone::get(zone).is_err()
+        && crate::schedule::time_zone(zone).is_err()
     {
         problems.push(format!(
             "{at}.timezone: {zone:?} is not an IANA time zone (e.g. Asia/Shanghai, UTC)"

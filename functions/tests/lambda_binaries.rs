@@ -140,3 +140,72 @@ fn a_bad_policy_is_an_init_error_naming_the_file() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Lambda's `provided.al2023` image has shipped without `/usr/share/zoneinfo`:
+/// the shipped policy (schedules in Asia/Shanghai) must still load, from the
+/// time zone database built into the binary. The function runs in a mount
+/// namespace where that directory is an empty tmpfs (`unshare -rm`, no root
+/// needed where user namespaces are allowed).
+#[test]
+fn the_shipped_policy_loads_without_a_system_time_zone_database() {
+    let tool = |name: &str| {
+        ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+            .iter()
+            .map(|dir| std::path::Path::new(dir).join(name))
+            .find(|path| path.is_file())
+    };
+    let usable = match (tool("unshare"), tool("mount")) {
+        (Some(unshare), Some(mount)) => std::process::Command::new(&unshare)
+            .args(["-rm", "true"])
+            .status()
+            .is_ok_and(|s| s.success())
+            .then_some((unshare, mount)),
+        _ => None,
+    };
+    let Some((unshare, mount)) = usable else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI=true but `unshare -rm` (util-linux, user namespaces) is not usable here"
+        );
+        println!("SKIPPED: `unshare -rm` (util-linux, user namespaces) is not usable here");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("no-zoneinfo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let wrapper = dir.join("alarm-scaler");
+    // Exit 97 if the directory is still visible: then this test proves nothing.
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec {} -rm /bin/sh -c '{} -t tmpfs tmpfs /usr/share/zoneinfo && \
+             ! test -e /usr/share/zoneinfo/Asia/Shanghai || exit 97; exec \"$0\"' {}\n",
+            unshare.display(),
+            mount.display(),
+            env!("CARGO_BIN_EXE_alarm-scaler"),
+        ),
+    )
+    .expect("wrapper");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+
+    let mut api = RuntimeApi::start();
+    let policy = root("../policies/two-tier.toml");
+    assert!(
+        std::fs::read_to_string(&policy)
+            .expect("policy")
+            .contains("timezone = \"Asia/Shanghai\"")
+    );
+    let mut function = Function(start_function(wrapper.to_str().expect("path"), &api, &policy, &[]));
+    let id = api.invoke(&fixture("malformed/unrelated-event.json"));
+    let answered = api.answer(Duration::from_secs(30));
+    if answered.is_none() {
+        let _ = function.0.kill();
+        let status = function.0.wait().expect("wait");
+        panic!("no answer; the wrapper exited {status} (97: the zoneinfo directory was not hidden)");
+    }
+    match answered.expect("answer") {
+        Answer::Response { id: got, .. } => assert_eq!(got, id),
+        other => panic!("without /usr/share/zoneinfo: {other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}

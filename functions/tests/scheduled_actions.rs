@@ -6,7 +6,6 @@ use functions::decide::{Action, MetricHistory, Observation, Trigger, decide};
 use functions::policy::GroupPolicy;
 use functions::schedule::ScheduleExpr;
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 
 fn web() -> GroupPolicy {
     support::two_tier_group("web")
@@ -105,7 +104,7 @@ fn shipped_lunch_schedule_fires_at_11_shanghai_which_is_03_utc() {
         .find(|s| s.name == "web-lunch-scale-out")
         .expect("lunch");
     let expr: ScheduleExpr = lunch.expression().expect("expr").parse().expect("valid");
-    let tz = TimeZone::get(lunch.timezone.as_deref().expect("tz")).expect("zone");
+    let tz = functions::schedule::time_zone(lunch.timezone.as_deref().expect("tz")).expect("zone");
     let next = expr
         .next_after("2026-11-19T22:00:00Z".parse().expect("t"), &tz)
         .expect("fires");

@@ -171,7 +171,7 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let built = Command::new(cargo)
-        .args(["build", "-q", "--release", "--workspace", "--bins", "--benches"])
+        .args(["build", "-q", "--release", "--workspace", "--bins", "--bench", "*"])
         .current_dir(&root)
         .status()
         .is_ok_and(|s| s.success());

@@ -350,7 +350,7 @@ pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Report {
             let tz = s
                 .timezone
                 .as_deref()
-                .map_or(Some(TimeZone::UTC), |z| TimeZone::get(z).ok())?;
+                .map_or(Some(TimeZone::UTC), |z| functions::schedule::time_zone(z).ok())?;
             Some((s.name.clone(), expr, tz))
         })
         .collect();

@@ -116,6 +116,10 @@ struct VerifyArgs {
     /// terminate without lowering desired): it must be replaced.
     #[arg(long)]
     kill_one: bool,
+    /// With --kill-one: the replacement must be in service within this
+    /// (cloud time; the full load goes on meanwhile, past the hold if need be).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    replace_within: Duration,
     /// The share of the load that stays while the group scales in (0 to 1; 0: none).
     #[arg(long, default_value_t = 0.1, value_parser = fraction)]
     residual_load: f64,
@@ -230,6 +234,7 @@ fn verify(args: VerifyArgs) -> Result<bool> {
         hold: args.hold,
         scale_in_within: args.scale_in_within,
         kill_one: args.kill_one,
+        replace_within: args.replace_within,
         residual_load: args.residual_load,
         out: args.out.clone(),
         live: !args.quiet,

@@ -51,6 +51,7 @@ async fn verify_scales_out_survives_a_kill_and_scales_in() {
         hold: Duration::from_secs(4 * 60),
         scale_in_within: Duration::from_secs(40 * 60),
         kill_one: true,
+        replace_within: Duration::from_secs(10 * 60),
         // About 0.04 cores served: 13% of 3 instances, well under the 33%
         // at which target tracking takes 3 to 2 (0.1 sat at 28-35% with the
         // idle cost of health checks and metrics at speed 120: flaky).
@@ -106,6 +107,7 @@ async fn the_lunch_hour_schedule_fires_at_its_shanghai_times_and_the_group_follo
         hold: Duration::from_secs(5 * 60),
         scale_in_within: Duration::from_secs(40 * 60),
         kill_one: false,
+        replace_within: Duration::from_secs(10 * 60),
         residual_load: 0.0,
         out: out.clone(),
         live: false,
@@ -130,7 +132,7 @@ async fn the_lunch_hour_schedule_fires_at_its_shanghai_times_and_the_group_follo
     let up = report.activities.iter().find(|a| a.to == 4).expect("a change to 4");
     assert_eq!((up.from, up.to), (2, 4));
     assert!(up.cause.contains("web-lunch-scale-out"), "{}", up.cause);
-    let zone = jiff::tz::TimeZone::get("Asia/Shanghai").expect("zone");
+    let zone = functions::schedule::time_zone("Asia/Shanghai").expect("zone");
     let local_start = up.start.to_zoned_datetime(zone.clone());
     assert_eq!((local_start.hour(), local_start.minute()), (11, 0), "{}", up.start);
     let last = report.activities.last().expect("activities");
@@ -179,6 +181,7 @@ async fn verify_watches_a_group_through_the_aws_api() {
         hold: Duration::from_secs(8),
         scale_in_within: Duration::from_secs(20),
         kill_one: true,
+        replace_within: Duration::from_secs(10 * 60),
         residual_load: 0.05,
         out: out.clone(),
         live: true,

@@ -83,11 +83,12 @@ fn build(
 }
 
 /// For tests: the directory with the binaries, as `cargo test --workspace`
-/// builds them (`target/<profile>/`, beside the test's `deps/`), else built
-/// once into `target/localcloud-tests` (a separate target directory, so the
-/// running `cargo test` is not waited for). After editing `functions/` or
-/// `workload/` alone, rebuild with `cargo build -p workload -p functions --bins`
-/// or run the whole workspace's tests.
+/// builds them (`target/<profile>/`, beside the test's `deps/`), when they are
+/// all there and newer than the sources they are built from; else they are
+/// built (or found up to date by cargo) in `target/localcloud-tests`, a
+/// separate target directory, since the running `cargo test` holds the lock
+/// of its own. So `cargo test -p loadtest` after editing `workload/` runs the
+/// edited workload, not the one the last workspace build left behind.
 pub fn for_tests() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     let profile_dir = exe
@@ -95,19 +96,112 @@ pub fn for_tests() -> PathBuf {
         .and_then(Path::parent)
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    if NEEDED.iter().all(|b| profile_dir.join(b).is_file()) {
-        return profile_dir;
-    }
+    let why = match fresh(&profile_dir, &sources()) {
+        Ok(()) => return profile_dir,
+        Err(why) => why,
+    };
     let target = profile_dir
         .parent()
         .map(|t| t.join("localcloud-tests"))
         .unwrap_or_default();
     eprintln!(
-        "building workload and the functions into {} (`cargo test --workspace` reuses the main build)",
+        "{why}: building workload and the functions into {} (`cargo test --workspace` reuses the main build)",
         target.display()
     );
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let built = build(&cargo, Some(&target), false).is_ok_and(|s| s.success());
     assert!(built, "cargo build -p workload -p functions --bins failed");
     target.join("debug")
+}
+
+/// The files the binaries are compiled from: the two packages' sources and
+/// what `functions` embeds. Not the manifests or the lock file: cargo does
+/// not relink a binary whose inputs an edit there leaves unchanged, so such
+/// a binary would look stale for good.
+fn sources() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = Vec::new();
+    for package in ["workload", "functions"] {
+        walk(&root.join(package).join("src"), &mut files);
+    }
+    files.push(root.join("infra/aws/bootstrap.sh"));
+    files
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            walk(&path, files);
+        } else {
+            files.push(path);
+        }
+    }
+}
+
+/// `Ok` when every needed binary is in `dir` and none is older than a
+/// source file; else why not.
+fn fresh(dir: &Path, sources: &[PathBuf]) -> Result<(), String> {
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let mut oldest = None;
+    for name in NEEDED {
+        let Some(built) = modified(&dir.join(name)) else {
+            return Err(format!("no {name} in {}", dir.display()));
+        };
+        oldest = Some(oldest.map_or(built, |o: std::time::SystemTime| o.min(built)));
+    }
+    let Some(oldest) = oldest else { return Ok(()) };
+    match sources.iter().find(|s| modified(s).is_some_and(|m| m > oldest)) {
+        Some(newer) => Err(format!(
+            "the binaries in {} are older than {}",
+            dir.display(),
+            newer.display()
+        )),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    fn touch(path: &Path, at: SystemTime) {
+        std::fs::write(path, b"x").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(at)
+            .unwrap();
+    }
+
+    #[test]
+    fn binaries_older_than_a_source_are_stale() {
+        let dir = std::env::temp_dir().join(format!("binaries-stale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let t0 = SystemTime::now() - Duration::from_secs(3600);
+        let source = dir.join("main.rs");
+        touch(&source, t0);
+        let missing = fresh(&dir, std::slice::from_ref(&source)).unwrap_err();
+        assert!(missing.contains("no workload"), "{missing}");
+        for (i, name) in NEEDED.iter().enumerate() {
+            touch(&dir.join(name), t0 + Duration::from_secs(10 + i as u64));
+        }
+        assert_eq!(fresh(&dir, std::slice::from_ref(&source)), Ok(()));
+        // A source edited after the oldest binary was built.
+        touch(&source, t0 + Duration::from_secs(11));
+        let why = fresh(&dir, std::slice::from_ref(&source)).unwrap_err();
+        assert!(why.contains("older than") && why.contains("main.rs"), "{why}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_sources_are_both_packages_and_what_they_embed() {
+        let files = sources();
+        let has = |end: &str| files.iter().any(|f| f.ends_with(end));
+        assert!(has("workload/src/main.rs") && has("functions/src/decide.rs"));
+        assert!(has("functions/src/bin/alarm-scaler.rs") && has("infra/aws/bootstrap.sh"));
+    }
 }

@@ -974,7 +974,7 @@ async fn events(cloud: Cloud) {
         .filter_map(|s| {
             let expr = s.expression()?.parse().ok()?;
             let tz = match s.timezone.as_deref() {
-                Some(zone) => jiff::tz::TimeZone::get(zone).ok()?,
+                Some(zone) => functions::schedule::time_zone(zone).ok()?,
                 None => jiff::tz::TimeZone::UTC,
             };
             Some((s.name.clone(), expr, tz))

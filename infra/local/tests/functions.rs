@@ -60,7 +60,7 @@ fn in_service(group: &localcloud::group::Group) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schedule_fires_at_its_time_in_its_time_zone_through_the_schedule_function() {
     // Three cloud minutes from now, as a Shanghai wall-clock cron.
-    let zone = jiff::tz::TimeZone::get("Asia/Shanghai").expect("zone");
+    let zone = functions::schedule::time_zone("Asia/Shanghai").expect("zone");
     let soon = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(3);
     let minute = jiff::Timestamp::from_second((soon.as_second() / 60 + 1) * 60).expect("minute");
     let fire = minute.to_zoned_datetime(zone);

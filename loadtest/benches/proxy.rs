@@ -18,61 +18,13 @@
 //! (regression floors under the 1.0 and 0.8 targets, which shared-machine
 //! noise can dip below); both targets are reported as met or MISSED.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
-fn find(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn wait_listening(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port} after 20 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Kills the child process when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child; SIGTERM lets nginx and localcloud stop their children.
-        unsafe {
-            libc::kill(self.0.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::{Guard, LocalCloud, Run, free_port, wait_listening};
 
 /// Requests/s of wrk.
 fn wrk(wrk: &Path, url: &str, duration: Duration) -> f64 {
@@ -87,43 +39,10 @@ fn wrk(wrk: &Path, url: &str, duration: Duration) -> f64 {
         .unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}"))
 }
 
-/// One `loadtest run`: (requests/s, p50 ms, p99 ms, peak memory MB, failures).
-// The child is reaped by wait4 (which also gives its peak memory), not by Child::wait.
-#[allow(clippy::zombie_processes)]
-fn loadtest(binary: &Path, url: &str, duration: Duration) -> (f64, f64, f64, f64, u64) {
-    let child = Command::new(binary)
-        .args([
-            "run",
-            url,
-            "-c",
-            "64",
-            "-d",
-            &format!("{}s", duration.as_secs().max(1)),
-            "--json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("loadtest runs");
-    let pid = child.id() as i32;
-    let mut stdout = child.stdout.expect("stdout");
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut text).expect("read");
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid; wait4 on our own child fills it.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waiting for our own child, with valid pointers.
-    unsafe {
-        libc::wait4(pid, &mut status, 0, &mut usage);
-    }
-    let report: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    (
-        report["requests_per_second"].as_f64().unwrap_or(0.0),
-        report["latency_ms"]["p50"].as_f64().unwrap_or(0.0),
-        report["latency_ms"]["p99"].as_f64().unwrap_or(0.0),
-        usage.ru_maxrss as f64 / 1024.0,
-        report["requests"].as_u64().unwrap_or(0) - report["successes"].as_u64().unwrap_or(0),
-    )
+/// One closed-loop `loadtest run` with 64 connections.
+fn loadtest(binary: &Path, url: &str, duration: Duration) -> Run {
+    let seconds = format!("{}s", duration.as_secs().max(1));
+    support::loadtest(binary, url, &["-c", "64", "-d", &seconds])
 }
 
 fn median(values: &[f64]) -> f64 {
@@ -140,53 +59,33 @@ fn runs(values: &[f64]) -> String {
     values.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(", ")
 }
 
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "MISSED" }
-}
-
 fn main() {
     let check = std::env::args().any(|a| a == "--check");
-    let duration = arg("--duration")
-        .map(|d| humantime::parse_duration(&d).expect("--duration: e.g. 5s"))
-        .unwrap_or(Duration::from_secs(5));
-    let rounds: usize = arg("--rounds")
+    let duration = support::duration_arg(Duration::from_secs(5));
+    let rounds: usize = support::arg("--rounds")
         .map(|r| match r.parse() {
             Ok(n) if n >= 1 => n,
             _ => panic!("--rounds: a whole number >= 1, got {r:?}"),
         })
         .unwrap_or(3);
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-    let (Some(nginx), Some(wrk_bin)) = (find("nginx"), find("wrk")) else {
+    let (Some(nginx), Some(wrk_bin)) = (support::find("nginx"), support::find("wrk")) else {
         assert!(
-            !ci,
+            !support::in_ci(),
             "CI=true but nginx or wrk is missing; .ci/run installs them (apt-get install nginx wrk)"
         );
         println!("SKIPPED: nginx and wrk are needed (apt-get install nginx wrk)");
         return;
     };
 
-    // The release binaries this compares, built with the workspace's one
-    // feature set of benchmarks (`cargo bench --workspace` and .ci/run's
-    // release build use the same), so nothing is compiled twice.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let built = Command::new(cargo)
-        .args(["build", "-q", "--release", "--workspace", "--bins", "--bench", "*"])
-        .current_dir(&root)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(built, "cargo build --release of the binaries failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let bin = |name: &str| target.join("release").join(name);
-
-    let dir = std::env::temp_dir().join(format!("proxy-bench-{}", std::process::id()));
+    let bin = support::release_binaries();
+    let dir = support::scratch_dir("proxy");
     std::fs::create_dir_all(dir.join("www")).expect("dir");
     std::fs::write(dir.join("www/hello.txt"), "hello, world\n").expect("static file");
 
     // One workload instance (uncapped), the local cloud's load balancer in
     // front of a one-instance group, and nginx (static file + reverse proxy).
     let instance_port = free_port();
-    let _instance = Guard(
+    let instance = Guard(
         Command::new(bin("workload"))
             .args(["--listen", &format!("127.0.0.1:{instance_port}")])
             .stdout(Stdio::null())
@@ -201,7 +100,7 @@ fn main() {
     );
     std::fs::create_dir_all(dir.join("tmp")).expect("tmp");
     std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
-    let _nginx = Guard(
+    let nginx_process = Guard(
         Command::new(&nginx)
             .args([
                 "-c",
@@ -215,54 +114,22 @@ fn main() {
     );
     wait_listening(static_port);
     wait_listening(proxy_port);
-    let policy = dir.join("policy.toml");
-    std::fs::write(&policy, "[[group]]\nname = \"bench\"\nmin = 1\nmax = 1\n").expect("policy");
-    let mut localcloud = Command::new(bin("localcloud"))
-        .args([
-            "up",
-            "--no-functions",
-            "--speed",
-            "60",
-            "--boot",
-            "1s",
-            "--lb-port",
-            "0",
-            "--control-port",
-            "0",
-        ])
-        .args(["--subnet", &format!("{}.230", 100 + std::process::id() % 100)])
-        .arg("--policy")
-        .arg(&policy)
-        .arg("--workload")
-        .arg(bin("workload"))
-        .arg("--log-dir")
-        .arg(dir.join("logs"))
-        .arg("--cpu-limit")
-        .arg(
-            std::thread::available_parallelism()
-                .map_or(1, std::num::NonZero::get)
-                .to_string(),
-        )
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("localcloud");
-    let lines = BufReader::new(localcloud.stdout.take().expect("stdout")).lines();
-    let mut lb = None;
-    let mut lines = lines.map_while(Result::ok);
-    for line in lines.by_ref() {
-        if let Some(rest) = line.strip_prefix("group bench: load balancer http://") {
-            lb = Some(rest.trim().to_string());
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    let _localcloud = Guard(localcloud);
-    let lb = lb.expect("the load balancer's address");
+    let cpus = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .to_string();
+    let cloud = LocalCloud::start(
+        &bin,
+        &dir,
+        "[[group]]\nname = \"bench\"\nmin = 1\nmax = 1\n",
+        230,
+        &["--speed", "60", "--boot", "1s", "--cpu-limit", &cpus],
+    );
+    let lb = cloud.lb().to_string();
     // Until the instance is in service behind it.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (rps, _, _, _, failed) = loadtest(&bin("loadtest"), &format!("http://{lb}/health"), Duration::from_secs(1));
-        if rps > 0.0 && failed == 0 {
+        let run = loadtest(&bin("loadtest"), &format!("http://{lb}/health"), Duration::from_secs(1));
+        if run.requests_per_second > 0.0 && run.failed == 0 {
             break;
         }
         assert!(Instant::now() < deadline, "the load balancer never served");
@@ -279,15 +146,15 @@ fn main() {
     let (mut wrk_runs, mut our_runs, mut memory) = (Vec::new(), Vec::new(), 0.0_f64);
     for round in 0..rounds {
         let ours = || loadtest(&bin("loadtest"), &static_url, duration);
-        let (theirs, (rps, _, _, peak, _)) = if round % 2 == 0 {
+        let (theirs, run) = if round % 2 == 0 {
             (wrk(&wrk_bin, &static_url, duration), ours())
         } else {
             let o = ours();
             (wrk(&wrk_bin, &static_url, duration), o)
         };
         wrk_runs.push(theirs);
-        our_runs.push(rps);
-        memory = memory.max(peak);
+        our_runs.push(run.requests_per_second);
+        memory = memory.max(run.peak_memory_mb);
     }
     let (wrk_rps, ours) = (median(&wrk_runs), median(&our_runs));
     println!("1. load generator vs wrk on nginx's static file");
@@ -296,8 +163,8 @@ fn main() {
         "   loadtest run   {ours:>10.0} req/s  (runs {}) = {:.2} x wrk (target >= 1.0: {}), peak memory {memory:.1} MB (target <= 50: {})",
         runs(&our_runs),
         ours / wrk_rps,
-        verdict(ours >= wrk_rps),
-        verdict(memory <= 50.0)
+        support::verdict(ours >= wrk_rps),
+        support::verdict(memory <= 50.0)
     );
 
     let health = |port: String| format!("http://{port}/health");
@@ -312,8 +179,8 @@ fn main() {
         let mut order = [0, 1, 2];
         order.rotate_left(round % 3);
         for side in order {
-            let (rps, p50, p99, _, failed) = loadtest(&bin("loadtest"), &urls[side], duration);
-            health_runs[side].push((rps, p50, p99, failed));
+            let run = loadtest(&bin("loadtest"), &urls[side], duration);
+            health_runs[side].push((run.requests_per_second, run.p50_ms, run.p99_ms, run.failed));
         }
     }
     let summary = |side: usize| {
@@ -339,14 +206,13 @@ fn main() {
         l50 - d50,
         l99 - d99,
         via_lb / via_nginx,
-        verdict(via_lb >= 0.8 * via_nginx)
+        support::verdict(via_lb >= 0.8 * via_nginx)
     );
     println!(
         "   nginx proxy    {via_nginx:>10.0} req/s  p50 +{:.2} ms  p99 +{:.2} ms  failed {nginx_failed}  (runs {nginx_runs})",
         n50 - d50,
         n99 - d99
     );
-    std::fs::remove_dir_all(&dir).ok();
     let mut failed = Vec::new();
     if lb_failed > 0 || direct_failed > 0 || nginx_failed > 0 {
         failed.push(format!(
@@ -368,6 +234,9 @@ fn main() {
     if memory > 50.0 {
         failed.push(format!("load generator peak memory {memory:.1} MB (> 50)"));
     }
+    // Stopped here: exit() below runs no destructor.
+    drop((cloud, nginx_process, instance));
+    std::fs::remove_dir_all(&dir).ok();
     if check && !failed.is_empty() {
         eprintln!("proxy bench: {}", failed.join("; "));
         std::process::exit(1);

@@ -25,14 +25,14 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use localcloud::cloud::{GroupStatus, Status};
+use localcloud::cloud::{GroupStatus, InstanceStatus, Status};
 use localcloud::group::State;
 use localcloud::lb::TargetHealth;
 use support::{LocalCloud, Run};
 
 const GROUP: &str = "faults";
 const POLICY: &str = "[[group]]\nname = \"faults\"\nmin = 2\nmax = 4\ndesired = 4\n";
-/// The local cloud's load balancer health check interval (its default).
+/// The load balancer's health check interval (passed to the local cloud).
 const HEALTH_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the group is looked at while a fault plays out.
 const POLL: Duration = Duration::from_millis(100);
@@ -45,14 +45,20 @@ fn group(status: &Status) -> &GroupStatus {
         .expect("the bench's group in the status")
 }
 
+/// Whether the load balancer sends the instance requests.
+fn in_rotation(instance: &InstanceStatus) -> bool {
+    instance
+        .target
+        .as_ref()
+        .is_some_and(|t| t.health == TargetHealth::Healthy)
+}
+
 /// In service and healthy behind the load balancer.
 fn healthy(status: &Status) -> Vec<String> {
     group(status)
         .instances
         .iter()
-        .filter(|i| {
-            i.instance.state == State::InService && i.target.as_ref().is_some_and(|t| t.health == TargetHealth::Healthy)
-        })
+        .filter(|i| i.instance.state == State::InService && in_rotation(i))
         .map(|i| i.instance.id.clone())
         .collect()
 }
@@ -134,12 +140,22 @@ fn main() {
 
     let bin = support::release_binaries();
     let dir = support::scratch_dir("faults");
+    let interval = format!("{}ms", HEALTH_INTERVAL.as_millis());
     let cloud = LocalCloud::start(
         &bin,
         &dir,
         POLICY,
         231,
-        &["--speed", "60", "--boot", "1s", "--cpu-limit", "0.5"],
+        &[
+            "--speed",
+            "60",
+            "--boot",
+            "1s",
+            "--cpu-limit",
+            "0.5",
+            "--health-interval",
+            &interval,
+        ],
     );
     let url = format!("http://{}{path}", cloud.lb());
     let loadtest = bin("loadtest");
@@ -164,10 +180,11 @@ fn main() {
             victim
         },
         |victim, status, since| {
-            let in_rotation = group(status).instances.iter().any(|i| {
-                i.instance.id == *victim && i.target.as_ref().is_some_and(|t| t.health == TargetHealth::Healthy)
-            });
-            if !in_rotation && out_of_rotation.is_none() {
+            let victim_in_rotation = group(status)
+                .instances
+                .iter()
+                .any(|i| i.instance.id == *victim && in_rotation(i));
+            if !victim_in_rotation && out_of_rotation.is_none() {
                 out_of_rotation = Some(since);
             }
             let others = healthy(status).into_iter().filter(|id| id != victim).count();

@@ -495,7 +495,7 @@ impl crate::ports::MetricsPort for AwsMetrics {
                             (
                                 format!("c{i}"),
                                 cw_metric(&spec.namespace, &spec.name, &dims),
-                                spec.stat.clone(),
+                                spec.stat.to_string(),
                             )
                         })
                         .collect();
@@ -521,7 +521,7 @@ impl crate::ports::MetricsPort for AwsMetrics {
         let query = cw_metric(&metric.namespace, &metric.name, &dims);
         let since = until - SignedDuration::from_mins(15);
         let data = self
-            .metric_data(vec![("l0".into(), query, metric.stat.clone())], since, until)
+            .metric_data(vec![("l0".into(), query, metric.stat.to_string())], since, until)
             .await?;
         Ok(data.get("l0").and_then(|points| points.last()).map(|d| d.value))
     }

@@ -443,7 +443,7 @@ fn alarm_resource(_group: &GroupPolicy, alarm: &AlarmPolicy) -> Value {
         "TreatMissingData": treat_missing_data(alarm.missing_data),
         "ActionsEnabled": false
     });
-    if alarm.metric.stat.starts_with('p') {
+    if alarm.metric.stat.is_percentile() {
         properties["ExtendedStatistic"] = json!(alarm.metric.stat);
     } else {
         properties["Statistic"] = json!(alarm.metric.stat);

@@ -66,9 +66,113 @@ fn default_cooldown() -> Duration {
 pub struct MetricSpec {
     pub namespace: String,
     pub name: String,
-    pub stat: String,
+    pub stat: Statistic,
     #[serde(default)]
     pub dimensions: BTreeMap<String, String>,
+}
+
+/// A CloudWatch statistic: one of the five named statistics or a percentile
+/// `pNN` (CloudWatch's PutMetricAlarm `ExtendedStatistic` pattern
+/// `p(\d{1,2}(\.\d{0,2})?|100)`: p0 to p100, at most two decimals).
+/// Parsed once; written back as CloudWatch spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Statistic {
+    Average,
+    Sum,
+    Minimum,
+    Maximum,
+    SampleCount,
+    /// pNN: the percentile NN (0 to 100).
+    Percentile(f64),
+}
+
+impl Statistic {
+    /// The statistic of `samples` (None when there are none); percentiles by
+    /// nearest rank.
+    pub fn of(self, samples: &[f64]) -> Option<f64> {
+        if samples.is_empty() {
+            return None;
+        }
+        let n = samples.len() as f64;
+        Some(match self {
+            Self::Average => samples.iter().sum::<f64>() / n,
+            Self::Sum => samples.iter().sum(),
+            Self::Minimum => samples.iter().copied().fold(f64::INFINITY, f64::min),
+            Self::Maximum => samples.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            Self::SampleCount => n,
+            Self::Percentile(q) => {
+                let mut sorted = samples.to_vec();
+                sorted.sort_by(f64::total_cmp);
+                let rank = ((q / 100.0) * n).ceil().max(1.0) as usize;
+                sorted[rank.min(sorted.len()) - 1]
+            }
+        })
+    }
+
+    /// CloudWatch puts percentiles in `ExtendedStatistic`, the others in `Statistic`.
+    pub fn is_percentile(self) -> bool {
+        matches!(self, Self::Percentile(_))
+    }
+}
+
+impl std::fmt::Display for Statistic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Average => f.write_str("Average"),
+            Self::Sum => f.write_str("Sum"),
+            Self::Minimum => f.write_str("Minimum"),
+            Self::Maximum => f.write_str("Maximum"),
+            Self::SampleCount => f.write_str("SampleCount"),
+            Self::Percentile(q) => write!(f, "p{q}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Statistic {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Ok(match text {
+            "Average" => Self::Average,
+            "Sum" => Self::Sum,
+            "Minimum" => Self::Minimum,
+            "Maximum" => Self::Maximum,
+            "SampleCount" => Self::SampleCount,
+            _ => {
+                let percentile = text.strip_prefix('p').filter(|digits| {
+                    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+                    let digit = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+                    (*digits == "100" || (1..=2).contains(&whole.len()))
+                        && digit(whole)
+                        && digit(fraction)
+                        && fraction.len() <= 2
+                });
+                match percentile.and_then(|digits| digits.parse::<f64>().ok()) {
+                    Some(q) if (0.0..=100.0).contains(&q) => Self::Percentile(q),
+                    _ => {
+                        return Err(format!(
+                            "{text:?} is not one of Average, Sum, Minimum, Maximum, SampleCount or pNN (p0 to p100, e.g. p99 or p99.9)"
+                        ));
+                    }
+                }
+            }
+        })
+    }
+}
+
+impl TryFrom<String> for Statistic {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl From<Statistic> for String {
+    fn from(stat: Statistic) -> Self {
+        stat.to_string()
+    }
 }
 
 /// How an alarm compares its statistic with the threshold.
@@ -433,18 +537,6 @@ fn alarm_policy_problems(policy: &AlarmPolicy, at: &str, problems: &mut Vec<Stri
         problems.push(format!(
             "{at}.alarm: {:?} must be 1-64 letters, digits, - or _",
             policy.alarm
-        ));
-    }
-    const STATS: [&str; 5] = ["Average", "Sum", "Minimum", "Maximum", "SampleCount"];
-    let stat = policy.metric.stat.as_str();
-    let percentile = stat
-        .strip_prefix('p')
-        .and_then(|p| p.parse::<f64>().ok())
-        .is_some_and(|p| p > 0.0 && p < 100.0);
-    if !STATS.contains(&stat) && !percentile {
-        problems.push(format!(
-            "{at}.metric.stat: {stat:?} is not one of {} or pNN (e.g. p99)",
-            STATS.join(", ")
         ));
     }
     let period = policy.period.as_secs();

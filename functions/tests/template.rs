@@ -63,7 +63,7 @@ fn alarms_match_the_policy_field_by_field() {
         );
         check("ComparisonOperator", comparison_operator(a.comparison).into());
         check("TreatMissingData", treat_missing_data(a.missing_data).into());
-        check("Statistic", a.metric.stat.clone().into());
+        check("Statistic", a.metric.stat.to_string().into());
         let dimensions: Vec<(String, String)> = p["Dimensions"]
             .as_array()
             .expect("dimensions")

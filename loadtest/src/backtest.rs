@@ -27,7 +27,7 @@ use functions::decide::{
     Action, Activity, AlarmState, AlarmStatus, Datapoint, Decision, Instance, Lifecycle, MetricHistory, Observation,
     Trigger, decide,
 };
-use functions::policy::{AlarmPolicy, GroupPolicy, Policy, PolicyError, PredefinedMetric, TrackedMetric};
+use functions::policy::{AlarmPolicy, GroupPolicy, Policy, PolicyError, PredefinedMetric, Statistic, TrackedMetric};
 use functions::schedule::ScheduleExpr;
 use functions::tracking::metric_key;
 use jiff::tz::TimeZone;
@@ -287,10 +287,10 @@ fn period_value(
         return None;
     }
     let mean = values.iter().sum::<f64>() / values.len() as f64;
-    Some(match (is_cpu, policy.metric.stat.as_str()) {
-        (false, "Sum") => mean * period.as_secs_f64(),
-        (_, "Maximum") => values.iter().copied().fold(f64::MIN, f64::max),
-        (_, "Minimum") => values.iter().copied().fold(f64::MAX, f64::min),
+    Some(match (is_cpu, policy.metric.stat) {
+        (false, Statistic::Sum) => mean * period.as_secs_f64(),
+        (_, Statistic::Maximum) => values.iter().copied().fold(f64::MIN, f64::max),
+        (_, Statistic::Minimum) => values.iter().copied().fold(f64::MAX, f64::min),
         _ => mean,
     })
 }

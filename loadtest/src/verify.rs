@@ -231,6 +231,7 @@ pub async fn start_local(local: &Local, out_dir: &std::path::Path, start: Option
             unhealthy_threshold: 3,
             deregistration_delay: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            ..LbConfig::default()
         },
         workload: local.binaries.join("workload"),
         cpu_limit: local.cpu_limit,
@@ -740,7 +741,7 @@ impl Target for AwsTarget {
         let metric = functions::policy::MetricSpec {
             namespace: "AWS/EC2".into(),
             name: "CPUUtilization".into(),
-            stat: "Average".into(),
+            stat: functions::policy::Statistic::Average,
             dimensions: [("AutoScalingGroupName".to_string(), self.group.clone())].into(),
         };
         match self.metrics.latest(&metric, Timestamp::now()).await {

@@ -3,7 +3,7 @@
 //! InService after their boot time and first good health check, replaces
 //! crashed and unhealthy ones, and keeps each group's load balancer in step.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::Child;
@@ -658,6 +658,33 @@ impl Config {
                 "a fraction of a core above 0, at most the machine's cores",
             );
         }
+        // Each group has one /24 of loopback addresses: refuse at start a
+        // policy whose group or scheduled action asks for more instances
+        // than that, rather than fail launches later.
+        for group in &self.policy.groups {
+            let asked = std::iter::once(("max", group.max)).chain(
+                group
+                    .schedules
+                    .iter()
+                    .flat_map(|s| {
+                        [
+                            ("schedule max", s.max),
+                            ("schedule min", s.min),
+                            ("schedule desired", s.desired),
+                        ]
+                    })
+                    .filter_map(|(field, value)| Some((field, value?))),
+            );
+            for (field, value) in asked {
+                if value > crate::group::SUBNET_HOSTS {
+                    return Err(Error::Config {
+                        field: "policy",
+                        value: format!("group {} {field} {value}", group.name),
+                        allowed: "at most 254 instances per group in the local cloud (one /24 of loopback addresses)",
+                    });
+                }
+            }
+        }
         if self.policy.groups.len() > 16 {
             return bad("policy", self.policy.groups.len().to_string(), "at most 16 groups");
         }
@@ -691,9 +718,21 @@ async fn reconcile(cloud: &Cloud, runtime: &Arc<GroupRuntime>) {
             _ => None,
         })
         .collect();
+    let with_process: HashSet<String> = runtime.children().keys().cloned().collect();
     // Pending instances to probe, and in-service ones the load balancer finds unhealthy.
     let (pending, failing) = {
         let mut group = runtime.group();
+        // Every launch the controller planned got a process or was marked
+        // unhealthy when its start failed; an active instance without one is
+        // replaced rather than counted forever (issue 25.1: phantoms).
+        let orphans: Vec<String> = group
+            .active()
+            .filter(|i| !with_process.contains(&i.id))
+            .map(|i| i.id.clone())
+            .collect();
+        for id in orphans {
+            let _ = group.mark_unhealthy(&id, "it never got a process");
+        }
         for (id, why) in &exited {
             if group.instance(id).is_some_and(|i| i.is_active()) {
                 // An instance that dies before it is in service (a bad flag, a
@@ -745,14 +784,14 @@ async fn reconcile(cloud: &Cloud, runtime: &Arc<GroupRuntime>) {
     if backoff.is_some_and(|until| Instant::now() < until) {
         return;
     }
-    let steps = match runtime.group().plan(now) {
-        Ok(steps) => steps,
-        Err(error) => {
-            tracing::warn!(%error, "cannot plan");
-            return;
-        }
-    };
-    for step in steps {
+    let plan = runtime.group().plan(now);
+    if let Some(error) = &plan.launch_failed {
+        // Recorded as a failed activity; tried again after a second, as a
+        // real group retries a failed launch.
+        tracing::warn!(%error, "launch failed");
+        *runtime.backoff.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + Duration::from_secs(1));
+    }
+    for step in plan.steps {
         match step {
             Step::Launch { id } => launch(cloud, runtime, &id),
             Step::Terminate { id } => {

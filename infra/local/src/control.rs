@@ -17,14 +17,12 @@
 //!
 //! Errors are `{"error": message, "kind": "not_found" | "invalid"}` with 404 or 400.
 
-use std::convert::Infallible;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -37,21 +35,11 @@ use crate::error::{Error, Result};
 /// Serves the control API on its (loopback) listener in the background.
 pub(crate) fn serve(cloud: Cloud, listener: TcpListener) {
     let task_cloud = cloud.clone();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let cloud = task_cloud.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request| {
-                    let cloud = cloud.clone();
-                    async move { Ok::<_, Infallible>(route(&cloud, request).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+    let task = crate::server::serve(listener, crate::server::Limits::INTERNAL, Arc::default(), move |_| {
+        let cloud = task_cloud.clone();
+        move |request| {
+            let cloud = cloud.clone();
+            async move { route(&cloud, request).await }
         }
     });
     cloud.push_task(task);
@@ -246,12 +234,17 @@ struct Latest {
     until: Timestamp,
 }
 
+/// The body as one JSON value of type `T`, and nothing after it but
+/// whitespace: `{"desired":3} garbage` is refused, not applied.
 fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Refusal> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         invalid(format!("body field {path}: {}", e.into_inner()))
-    })
+    })?;
+    de.end()
+        .map_err(|e| invalid(format!("body: {e}: only one JSON value is allowed")))?;
+    Ok(value)
 }
 
 fn to_value<T: serde::Serialize>(value: &T) -> Result<Value, Refusal> {

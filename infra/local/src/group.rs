@@ -83,6 +83,23 @@ pub enum GroupError {
     NoSuchInstance(String),
     #[error("no free address left in {0}.0/24")]
     NoAddress(String),
+    /// The local cloud gives each group one /24 of loopback addresses.
+    #[error("max {max} is above the {hosts} instances one group's subnet holds")]
+    MaxAboveSubnet { max: u32, hosts: u32 },
+}
+
+/// Host addresses in a group's subnet (a /24 without .0 and .255): the most
+/// instances a local group can hold.
+pub const SUBNET_HOSTS: u32 = 254;
+
+/// What [`Group::plan`] decided: the steps to run, and why fewer launches
+/// than needed were planned, if so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "planned steps are already recorded and must be run"]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    /// Set when a launch could not be planned (recorded as a failed activity).
+    pub launch_failed: Option<GroupError>,
 }
 
 /// A group: its limits, instances and history.
@@ -146,6 +163,12 @@ impl Group {
         if min > max {
             return Err(GroupError::MinAboveMax { min, max });
         }
+        if max > SUBNET_HOSTS {
+            return Err(GroupError::MaxAboveSubnet {
+                max,
+                hosts: SUBNET_HOSTS,
+            });
+        }
         if !(min..=max).contains(&desired) {
             return Err(GroupError::DesiredOutsideLimits { desired, min, max });
         }
@@ -191,9 +214,19 @@ impl Group {
 
     /// The launches and terminations that bring the group to its desired
     /// capacity, with unhealthy instances replaced. Records them at once
-    /// (Pending / Terminating, with their activities).
-    pub fn plan(&mut self, now: Timestamp) -> Result<Vec<Step>, GroupError> {
+    /// (Pending / Terminating, with their activities), all or nothing per
+    /// instance: an instance is recorded only with the address it launches
+    /// on, so every recorded launch is in the returned steps.
+    ///
+    /// A launch that cannot be planned (no free address: instances still
+    /// terminating hold theirs) is recorded as a failed activity and tried
+    /// again on a later plan, as EC2 Auto Scaling records a failed launch
+    /// ("Launching a new EC2 instance. Status Reason: ...", activity status
+    /// Failed) and keeps trying to reach the desired capacity
+    /// (docs: "Troubleshoot Amazon EC2 Auto Scaling: EC2 instance launch failures").
+    pub fn plan(&mut self, now: Timestamp) -> Plan {
         let mut steps = Vec::new();
+        let mut launch_failed = None;
         // Unhealthy instances are taken out of service and replaced.
         let unhealthy: Vec<(String, String)> = self
             .instances
@@ -212,13 +245,29 @@ impl Group {
         let active = self.active().count() as u32;
         if active < self.desired {
             for _ in active..self.desired {
-                let az = self.emptiest_az();
-                let ip = self.next_address()?;
-                let id = instance_id();
                 let cause = format!(
                     "At {now} an instance was started in response to a difference between desired and actual capacity, increasing the capacity from {active} to {}.",
                     self.desired
                 );
+                let ip = match self.next_address() {
+                    Ok(ip) => ip,
+                    Err(error) => {
+                        self.record(InstanceActivity {
+                            instance: String::new(),
+                            description: format!(
+                                "Launching a new instance. Status Reason: {error}. Launching EC2 instance failed."
+                            ),
+                            cause,
+                            start: now,
+                            end: Some(now),
+                            status: ActivityStatus::Failed,
+                        });
+                        launch_failed = Some(error);
+                        break;
+                    }
+                };
+                let az = self.emptiest_az();
+                let id = instance_id();
                 self.instances.push(InstanceRecord {
                     id: id.clone(),
                     az: az.clone(),
@@ -255,7 +304,7 @@ impl Group {
                 steps.push(Step::Terminate { id });
             }
         }
-        Ok(steps)
+        Plan { steps, launch_failed }
     }
 
     fn begin_termination(&mut self, id: &str, cause: String, now: Timestamp) {
@@ -453,8 +502,9 @@ mod tests {
     }
 
     fn launch_all(group: &mut Group, now: Timestamp) -> Vec<String> {
-        let steps = group.plan(now).expect("plan");
-        steps
+        let plan = group.plan(now);
+        assert_eq!(plan.launch_failed, None);
+        plan.steps
             .into_iter()
             .map(|s| match s {
                 Step::Launch { id } => {
@@ -477,7 +527,7 @@ mod tests {
         assert_eq!(ips, ["127.0.1.1", "127.0.1.2", "127.0.1.3", "127.0.1.4"]);
         assert!(ids.iter().all(|id| id.len() == 19 && id.starts_with("i-")));
         assert!(g.activities.iter().all(|a| a.status == ActivityStatus::Successful));
-        assert!(g.plan(t(1)).expect("plan").is_empty(), "at desired: nothing to do");
+        assert!(g.plan(t(1)).steps.is_empty(), "at desired: nothing to do");
     }
 
     #[test]
@@ -515,7 +565,7 @@ mod tests {
         // Protect the oldest instance.
         g.protect(&order[0], true).expect("protect");
         g.set_desired(3, "in", t(100)).expect("desired");
-        let steps = g.plan(t(100)).expect("plan");
+        let steps = g.plan(t(100)).steps;
         let victims: Vec<&str> = steps
             .iter()
             .map(|s| match s {
@@ -544,7 +594,7 @@ mod tests {
             g.protect(id, true).expect("protect");
         }
         g.set_desired(0, "in", t(10)).expect("desired");
-        assert!(g.plan(t(10)).expect("plan").is_empty());
+        assert!(g.plan(t(10)).steps.is_empty());
         assert_eq!(g.active().count(), 2);
     }
 
@@ -553,7 +603,7 @@ mod tests {
         let mut g = group(2, 4);
         let ids = launch_all(&mut g, t(0));
         g.mark_unhealthy(&ids[0], "process exited with signal 9").expect("mark");
-        let steps = g.plan(t(30)).expect("plan");
+        let steps = g.plan(t(30)).steps;
         assert_eq!(steps.len(), 2, "{steps:?}");
         assert_eq!(steps[0], Step::Terminate { id: ids[0].clone() });
         let Step::Launch { id: replacement } = &steps[1] else {
@@ -587,11 +637,55 @@ mod tests {
         let mut g = group(1, 2);
         let first = launch_all(&mut g, t(0));
         g.mark_unhealthy(&first[0], "gone").expect("mark");
-        let _ = g.plan(t(1)).expect("plan");
+        let _ = g.plan(t(1));
         g.mark_terminated(&first[0], t(2)).expect("terminated");
         let now: Vec<String> = g.active().map(|i| i.ip.to_string()).collect();
         assert_eq!(now, ["127.0.1.2"]);
         assert!(t(2) - t(0) == SignedDuration::from_secs(2));
+    }
+
+    #[test]
+    fn max_above_the_subnet_is_refused_and_nothing_changes() {
+        let mut g = group(2, 10);
+        assert_eq!(
+            g.set_limits(2, 255, 2, "test", t(0)),
+            Err(GroupError::MaxAboveSubnet { max: 255, hosts: 254 })
+        );
+        assert_eq!((g.min, g.max, g.desired), (2, 10, 2));
+        g.set_limits(2, SUBNET_HOSTS, 2, "test", t(0)).expect("254 fits");
+    }
+
+    /// Issue 25.1: a launch with no free address used to be recorded as
+    /// Pending and then lost with the plan's error: a phantom that counted as
+    /// active forever. Now every recorded launch is a planned step, and a
+    /// launch that cannot be planned is a failed activity, tried again.
+    #[test]
+    fn a_full_subnet_records_a_failed_launch_not_a_phantom_and_launches_once_an_address_frees() {
+        let mut g = group(0, SUBNET_HOSTS);
+        g.set_desired(SUBNET_HOSTS, "out", t(0)).expect("desired");
+        let ids = launch_all(&mut g, t(0));
+        assert_eq!(ids.len(), 254);
+        // The replacement of an unhealthy instance needs an address while the
+        // old one still holds its own (terminating).
+        g.mark_unhealthy(&ids[7], "gone").expect("mark");
+        let plan = g.plan(t(10));
+        assert_eq!(plan.steps, [Step::Terminate { id: ids[7].clone() }]);
+        assert_eq!(plan.launch_failed, Some(GroupError::NoAddress("127.0.1".into())));
+        let pending = g.instances.iter().filter(|i| i.state == State::Pending).count();
+        assert_eq!(pending, 0, "no instance is recorded without its launch");
+        assert_eq!(g.active().count(), 253);
+        let failed = g.activities.last().expect("failed activity");
+        assert_eq!(failed.status, ActivityStatus::Failed);
+        assert!(
+            failed.description.contains("no free address left in 127.0.1.0/24"),
+            "{failed:?}"
+        );
+        // Terminated: its address is free, and the next plan launches.
+        g.mark_terminated(&ids[7], t(11)).expect("terminated");
+        let plan = g.plan(t(12));
+        assert_eq!(plan.launch_failed, None);
+        assert!(matches!(plan.steps.as_slice(), [Step::Launch { .. }]), "{plan:?}");
+        assert_eq!(g.active().count(), 254);
     }
 
     #[test]

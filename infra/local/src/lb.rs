@@ -8,7 +8,6 @@
 //! connection draining, and one retry on another target for an idempotent
 //! request whose connection failed.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,10 +17,9 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
@@ -51,6 +49,8 @@ pub struct LbConfig {
     /// Longest a proxied request may take.
     #[serde(with = "millis")]
     pub request_timeout: Duration,
+    /// Client connections: how many at once, and the idle timeout.
+    pub connections: crate::server::Limits,
 }
 
 impl Default for LbConfig {
@@ -63,11 +63,12 @@ impl Default for LbConfig {
             unhealthy_threshold: 2,
             deregistration_delay: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
+            connections: crate::server::Limits::LOAD_BALANCER,
         }
     }
 }
 
-mod millis {
+pub(crate) mod millis {
     pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_millis() as u64)
     }
@@ -196,6 +197,15 @@ pub struct LbCounters {
     pub errors: u64,
     /// Requests sent again to another target after a connection failure.
     pub retries: u64,
+    /// Client connections open now.
+    #[serde(default)]
+    pub connections_open: u64,
+    /// Client connections closed at once because the connection cap was reached.
+    #[serde(default)]
+    pub connections_refused: u64,
+    /// Failed accepts (out of file descriptors), each followed by a back-off.
+    #[serde(default)]
+    pub accept_errors: u64,
 }
 
 /// The load balancer of one group.
@@ -208,6 +218,7 @@ pub struct LoadBalancer {
     requests: AtomicU64,
     errors: AtomicU64,
     retries: AtomicU64,
+    connections: Arc<crate::server::Counters>,
     /// Response times (seconds) since the last [`LoadBalancer::take_latencies`].
     latencies: Mutex<Vec<f64>>,
 }
@@ -235,6 +246,7 @@ impl LoadBalancer {
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             retries: AtomicU64::new(0),
+            connections: Arc::default(),
             latencies: Mutex::new(Vec::new()),
         })
     }
@@ -306,6 +318,9 @@ impl LoadBalancer {
             requests: self.requests.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
+            connections_open: self.connections.open.load(Ordering::Relaxed) as u64,
+            connections_refused: self.connections.refused.load(Ordering::Relaxed),
+            accept_errors: self.connections.accept_errors.load(Ordering::Relaxed),
         }
     }
 
@@ -478,33 +493,26 @@ impl LoadBalancer {
         response
     }
 
-    /// Serves the listener until the returned task is aborted.
+    /// Serves the listener until the returned task is aborted, within the
+    /// configured connection limits.
     pub fn serve(self: &Arc<Self>, listener: TcpListener) -> tokio::task::JoinHandle<()> {
         let lb = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, peer)) = listener.accept().await else {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
+        crate::server::serve(
+            listener,
+            self.config.connections,
+            self.connections.clone(),
+            move |peer| {
                 let lb = lb.clone();
                 // One X-Forwarded-For value per connection, not per request.
                 let client =
                     HeaderValue::from_str(&peer.ip().to_string()).unwrap_or(HeaderValue::from_static("unknown"));
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let lb = lb.clone();
-                        let client = client.clone();
-                        async move { Ok::<_, Infallible>(lb.handle(request, &client).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        })
+                move |request| {
+                    let lb = lb.clone();
+                    let client = client.clone();
+                    async move { lb.handle(request, &client).await }
+                }
+            },
+        )
     }
 }
 

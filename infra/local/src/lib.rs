@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod process;
 pub mod report;
 pub mod runtime;
+pub mod server;
 pub mod upstream;
 
 pub use cloud::{Cloud, Config};

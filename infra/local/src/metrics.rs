@@ -105,35 +105,12 @@ impl MetricStore {
             key.namespace = QPS_NAMESPACE.into();
             samples = self.samples(&key, end - period, end);
         }
-        statistic(&metric.stat, &samples)
+        metric.stat.of(&samples)
     }
 }
 
 /// Where the group request rate is stored; alarms on `QPS` in any namespace read it.
 pub const QPS_NAMESPACE: &str = "Local/Group";
-
-/// A CloudWatch statistic of samples: Average, Sum, Minimum, Maximum, SampleCount or pNN.
-pub fn statistic(stat: &str, samples: &[f64]) -> Option<f64> {
-    if samples.is_empty() {
-        return None;
-    }
-    let n = samples.len() as f64;
-    Some(match stat {
-        "Sum" => samples.iter().sum(),
-        "Minimum" => samples.iter().copied().fold(f64::INFINITY, f64::min),
-        "Maximum" => samples.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        "SampleCount" => n,
-        p if p.starts_with('p') => {
-            let q: f64 = p[1..].parse().ok()?;
-            let mut sorted = samples.to_vec();
-            sorted.sort_by(f64::total_cmp);
-            // Nearest rank.
-            let rank = ((q / 100.0) * n).ceil().max(1.0) as usize;
-            sorted[rank.min(sorted.len()) - 1]
-        }
-        _ => samples.iter().sum::<f64>() / n,
-    })
-}
 
 /// The value of a Prometheus text-format sample without labels.
 pub fn prometheus_value(text: &str, name: &str) -> Option<f64> {
@@ -151,7 +128,7 @@ mod tests {
         MetricSpec {
             namespace: "AWS/EC2".into(),
             name: "CPUUtilization".into(),
-            stat: stat.into(),
+            stat: stat.parse().expect("statistic"),
             dimensions: [("AutoScalingGroupName".to_string(), "web".to_string())].into(),
         }
     }

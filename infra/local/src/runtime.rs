@@ -6,7 +6,6 @@
 //! recorded with the decision's explanation.
 
 use std::collections::{HashMap, VecDeque};
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Child;
@@ -17,8 +16,6 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -132,7 +129,7 @@ impl Runtime {
         for function in &self.functions {
             let listener = TcpListener::bind("127.0.0.1:0").await?;
             *lock(&function.api) = Some(listener.local_addr()?);
-            tasks.push(tokio::spawn(serve(self.clone(), function.clone(), listener)));
+            tasks.push(serve(self.clone(), function.clone(), listener));
             tasks.push(tokio::spawn(supervise(self.clone(), function.clone(), spawner.clone())));
         }
         Ok(tasks)
@@ -238,24 +235,16 @@ fn fail(runtime: &Runtime, function: &Function, pending: Pending, error: String,
     }
 }
 
-async fn serve(runtime: Arc<Runtime>, function: Arc<Function>, listener: TcpListener) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
+fn serve(runtime: Arc<Runtime>, function: Arc<Function>, listener: TcpListener) -> tokio::task::JoinHandle<()> {
+    crate::server::serve(listener, crate::server::Limits::INTERNAL, Arc::default(), move |_| {
         let runtime = runtime.clone();
         let function = function.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let runtime = runtime.clone();
-                let function = function.clone();
-                async move { Ok::<_, Infallible>(route(&runtime, &function, request).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+        move |request| {
+            let runtime = runtime.clone();
+            let function = function.clone();
+            async move { route(&runtime, &function, request).await }
+        }
+    })
 }
 
 fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {

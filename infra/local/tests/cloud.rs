@@ -38,6 +38,7 @@ fn config(policy: &str, test: u8) -> Config {
             unhealthy_threshold: 2,
             deregistration_delay: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
+            ..LbConfig::default()
         },
         workload: support::workload_bin(),
         cpu_limit: 0.2,
@@ -370,6 +371,30 @@ async fn bad_control_calls_name_the_problem_and_change_nothing() {
             "",
             400,
             "since=\"yesterday\"",
+        ),
+        // Issue 25.7: one JSON value and nothing after it.
+        (
+            "PUT",
+            "/groups/web/capacity",
+            r#"{"desired":3} garbage"#,
+            400,
+            "only one JSON value is allowed",
+        ),
+        // Issue 25.7: a statistic CloudWatch does not have is refused, not answered `null`.
+        (
+            "POST",
+            "/metrics/latest",
+            r#"{"metric": {"namespace": "AWS/EC2", "name": "CPUUtilization", "stat": "p101"}, "until": "2026-11-20T11:00:00Z"}"#,
+            400,
+            "\"p101\" is not one of Average, Sum, Minimum, Maximum, SampleCount or pNN",
+        ),
+        // Issue 25.1: max is bounded by what one group's subnet holds.
+        (
+            "PUT",
+            "/groups/web/capacity",
+            r#"{"desired": 3, "max": 255}"#,
+            400,
+            "max 255 is above the 254 instances one group's subnet holds",
         ),
         ("DELETE", "/groups/web", "", 405, "DELETE is not allowed"),
         ("GET", "/nope", "", 404, "routes: GET /status"),

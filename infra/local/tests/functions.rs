@@ -36,6 +36,7 @@ fn config(policy: &str, test: u8) -> Config {
             unhealthy_threshold: 3,
             deregistration_delay: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
+            ..LbConfig::default()
         },
         workload: support::workload_bin(),
         cpu_limit: 0.2,

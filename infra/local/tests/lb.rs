@@ -180,6 +180,7 @@ async fn lb(targets: &[&Target]) -> Lb {
         unhealthy_threshold: 2,
         deregistration_delay: Duration::from_secs(2),
         request_timeout: Duration::from_secs(5),
+        ..LbConfig::default()
     });
     for (k, t) in targets.iter().enumerate() {
         lb.register(&format!("i-{k}"), t.addr);

@@ -107,7 +107,7 @@ pub(crate) struct Inner {
         hyper_util::client::legacy::connect::HttpConnector,
         http_body_util::Empty<bytes::Bytes>,
     >,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    tasks: Tasks,
     pub(crate) control_addr: Mutex<Option<SocketAddr>>,
 }
 
@@ -162,6 +162,9 @@ pub struct InstanceStatus {
     pub cpu_percent: Option<f64>,
 }
 
+/// The smallest CPU cap of an instance, in cores (the workload's own floor).
+pub const MIN_CPU_LIMIT: f64 = 0.01;
+
 /// How often each controller loop runs (wall clock).
 const RECONCILE: Duration = Duration::from_millis(50);
 /// Activities shown by the status view.
@@ -188,8 +191,8 @@ impl Cloud {
             };
             let (listener, lb_addr) = bind_loopback("load balancer", port).await?;
             let lb = LoadBalancer::new(config.lb);
-            tasks.push(lb.serve(listener));
-            tasks.push(lb.start_health_checks());
+            tasks.push(("load balancer", lb.serve(listener)));
+            tasks.push(("health checker", lb.start_health_checks()));
             let subnet = [127, config.subnet[0], config.subnet[1].wrapping_add(k as u8)];
             groups.push(Arc::new(GroupRuntime {
                 group: Mutex::new(Group::new(policy, config.azs.clone(), subnet)),
@@ -243,16 +246,16 @@ impl Cloud {
                 runtime,
                 events: Mutex::new(VecDeque::new()),
                 probe,
-                tasks: Mutex::new(tasks),
+                tasks: Tasks(Mutex::new(tasks)),
                 control_addr: Mutex::new(Some(control)),
             }),
         };
         crate::control::serve(cloud.clone(), control_listener);
         for runtime in &cloud.inner.groups {
             let task = tokio::spawn(controller(cloud.clone(), runtime.clone()));
-            cloud.push_task(task);
+            cloud.push_task("group controller", task);
             let task = tokio::spawn(sampler(cloud.clone(), runtime.clone()));
-            cloud.push_task(task);
+            cloud.push_task("metric sampler", task);
         }
         if let Some(runtime) = &cloud.inner.runtime {
             let tasks = runtime
@@ -264,20 +267,23 @@ impl Cloud {
                     source,
                 })?;
             for task in tasks {
-                cloud.push_task(task);
+                cloud.push_task("Lambda Runtime API", task);
             }
         }
         let task = tokio::spawn(events(cloud.clone()));
-        cloud.push_task(task);
+        cloud.push_task("event router", task);
         Ok(cloud)
     }
 
-    pub(crate) fn push_task(&self, task: JoinHandle<()>) {
-        self.tasks().push(task);
+    pub(crate) fn push_task(&self, name: &'static str, task: JoinHandle<()>) {
+        self.inner.tasks.push(name, task);
     }
 
-    fn tasks(&self) -> MutexGuard<'_, Vec<JoinHandle<()>>> {
-        self.inner.tasks.lock().unwrap_or_else(PoisonError::into_inner)
+    /// An internal task that has stopped (each runs until shutdown; one that
+    /// ended panicked or failed), as "NAME: why". The CLI stops the cloud
+    /// with this error rather than run on with, say, no health checks.
+    pub fn stopped_task(&self) -> Option<String> {
+        self.inner.tasks.first_stopped()
     }
 
     pub fn clock(&self) -> &Clock {
@@ -615,9 +621,7 @@ impl Cloud {
     /// Stops everything: controllers, load balancers, then every instance
     /// (SIGTERM, then SIGKILL after the drain timeout).
     pub async fn shutdown(&self) {
-        for task in self.tasks().drain(..) {
-            task.abort();
-        }
+        self.inner.tasks.abort_all();
         if let Some(runtime) = self.inner.runtime.clone() {
             let _ = tokio::task::spawn_blocking(move || runtime.stop()).await;
         }
@@ -640,8 +644,144 @@ impl Cloud {
     }
 }
 
+/// The cloud's long-running tasks, by name.
+#[derive(Debug, Default)]
+pub(crate) struct Tasks(Mutex<Vec<(&'static str, JoinHandle<()>)>>);
+
+impl Tasks {
+    fn push(&self, name: &'static str, task: JoinHandle<()>) {
+        lock(&self.0).push((name, task));
+    }
+
+    /// The first task that has ended, with how (a panic's message, or that it returned).
+    fn first_stopped(&self) -> Option<String> {
+        let mut tasks = lock(&self.0);
+        let k = tasks.iter().position(|(_, task)| task.is_finished())?;
+        let (name, task) = tasks.remove(k);
+        let why = match futures_now(task) {
+            Some(Err(error)) if error.is_panic() => {
+                let payload = error.into_panic();
+                payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .map_or("it panicked".to_string(), |m| format!("it panicked: {m}"))
+            }
+            Some(Err(_)) => "it was cancelled".to_string(),
+            _ => "it returned".to_string(),
+        };
+        Some(format!("internal task {name} stopped: {why}"))
+    }
+
+    fn abort_all(&self) {
+        for (_, task) in lock(&self.0).drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// The output of a task known to be finished, without awaiting.
+fn futures_now(task: JoinHandle<()>) -> Option<std::result::Result<(), tokio::task::JoinError>> {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut task = task;
+    match std::pin::Pin::new(&mut task).poll(&mut cx) {
+        std::task::Poll::Ready(result) => Some(result),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// A wall- or cloud-clock duration setting within its allowed range.
+fn check_duration(
+    field: &'static str,
+    value: Duration,
+    min: Duration,
+    max: Duration,
+    allowed: &'static str,
+) -> Result<()> {
+    if value < min || value > max {
+        return Err(Error::Config {
+            field,
+            value: humantime::format_duration(value).to_string(),
+            allowed,
+        });
+    }
+    Ok(())
+}
+
 impl Config {
     fn check(&self) -> Result<()> {
+        // Durations: a zero interval would panic the health checker, a boot of
+        // centuries overflows the controller's timestamps (issue 25.4). The
+        // ranges follow the ALB's where it has one (HealthCheckIntervalSeconds
+        // 5-300, HealthCheckTimeoutSeconds 2-120, deregistration delay 0-3600,
+        // idle timeout 1-4000 s), with shorter minimums since the local cloud
+        // runs faster than real time.
+        let ms = Duration::from_millis;
+        let s = Duration::from_secs;
+        check_duration(
+            "boot (--boot)",
+            self.boot,
+            Duration::ZERO,
+            s(86_400),
+            "0s to 1day (cloud time)",
+        )?;
+        check_duration(
+            "health_grace (--health-grace)",
+            self.health_grace,
+            Duration::ZERO,
+            s(86_400),
+            "0s to 1day (cloud time)",
+        )?;
+        check_duration(
+            "lb.interval (--health-interval)",
+            self.lb.interval,
+            ms(10),
+            s(300),
+            "10ms to 5m",
+        )?;
+        check_duration(
+            "lb.timeout (--health-timeout)",
+            self.lb.timeout,
+            ms(10),
+            s(120),
+            "10ms to 2m",
+        )?;
+        check_duration(
+            "lb.deregistration_delay (--deregistration-delay)",
+            self.lb.deregistration_delay,
+            Duration::ZERO,
+            s(3600),
+            "0s to 1h",
+        )?;
+        check_duration(
+            "lb.request_timeout",
+            self.lb.request_timeout,
+            ms(100),
+            s(4000),
+            "100ms to 4000s",
+        )?;
+        check_duration(
+            "lb.connections.idle_timeout (--idle-timeout)",
+            self.lb.connections.idle_timeout,
+            ms(100),
+            s(4000),
+            "100ms to 4000s",
+        )?;
+        check_duration(
+            "drain_timeout (--drain-timeout)",
+            self.drain_timeout,
+            Duration::ZERO,
+            s(3600),
+            "0s to 1h",
+        )?;
+        if !(1..=1_000_000).contains(&self.lb.connections.max_connections) {
+            return Err(Error::Config {
+                field: "lb.connections.max_connections (--max-connections)",
+                value: self.lb.connections.max_connections.to_string(),
+                allowed: "1 to 1000000",
+            });
+        }
         let bad =
             |field: &'static str, value: String, allowed: &'static str| Err(Error::Config { field, value, allowed });
         if !(self.speed.is_finite() && (1.0..=3600.0).contains(&self.speed)) {
@@ -651,11 +791,12 @@ impl Config {
             return bad("azs", self.azs.len().to_string(), "1 to 6 availability zones");
         }
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as f64;
-        if !(self.cpu_limit.is_finite() && self.cpu_limit > 0.0 && self.cpu_limit <= cores) {
+        // Below 1% of a core nothing useful is ever computed (issue 25.8: 1e-300 was accepted).
+        if !(self.cpu_limit.is_finite() && self.cpu_limit >= MIN_CPU_LIMIT && self.cpu_limit <= cores) {
             return bad(
-                "cpu_limit",
+                "cpu_limit (--cpu-limit)",
                 self.cpu_limit.to_string(),
-                "a fraction of a core above 0, at most the machine's cores",
+                "0.01 (1% of a core) up to the machine's cores",
             );
         }
         // Each group has one /24 of loopback addresses: refuse at start a
@@ -1094,5 +1235,33 @@ impl Error {
             group: group.to_string(),
             source: error,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_task_that_panics_is_reported_with_its_name_and_message() {
+        let tasks = Tasks::default();
+        tasks.push("forever", tokio::spawn(std::future::pending()));
+        assert_eq!(tasks.first_stopped(), None);
+        tasks.push(
+            "health checker",
+            tokio::spawn(async { panic!("`period` must be non-zero.") }),
+        );
+        tasks.push("quiet", tokio::spawn(async {}));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            tasks.first_stopped().as_deref(),
+            Some("internal task health checker stopped: it panicked: `period` must be non-zero.")
+        );
+        assert_eq!(
+            tasks.first_stopped().as_deref(),
+            Some("internal task quiet stopped: it returned")
+        );
+        assert_eq!(tasks.first_stopped(), None);
+        tasks.abort_all();
     }
 }

@@ -42,7 +42,7 @@ pub(crate) fn serve(cloud: Cloud, listener: TcpListener) {
             async move { route(&cloud, request).await }
         }
     });
-    cloud.push_task(task);
+    cloud.push_task("control API", task);
 }
 
 /// A refused request: status and message.

@@ -129,6 +129,15 @@ struct Up {
     healthy_threshold: u32,
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10))]
     unhealthy_threshold: u32,
+    /// The load balancer closes a client connection idle this long, or that
+    /// takes this long to send a request head (an ALB's idle timeout, wall clock).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    idle_timeout: Duration,
+    /// Client connections each load balancer keeps open at once; more are
+    /// closed at once (default: 10000, or fewer when the open-files limit
+    /// holds fewer: two descriptors per connection, 1024 kept for the rest).
+    #[arg(long)]
+    max_connections: Option<usize>,
     /// Longest wait for a deregistered instance's in-flight requests (wall clock).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     deregistration_delay: Duration,
@@ -272,6 +281,18 @@ async fn run_up(up: Up) -> Result<()> {
         )
         .init();
     let policy = Policy::load(&up.policy)?;
+    // Descriptors: a load balancer's client connection and its target
+    // connection take one each; keep 1024 for everything else.
+    let open_files = localcloud::server::raise_open_files_limit();
+    let groups = policy.groups.len().max(1) as u64;
+    let fits = (open_files.saturating_sub(1024) / (2 * groups)).max(1) as usize;
+    let max_connections = match up.max_connections {
+        Some(asked) if asked > fits => bail!(
+            "--max-connections {asked}: must be at most {fits} with this process's open-files limit of {open_files} and {groups} group(s) (raise it with ulimit -n)"
+        ),
+        Some(asked) => asked,
+        None => localcloud::server::Limits::LOAD_BALANCER.max_connections.min(fits),
+    };
     if up.workload.is_none() && (up.functions.is_none() || up.no_functions) {
         let dir = localcloud::binaries::beside_current_exe().map_err(anyhow::Error::msg)?;
         if !up.no_functions || !dir.join("workload").is_file() {
@@ -319,6 +340,10 @@ async fn run_up(up: Up) -> Result<()> {
             healthy_threshold: up.healthy_threshold,
             unhealthy_threshold: up.unhealthy_threshold,
             deregistration_delay: up.deregistration_delay,
+            connections: localcloud::server::Limits {
+                max_connections,
+                idle_timeout: up.idle_timeout,
+            },
             ..LbConfig::default()
         },
         workload,
@@ -330,32 +355,69 @@ async fn run_up(up: Up) -> Result<()> {
     };
     let cloud = Cloud::start(config).await?;
     let control = cloud.control_addr().context("control API address")?;
-    println!("control API: http://{control} (localcloud status --control {control})");
+    say(format_args!(
+        "control API: http://{control} (localcloud status --control {control})"
+    ));
     for name in cloud.group_names() {
-        println!("group {name}: load balancer http://{}", cloud.lb_addr(&name)?);
+        say(format_args!(
+            "group {name}: load balancer http://{}",
+            cloud.lb_addr(&name)?
+        ));
     }
-    println!("instance logs: {}", log_dir.display());
+    say(format_args!("instance logs: {}", log_dir.display()));
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut check = tokio::time::interval(Duration::from_millis(200));
     let mut last = String::new();
+    let mut failed = None;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
+            _ = check.tick() => {
+                // A dead internal task (no health checks, no controller) must
+                // not leave a cloud that looks up but never acts.
+                if let Some(stopped) = cloud.stopped_task() {
+                    failed = Some(stopped);
+                    break;
+                }
+            }
             _ = tick.tick() => {
                 let status = cloud.status();
                 let line = summary(&status);
                 if line != last {
-                    println!("[{}] {line}", status.now.strftime("%H:%M:%S"));
+                    say(format_args!("[{}] {line}", status.now.strftime("%H:%M:%S")));
                     last = line;
                 }
             }
         }
     }
-    println!("stopping every instance...");
+    if let Some(stopped) = &failed {
+        eprintln!("localcloud: {stopped}; stopping every instance");
+    }
+    say(format_args!("stopping every instance..."));
     cloud.shutdown().await;
-    println!("stopped");
-    Ok(())
+    say(format_args!("stopped"));
+    match failed {
+        Some(stopped) => bail!("{stopped}"),
+        None => Ok(()),
+    }
+}
+
+/// One line to stdout. A closed pipe or a full disk must not stop the cloud
+/// (issue 25.3: `localcloud up | head` panicked on the next line and killed
+/// every instance without draining): the line is dropped, once with a note
+/// on stderr.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    let mut out = std::io::stdout().lock();
+    if let Err(error) = writeln!(out, "{line}").and_then(|()| out.flush())
+        && !WARNED.swap(true, Ordering::Relaxed)
+    {
+        eprintln!("localcloud: cannot write to stdout ({error}); running on without status lines");
+    }
 }
 
 /// One line: each group's desired and in-service counts.

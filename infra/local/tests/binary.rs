@@ -11,6 +11,12 @@ const POLICY: &str = "[[group]]\nname = \"web\"\nmin = 2\nmax = 4\n";
 
 /// Starts `localcloud up` on free ports; returns the child, the control address and the instance addresses' subnet.
 fn up(test: u8) -> (Child, String, String) {
+    up_with(test, true)
+}
+
+/// As [`up`]; with `keep_reading` false, stdout is closed after its first
+/// line (as `localcloud up | head -1` does).
+fn up_with(test: u8, keep_reading: bool) -> (Child, String, String) {
     let dir = std::env::temp_dir().join(format!("localcloud-bin-{}-{test}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let policy = dir.join("policy.toml");
@@ -39,7 +45,7 @@ fn up(test: u8) -> (Child, String, String) {
         .arg("--log-dir")
         .arg(dir.join("logs"))
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(if keep_reading { Stdio::inherit() } else { Stdio::piped() })
         .spawn()
         .expect("localcloud up");
     let stdout = child.stdout.take().expect("stdout");
@@ -50,8 +56,10 @@ fn up(test: u8) -> (Child, String, String) {
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
         .to_string();
-    // Keep reading so the pipe never fills.
-    std::thread::spawn(move || for _ in lines {});
+    if keep_reading {
+        // Keep reading so the pipe never fills.
+        std::thread::spawn(move || for _ in lines {});
+    }
     (child, control, format!("127.{subnet}"))
 }
 
@@ -160,5 +168,112 @@ fn bad_flags_name_the_flag_and_the_allowed_values() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+/// Issue 25.3: `localcloud up | head -1` used to panic on the next status
+/// line and kill every instance without draining.
+#[test]
+fn a_closed_stdout_does_not_stop_the_cloud() {
+    let (mut child, control, _) = up_with(3, false);
+    // The instances coming up print status lines into the closed pipe.
+    let addrs = wait_for_two(&control);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(child.try_wait().expect("wait").is_none(), "the local cloud exited");
+    assert_eq!(instances(&control), addrs, "the same instances serve on");
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let output = child.wait_with_output().expect("exit");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{}: {stderr}", output.status);
+    assert!(stderr.contains("cannot write to stdout"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        all_closed(&addrs, Duration::from_secs(1)),
+        "instances outlived the local cloud"
+    );
+}
+
+/// Issue 25.4: `--health-interval 0s` panicked the health checker (the group
+/// looked up, the load balancer answered 503 forever) and `--boot
+/// 99999999999d` overflowed the controller's timestamps. Every duration and
+/// limit is checked at start: exit 2 naming the flag and the allowed range.
+#[test]
+fn out_of_range_durations_and_limits_exit_2_naming_the_flag() {
+    let dir = std::env::temp_dir().join(format!("localcloud-bin-{}-flags", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, POLICY).expect("policy");
+    let big_max = dir.join("big.toml");
+    std::fs::write(&big_max, "[[group]]\nname = \"web\"\nmin = 1\nmax = 300\n").expect("policy");
+    for (flag, value, expected) in [
+        (
+            "--health-interval",
+            "0s",
+            "lb.interval (--health-interval) = 0s: must be 10ms to 5m",
+        ),
+        ("--boot", "99999999999d", "boot (--boot) = "),
+        ("--health-timeout", "1h", "(--health-timeout) = 1h: must be 10ms to 2m"),
+        (
+            "--health-grace",
+            "2days",
+            "(--health-grace) = 2days: must be 0s to 1day",
+        ),
+        (
+            "--deregistration-delay",
+            "2h",
+            "(--deregistration-delay) = 2h: must be 0s to 1h",
+        ),
+        ("--drain-timeout", "2h", "(--drain-timeout) = 2h: must be 0s to 1h"),
+        ("--idle-timeout", "0s", "(--idle-timeout) = 0s: must be 100ms to 4000s"),
+        (
+            "--max-connections",
+            "0",
+            "(--max-connections) = 0: must be 1 to 1000000",
+        ),
+        (
+            "--max-connections",
+            "1000000000",
+            "--max-connections 1000000000: must be at most",
+        ),
+        ("--cpu-limit", "1e-300", "cpu_limit (--cpu-limit) = 0.000"),
+        (
+            "--policy",
+            big_max.to_str().expect("path"),
+            "group web max 300: must be at most 254 instances per group",
+        ),
+    ] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_localcloud"));
+        command.args(["up", "--lb-port", "0", "--control-port", "0", "--no-functions"]);
+        if flag != "--policy" {
+            command.arg("--policy").arg(&policy);
+        }
+        let mut child = command
+            .args([flag, value])
+            .arg("--workload")
+            .arg(support::workload_bin())
+            .arg("--log-dir")
+            .arg(dir.join("logs"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("localcloud up");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{flag} {value}: accepted (still running after 20 s)");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("stderr");
+        assert_eq!(status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(expected), "{flag} {value}: {stderr}");
     }
 }

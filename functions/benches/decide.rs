@@ -76,6 +76,7 @@ fn main() {
                 black_box(&trigger),
                 now,
             )
+            .expect("decide")
         });
         let ok = decided <= TARGET;
         missed |= !ok;

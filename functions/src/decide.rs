@@ -147,8 +147,20 @@ impl Decision {
     }
 }
 
+/// An observation no real group can be in: decide() refuses it rather than
+/// guess (or panic in a clamp).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecideError {
+    /// EC2 Auto Scaling refuses MinSize above MaxSize, so no group reports it.
+    #[error("impossible observation: min {min} is above max {max}")]
+    MinAboveMax { min: u32, max: u32 },
+}
+
 /// Decides what `trigger` asks of `group`, from the observed group, the
 /// tracked metric's history and the activity history, at `now`.
+///
+/// Pure and total: every observation either gives a decision or, when no
+/// group could be in it, a [`DecideError`]; it never panics.
 pub fn decide(
     group: &GroupPolicy,
     observed: &Observation,
@@ -156,14 +168,20 @@ pub fn decide(
     activities: &[Activity],
     trigger: &Trigger,
     now: Timestamp,
-) -> Decision {
+) -> Result<Decision, DecideError> {
+    if observed.min > observed.max {
+        return Err(DecideError::MinAboveMax {
+            min: observed.min,
+            max: observed.max,
+        });
+    }
     let mut decision = match trigger {
         Trigger::Alarm(alarm) => decide_alarm(group, observed, activities, alarm, Delivery::StateChange, now),
         Trigger::Scheduled { name, at } => decide_schedule(group, observed, name, *at),
         Trigger::Tick { at, alarms } => decide_tick(group, observed, metrics, activities, alarms, *at, now),
     };
     explain_protection(observed, &mut decision);
-    decision
+    Ok(decision)
 }
 
 /// Scale-in never terminates a protected instance; desired still drops, and
@@ -480,7 +498,7 @@ fn step_rule(policy: &AlarmPolicy, step: &Step, value: f64) -> String {
 fn adjusted(policy: &AlarmPolicy, step: &Step, base: u32, rules: &mut Vec<String>) -> i64 {
     let base = i64::from(base);
     match policy.adjustment {
-        AdjustmentType::ChangeInCapacity => base + step.change,
+        AdjustmentType::ChangeInCapacity => base.saturating_add(step.change),
         AdjustmentType::ExactCapacity => step.change,
         AdjustmentType::PercentChangeInCapacity => {
             let raw = base as f64 * step.change as f64 / 100.0;
@@ -497,12 +515,12 @@ fn adjusted(policy: &AlarmPolicy, step: &Step, base: u32, rules: &mut Vec<String
             rules.push(format!("{}% of {base} = {raw:.2}, rounded to {delta:+}", step.change));
             if let Some(magnitude) = policy.min_adjustment_magnitude {
                 let magnitude = i64::from(magnitude);
-                if delta != 0 && delta.abs() < magnitude {
+                if delta != 0 && delta.saturating_abs() < magnitude {
                     delta = delta.signum() * magnitude;
                     rules.push(format!("raised to the minimum adjustment magnitude {delta:+}"));
                 }
             }
-            base + delta
+            base.saturating_add(delta)
         }
     }
 }

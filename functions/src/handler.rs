@@ -39,6 +39,10 @@ pub enum HandlerError {
     /// Reading or changing the group or its metrics failed.
     #[error(transparent)]
     Port(#[from] PortError),
+    /// The group was observed in a state no group can be in (min above max):
+    /// nothing was changed; the same reading again cannot help.
+    #[error(transparent)]
+    Decide(#[from] crate::decide::DecideError),
 }
 
 impl HandlerError {
@@ -47,6 +51,7 @@ impl HandlerError {
         match self {
             Self::Event(e) => e.retryable(),
             Self::Port(e) => e.retryable,
+            Self::Decide(_) => false,
         }
     }
 }
@@ -141,7 +146,7 @@ impl<G: GroupPort + Sync, M: MetricsPort + Sync> Handler<G, M> {
             let ids: Vec<String> = observed.instances.iter().map(|i| i.id.clone()).collect();
             self.metrics.history(group, &ids, since, now).await?
         };
-        let decision = decide(group, &observed, &history, &activities, &trigger, now);
+        let decision = decide(group, &observed, &history, &activities, &trigger, now)?;
         let acted = !self.dry_run && decision.action != Action::Hold;
         // One structured line per decision: trigger, observed state, rules, result.
         tracing::info!(

@@ -135,6 +135,7 @@ fn diagnostic(error: HandlerError) -> Diagnostic {
     let what = match error {
         HandlerError::Event(_) => "EventError",
         HandlerError::Port(_) => "PortError",
+        HandlerError::Decide(_) => "DecideError",
     };
     Diagnostic {
         error_type: format!("{kind}.{what}"),

@@ -60,6 +60,9 @@ fn default_cooldown() -> Duration {
     Duration::from_secs(300)
 }
 
+/// The largest `max` a group may have in a policy file.
+pub const MAX_GROUP_SIZE: u32 = 1000;
+
 /// A CloudWatch metric and the statistic an alarm reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -502,8 +505,8 @@ fn group_problems(group: &GroupPolicy, at: &str, problems: &mut Vec<String>) {
     if group.min > group.max {
         problems.push(format!("{at}: min {} must be <= max {}", group.min, group.max));
     }
-    if group.max > 1000 {
-        problems.push(format!("{at}.max: {} is above 1000", group.max));
+    if group.max > MAX_GROUP_SIZE {
+        problems.push(format!("{at}.max: {} is above {MAX_GROUP_SIZE}", group.max));
     }
     if let Some(desired) = group.desired
         && !(group.min..=group.max).contains(&desired)
@@ -572,6 +575,24 @@ fn alarm_policy_problems(policy: &AlarmPolicy, at: &str, problems: &mut Vec<Stri
     }
     if policy.adjustment == AdjustmentType::ExactCapacity && policy.steps.iter().any(|s| s.change < 0) {
         problems.push(format!("{at}.steps: exact_capacity changes must be >= 0"));
+    }
+    // Issue 25.6: a change of i64::MAX validated, then overflowed and the
+    // scale-out was lost. AWS's ScalingAdjustment is a 32-bit integer; a
+    // group holds at most MAX_GROUP_SIZE instances, so a larger change means
+    // the same as that bound and is refused as a likely typo.
+    let (lowest, highest) = match policy.adjustment {
+        AdjustmentType::ChangeInCapacity => (-i64::from(MAX_GROUP_SIZE), i64::from(MAX_GROUP_SIZE)),
+        AdjustmentType::ExactCapacity => (0, i64::from(MAX_GROUP_SIZE)),
+        // -100% empties the group; +10000% multiplies it by 101.
+        AdjustmentType::PercentChangeInCapacity => (-100, 10_000),
+    };
+    for (index, step) in policy.steps.iter().enumerate() {
+        if !(lowest..=highest).contains(&step.change) {
+            problems.push(format!(
+                "{at}.steps[{index}].change: {} must be within {lowest}..={highest} for {:?}",
+                step.change, policy.adjustment
+            ));
+        }
     }
     steps_problems(&policy.steps, policy.comparison, &format!("{at}.steps"), problems);
 }

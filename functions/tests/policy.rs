@@ -105,6 +105,17 @@ fn broken_rules_are_named_with_what_is_allowed() {
         ("bounded bottom", alarm("<", "[{ lower = -10, upper = 0, change = -1 }]"), "lowest step needs no lower bound"),
         ("both open", alarm(">", "[{ change = 1 }]"), "cannot both be open"),
         ("no steps", alarm(">", "[]"), "at least one step"),
+        // Issue 25.6: validated, then overflowed and the scale-out was lost.
+        (
+            "huge change",
+            alarm(">", "[{ lower = 0, change = 9223372036854775807 }]"),
+            "steps[0].change: 9223372036854775807 must be within -1000..=1000 for ChangeInCapacity",
+        ),
+        (
+            "huge percent",
+            alarm(">", "[{ lower = 0, change = 20000 }]").replace("change_in_capacity", "percent_change_in_capacity"),
+            "steps[0].change: 20000 must be within -100..=10000 for PercentChangeInCapacity",
+        ),
         (
             "bad period",
             alarm(">", "[{ lower = 0, change = 1 }]").replace("\"300s\"", "\"45s\""),

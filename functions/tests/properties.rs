@@ -3,8 +3,8 @@
 mod support;
 
 use functions::decide::{
-    Action, Activity, AlarmState, AlarmStatus, Datapoint, Instance, Lifecycle, MetricHistory, Observation, Trigger,
-    decide,
+    Action, Activity, AlarmState, AlarmStatus, Datapoint, DecideError, Instance, Lifecycle, MetricHistory, Observation,
+    Trigger, decide,
 };
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
@@ -102,8 +102,8 @@ proptest! {
                 .filter_map(|(i, v)| v.map(|v| (i.id.clone(), vec![Datapoint { at: now() - SignedDuration::from_secs(30), value: v }])))
                 .collect())].into(),
         };
-        let first = decide(web, &observed, &metrics, &history, &trigger, now());
-        let second = decide(web, &observed, &metrics, &history, &trigger, now());
+        let first = decide(web, &observed, &metrics, &history, &trigger, now()).expect("decide");
+        let second = decide(web, &observed, &metrics, &history, &trigger, now()).expect("decide");
         prop_assert_eq!(&first, &second);
         if let Action::SetLimits { min, max, desired } = first.action {
             prop_assert!(min <= max && (min..=max).contains(&desired), "{:?}", first);
@@ -152,6 +152,71 @@ proptest! {
                 prop_assert!(now.instances.iter().any(|i| &i.id == id), "protected {} removed", id);
             }
             prop_assert!((now.min..=now.max).contains(&now.desired));
+        }
+    }
+}
+
+prop_compose! {
+    /// Any observation at all: limits and desired in any order and size,
+    /// instances in any state and of any age (issue 25.5: decide() panicked
+    /// in a clamp on min > max from a state file).
+    fn any_observation()(
+        min in prop_oneof![0u32..12, Just(u32::MAX), any::<u32>()],
+        max in prop_oneof![0u32..12, Just(u32::MAX), any::<u32>()],
+        desired in prop_oneof![0u32..16, Just(u32::MAX), any::<u32>()],
+        instances in proptest::collection::vec((0u8..3, -100_000i64..1_000_000, any::<bool>()), 0..24),
+    ) -> Observation {
+        let instances = instances.into_iter().enumerate().map(|(i, (state, age, protected))| Instance {
+            id: format!("i-{i}"),
+            lifecycle: [Lifecycle::Pending, Lifecycle::InService, Lifecycle::Terminating][usize::from(state)],
+            launched_at: now() - SignedDuration::from_secs(age),
+            protected,
+        }).collect();
+        Observation { min, max, desired, instances }
+    }
+}
+
+/// The first group of every shipped policy: step, simple, tracking, schedules.
+static SHIPPED: std::sync::LazyLock<Vec<functions::policy::GroupPolicy>> = std::sync::LazyLock::new(|| {
+    [
+        "two-tier.toml",
+        "recommended.toml",
+        "seed-step.toml",
+        "course-target-tracking.toml",
+    ]
+    .iter()
+    .map(|file| support::shipped(file).groups.remove(0))
+    .collect()
+});
+
+proptest! {
+    /// decide() is total: an impossible observation is an error naming it,
+    /// every other one a decision within its limits; never a panic.
+    #[test]
+    fn decide_never_panics_on_arbitrary_observations(
+        observed in any_observation(),
+        history in activities(),
+        trigger in trigger(),
+        cpu in proptest::option::of(-1e6f64..1e6),
+    ) {
+        let metrics = MetricHistory {
+            metrics: [("cpu".to_string(), observed.instances.iter()
+                .filter_map(|i| cpu.map(|v| (i.id.clone(), vec![Datapoint { at: now() - SignedDuration::from_secs(30), value: v }])))
+                .collect())].into(),
+        };
+        for group in SHIPPED.iter() {
+            match decide(group, &observed, &metrics, &history, &trigger, now()) {
+                Err(DecideError::MinAboveMax { min, max }) => {
+                    prop_assert!(observed.min > observed.max);
+                    prop_assert_eq!((min, max), (observed.min, observed.max));
+                }
+                Ok(decision) => {
+                    prop_assert!(observed.min <= observed.max, "{:?} decided for {:?}", decision, observed);
+                    if let Action::SetDesired(n) = decision.action {
+                        prop_assert!((observed.min..=observed.max).contains(&n), "{} outside {}..={}", n, observed.min, observed.max);
+                    }
+                }
+            }
         }
     }
 }

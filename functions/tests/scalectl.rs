@@ -136,3 +136,42 @@ fn validate_reports_valid_and_invalid_files() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("min 5 must be <= max 2"));
 }
+
+/// Issue 25.5: a state file no group can be in (min above max) made
+/// `scalectl decide` panic (exit 101 in a clamp). Now exit 2 naming it.
+#[test]
+fn an_impossible_state_exits_2_naming_it_never_panics() {
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(path("tests/fixtures/state/web-two-busy.json")).expect("state"))
+            .expect("json");
+    let mut state = state;
+    state["observed"]["min"] = 5.into();
+    state["observed"]["max"] = 3.into();
+    let dir = std::env::temp_dir().join(format!("scalectl-impossible-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("state.json");
+    std::fs::write(&file, state.to_string()).expect("write");
+    for event in [
+        "alarm-eventbridge-cpu-high.json",
+        "schedule-tick-target-tracking.json",
+        "schedule-lunch-scale-out.json",
+    ] {
+        let output = scalectl(&[
+            "decide",
+            "--policy",
+            &path("../policies/two-tier.toml"),
+            "--state",
+            file.to_str().expect("path"),
+            "--event",
+            &path(&format!("tests/fixtures/events/{event}")),
+            "--now",
+            "2026-11-20T11:05:01Z",
+        ]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{event}: {stderr}");
+        assert!(
+            stderr.contains("observed: impossible observation: min 5 is above max 3"),
+            "{event}: {stderr}"
+        );
+    }
+}

@@ -87,7 +87,8 @@ fn scheduled_action_cases() {
         ),
     ];
     for (name, observed, schedule, action, explains) in cases {
-        let decision = decide(&web(), &observed, &MetricHistory::default(), &[], &fired(schedule), now);
+        let decision =
+            decide(&web(), &observed, &MetricHistory::default(), &[], &fired(schedule), now).expect("decide");
         assert_eq!(decision.action, action, "{name}: {decision:#?}");
         let text = format!("{} | {}", decision.reason, decision.rules.join(" | "));
         assert!(text.contains(explains), "{name}: {explains:?} not in {text:?}");

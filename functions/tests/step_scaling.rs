@@ -82,7 +82,8 @@ fn check(policy: &GroupPolicy, cases: Vec<Case>) {
             &case.activities,
             &case.trigger,
             now(),
-        );
+        )
+        .expect("decide");
         assert_eq!(decision.action, case.action, "{}: {decision:#?}", case.name);
         let text = format!("{} | {}", decision.reason, decision.rules.join(" | "));
         for fragment in case.explains {
@@ -285,7 +286,7 @@ fn scale_in_never_counts_on_protected_instances() {
         instance.protected = true;
     }
     let low = alarm("web-cpu-low", Some(10.0));
-    let decision = decide(&web(), &observed, &MetricHistory::default(), &[], &low, now());
+    let decision = decide(&web(), &observed, &MetricHistory::default(), &[], &low, now()).expect("decide");
     assert_eq!(decision.action, Action::SetDesired(4));
     assert!(
         decision
@@ -295,7 +296,7 @@ fn scale_in_never_counts_on_protected_instances() {
         "{decision:#?}"
     );
     observed.instances[4].protected = true;
-    let decision = decide(&web(), &observed, &MetricHistory::default(), &[], &low, now());
+    let decision = decide(&web(), &observed, &MetricHistory::default(), &[], &low, now()).expect("decide");
     // Desired still drops; no instance goes until its protection is removed.
     assert_eq!(decision.action, Action::SetDesired(4));
     assert!(
@@ -386,7 +387,8 @@ steps = [{}]
             &[],
             &alarm("a", Some(value)),
             now(),
-        );
+        )
+        .expect("decide");
         assert_eq!(
             decision.action,
             Action::SetDesired(expected),
@@ -404,10 +406,45 @@ fn decisions_serialise_for_logs_and_scalectl() {
         &[],
         &alarm("web-cpu-high", Some(91.5)),
         now(),
-    );
+    )
+    .expect("decide");
     let json = serde_json::to_value(&decision).expect("json");
     assert_eq!(json["action"], serde_json::json!({ "set_desired": 5 }));
     assert_eq!(json["from"], 2);
     assert_eq!(json["cause"], "alarm web-cpu-high at 2026-11-20T11:04:55Z");
     assert_eq!(json["rules"][0], "step +3 (CPUUtilization 91.5 > 70, step range >= 90)");
+}
+
+/// Issue 25.6: the core's arithmetic saturates. Validation refuses a change
+/// beyond the group bound, but decide() must not overflow on one either
+/// (it wrapped, and "+i64::MAX" became "already at 2").
+#[test]
+fn an_extreme_step_change_saturates_to_the_limit_instead_of_wrapping() {
+    for (change, expected) in [(i64::MAX, 10), (i64::MIN, 2)] {
+        let mut policy = web();
+        let alarm_name = policy.alarm_policies[0].alarm.clone();
+        for step in &mut policy.alarm_policies[0].steps {
+            step.change = change;
+        }
+        let value = policy.alarm_policies[0].threshold + 1e6;
+        let low = Observation {
+            desired: if change > 0 { 2 } else { 10 },
+            ..group(2, 0, 0)
+        };
+        let decision = decide(
+            &policy,
+            &low,
+            &MetricHistory::default(),
+            &[],
+            &alarm(&alarm_name, Some(value)),
+            now(),
+        )
+        .expect("decide");
+        let expected_action = if change > 0 {
+            Action::SetDesired(expected)
+        } else {
+            Action::SetDesired(2)
+        };
+        assert_eq!(decision.action, expected_action, "{change}: {decision:?}");
+    }
 }

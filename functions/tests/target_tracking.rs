@@ -365,7 +365,8 @@ fn run(cases: Vec<Case>) {
             &case.activities,
             &case.trigger,
             now(),
-        );
+        )
+        .expect("decide");
         assert_eq!(decision.action, case.action, "{}: {decision:#?}", case.name);
         let text = format!("{} | {}", decision.reason, decision.rules.join(" | "));
         for fragment in case.explains {

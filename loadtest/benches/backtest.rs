@@ -52,7 +52,7 @@ fn main() {
     for name in ["seed-step", "course-target-tracking", "recommended", "two-tier"] {
         let policy = Policy::load(&root(&format!("../policies/{name}.toml"))).expect("policy");
         let group = &policy.groups[0];
-        let took = median(11, || run(black_box(&trace), group, model));
+        let took = median(11, || run(black_box(&trace), group, model).expect("backtest"));
         let ok = took < TARGET;
         missed |= !ok;
         println!(

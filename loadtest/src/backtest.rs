@@ -24,8 +24,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use functions::decide::{
-    Action, Activity, AlarmState, AlarmStatus, Datapoint, Decision, Instance, Lifecycle, MetricHistory, Observation,
-    Trigger, decide,
+    Action, Activity, AlarmState, AlarmStatus, Datapoint, DecideError, Decision, Instance, Lifecycle, MetricHistory,
+    Observation, Trigger, decide,
 };
 use functions::policy::{AlarmPolicy, GroupPolicy, Policy, PolicyError, PredefinedMetric, Statistic, TrackedMetric};
 use functions::schedule::ScheduleExpr;
@@ -206,14 +206,14 @@ impl Sim<'_> {
         history
     }
 
-    fn decide(&mut self, trigger: &Trigger, now: Timestamp) -> Decision {
+    fn decide(&mut self, trigger: &Trigger, now: Timestamp) -> Result<Decision, DecideError> {
         let observed = self.observation(now);
         let history = self.history(now);
         let since = now - HISTORY;
         let recent: Vec<Activity> = self.activities.iter().filter(|a| a.start >= since).cloned().collect();
-        let decision = decide(self.group, &observed, &history, &recent, trigger, now);
+        let decision = decide(self.group, &observed, &history, &recent, trigger, now)?;
         self.apply(&decision, now);
-        decision
+        Ok(decision)
     }
 
     fn apply(&mut self, decision: &Decision, now: Timestamp) {
@@ -309,7 +309,10 @@ pub fn peak_instances(trace: &Trace, model: &Model) -> u32 {
 }
 
 /// Replays `trace` through `group` under `model`.
-pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Report {
+///
+/// Fails only if the simulated group reaches a state decide() refuses
+/// (min above max), which a validated policy cannot produce.
+pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Result<Report, DecideError> {
     let first = trace.samples[0].at;
     let desired = group.desired.unwrap_or(group.min);
     let mut sim = Sim {
@@ -462,12 +465,12 @@ pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Report {
                     state_since: now,
                     value: alarm.values.last().copied(),
                 };
-                let _ = sim.decide(&Trigger::Alarm(status), now);
+                let _ = sim.decide(&Trigger::Alarm(status), now)?;
             }
         }
         for (name, expr, tz) in &schedules {
             for at in expr.fires_between(t, now, tz) {
-                let _ = sim.decide(&Trigger::Scheduled { name: name.clone(), at }, now);
+                let _ = sim.decide(&Trigger::Scheduled { name: name.clone(), at }, now)?;
             }
         }
         let in_alarm: Vec<AlarmStatus> = alarms
@@ -486,7 +489,7 @@ pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Report {
                 alarms: in_alarm,
             },
             now,
-        );
+        )?;
     }
     if let (Some(start), Some(last)) = (short_since, trace.samples.last()) {
         shortfalls.push(Shortfall {
@@ -498,7 +501,7 @@ pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Report {
     let fixed_peak_instances = peak_instances(trace, &model);
     let instance_hours = billed_minutes as f64 / 60.0;
     let fixed_peak_instance_hours = f64::from(fixed_peak_instances) * hours;
-    Report {
+    Ok(Report {
         group: group.name.clone(),
         model,
         minutes: trace.samples.len(),
@@ -517,7 +520,7 @@ pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Report {
         actions: sim.actions,
         shortfalls,
         timeline,
-    }
+    })
 }
 
 /// Minutes before a surge whose mean is its baseline.

@@ -404,10 +404,10 @@ fn backtest_cli(command: Command) -> Result<()> {
     let reports: Vec<(String, Report)> = runs
         .into_iter()
         .map(|(name, group)| {
-            let report = run(&trace, &group, model);
-            (name, report)
+            let report = run(&trace, &group, model).with_context(|| format!("backtest of {name}"))?;
+            Ok((name, report))
         })
-        .collect();
+        .collect::<Result<_>>()?;
 
     if let Some(path) = &chart {
         std::fs::write(path, chart_of(&trace_path, &reports, &model).to_svg())

@@ -38,7 +38,8 @@ fn a_steady_load_in_the_policy_band_never_scales() {
         &trace(std::iter::repeat_n(150.0, 240)),
         &shipped("seed-step.toml").groups[0],
         MODEL,
-    );
+    )
+    .expect("backtest");
     assert_eq!(report.scaling_actions, 0);
     assert_eq!(report.requests_over_capacity, 0.0);
     assert!(
@@ -51,7 +52,8 @@ fn a_steady_load_in_the_policy_band_never_scales() {
         &trace(std::iter::repeat_n(100.0, 240)),
         &shipped("course-target-tracking.toml").groups[0],
         MODEL,
-    );
+    )
+    .expect("backtest");
     assert_eq!(report.scaling_actions, 0);
 }
 
@@ -60,7 +62,7 @@ fn a_step_up_scales_by_the_step_after_three_periods_and_the_boot() {
     // 150 -> 270 req/s at 00:30 on 3 instances: CPU 50% -> 90%. The alarm needs
     // three 300 s periods above 70% (00:30-00:45), then +2, in service 90 s later.
     let rates = (0..120).map(|m| if m < 30 { 150.0 } else { 270.0 });
-    let report = run(&trace(rates), &shipped("seed-step.toml").groups[0], MODEL);
+    let report = run(&trace(rates), &shipped("seed-step.toml").groups[0], MODEL).expect("backtest");
     let at = |hhmm: &str| {
         report
             .timeline
@@ -84,7 +86,7 @@ fn a_step_up_scales_by_the_step_after_three_periods_and_the_boot() {
 fn a_surge_beyond_capacity_is_counted_until_capacity_covers_it() {
     // Target tracking, 2 instances, a jump to 500 req/s (2.5 x capacity).
     let rates = (0..60).map(|m| if m < 10 { 100.0 } else { 500.0 });
-    let report = run(&trace(rates), &shipped("course-target-tracking.toml").groups[0], MODEL);
+    let report = run(&trace(rates), &shipped("course-target-tracking.toml").groups[0], MODEL).expect("backtest");
     assert!(report.requests_over_capacity > 0.0);
     assert_eq!(report.shortfalls.len(), 1);
     let shortfall = report.shortfalls[0];
@@ -100,8 +102,8 @@ fn a_surge_beyond_capacity_is_counted_until_capacity_covers_it() {
 fn shipped_policies_on_the_lunch_peak_week() {
     let trace = Trace::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/traces/lunch-peak-week.csv"))
         .expect("the recorded trace");
-    let step = run(&trace, &shipped("seed-step.toml").groups[0], MODEL);
-    let tracking = run(&trace, &shipped("course-target-tracking.toml").groups[0], MODEL);
+    let step = run(&trace, &shipped("seed-step.toml").groups[0], MODEL).expect("backtest");
+    let tracking = run(&trace, &shipped("course-target-tracking.toml").groups[0], MODEL).expect("backtest");
     // Both cost well under a fleet fixed at the peak.
     assert!(step.ratio_to_fixed_peak < 0.6, "{}", step.ratio_to_fixed_peak);
     assert!(tracking.ratio_to_fixed_peak < step.ratio_to_fixed_peak);
@@ -120,8 +122,8 @@ fn recorded(name: &str) -> Trace {
 #[test]
 fn the_recommended_policy_meets_its_targets_on_the_lunch_peak_week() {
     let trace = recorded("lunch-peak-week.csv");
-    let ours = run(&trace, &shipped("recommended.toml").groups[0], MODEL);
-    let step = run(&trace, &shipped("seed-step.toml").groups[0], MODEL);
+    let ours = run(&trace, &shipped("recommended.toml").groups[0], MODEL).expect("backtest");
+    let step = run(&trace, &shipped("seed-step.toml").groups[0], MODEL).expect("backtest");
     assert!(ours.ratio_to_fixed_peak <= 0.45, "{}", ours.ratio_to_fixed_peak);
     assert!(ours.over_capacity_fraction <= 0.005, "{}", ours.over_capacity_fraction);
     assert!(ours.ratio_to_fixed_peak < step.ratio_to_fixed_peak);
@@ -131,7 +133,7 @@ fn the_recommended_policy_meets_its_targets_on_the_lunch_peak_week() {
 #[test]
 fn the_recommended_policy_follows_a_flash_crowd_within_five_minutes() {
     let trace = recorded("flash-crowd-day.csv");
-    let ours = run(&trace, &shipped("recommended.toml").groups[0], MODEL);
+    let ours = run(&trace, &shipped("recommended.toml").groups[0], MODEL).expect("backtest");
     assert_eq!(ours.surges.len(), 1, "{:?}", ours.surges);
     let surge = &ours.surges[0];
     assert_eq!(surge.onset.to_string(), "2026-11-16T09:18:00Z");
@@ -139,14 +141,14 @@ fn the_recommended_policy_follows_a_flash_crowd_within_five_minutes() {
     assert!(surge.minutes_to_capacity.is_some_and(|m| m <= 5), "{surge:?}");
     assert!(ours.over_capacity_fraction <= 0.02, "{}", ours.over_capacity_fraction);
     // The course's policy (max 10, CPU only) cannot: it is what we improve on.
-    let course = run(&trace, &shipped("course-target-tracking.toml").groups[0], MODEL);
+    let course = run(&trace, &shipped("course-target-tracking.toml").groups[0], MODEL).expect("backtest");
     assert!(course.over_capacity_fraction > 5.0 * ours.over_capacity_fraction);
 }
 
 #[test]
 fn the_recommended_policy_rides_out_attack_bursts_without_thrashing() {
     let trace = recorded("cc-attack-6h.csv");
-    let ours = run(&trace, &shipped("recommended.toml").groups[0], MODEL);
+    let ours = run(&trace, &shipped("recommended.toml").groups[0], MODEL).expect("backtest");
     assert_eq!(ours.surges.len(), 3, "{:?}", ours.surges);
     for surge in &ours.surges {
         assert!(surge.scaling_actions <= 3, "{surge:?}");
@@ -161,7 +163,7 @@ fn surges_are_found_against_the_trailing_baseline() {
     let rates = std::iter::repeat_n(100.0, 60)
         .chain(std::iter::repeat_n(800.0, 20))
         .chain(std::iter::repeat_n(100.0, 60));
-    let report = run(&trace(rates), &shipped("recommended.toml").groups[0], MODEL);
+    let report = run(&trace(rates), &shipped("recommended.toml").groups[0], MODEL).expect("backtest");
     assert_eq!(report.surges.len(), 1, "{:?}", report.surges);
     let surge = &report.surges[0];
     assert_eq!(surge.onset.to_string(), "2026-11-16T01:00:00Z");
@@ -187,7 +189,7 @@ fn surges_are_found_against_the_trailing_baseline() {
 #[test]
 fn a_fleet_fixed_at_exactly_the_load_is_never_short_and_never_scales() {
     let fleet = loadtest::backtest::fixed_fleet("fixed", 4).expect("fixed fleet");
-    let report = run(&trace(std::iter::repeat_n(400.0, 120)), &fleet, MODEL);
+    let report = run(&trace(std::iter::repeat_n(400.0, 120)), &fleet, MODEL).expect("backtest");
     assert_eq!(report.scaling_actions, 0);
     assert_eq!(report.requests_over_capacity, 0.0);
     assert_eq!(report.highest_cpu_percent, 100.0);
@@ -201,7 +203,7 @@ fn the_recommended_lunch_floor_holds_on_weekdays_only() {
     let floor = |trace: &Trace, hhmm: &str| {
         let day = trace.samples[0].at.strftime("%Y-%m-%d").to_string();
         let t: jiff::Timestamp = format!("{day}T{hhmm}:00Z").parse().expect("time");
-        let report = run(trace, &shipped("recommended.toml").groups[0], MODEL);
+        let report = run(trace, &shipped("recommended.toml").groups[0], MODEL).expect("backtest");
         report.timeline.iter().find(|m| m.at == t).expect("minute").instances
     };
     let monday = trace(std::iter::repeat_n(100.0, 24 * 60));

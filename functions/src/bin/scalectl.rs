@@ -106,7 +106,8 @@ fn run(command: Command) -> Result<()> {
             explain,
         } => {
             let policy = Policy::load(&policy)?;
-            let state = State::parse(&state.display().to_string(), &read(&state, "state")?)?;
+            let state_path = state;
+            let state = State::parse(&state_path.display().to_string(), &read(&state_path, "state")?)?;
             let parsed = parse_str(&read(&event, "event")?).with_context(|| format!("event {}", event.display()))?;
             let now = now.unwrap_or_else(Timestamp::now);
             let output = match parsed {
@@ -122,7 +123,8 @@ fn run(command: Command) -> Result<()> {
                             &state.activities,
                             &trigger,
                             now,
-                        );
+                        )
+                        .with_context(|| format!("state file {}: observed", state_path.display()))?;
                         if explain {
                             let what = match decision.action {
                                 Action::Hold => format!("hold at {}", decision.from),

@@ -19,6 +19,11 @@ pub fn two_tier() -> Policy {
     Policy::load(&crate_path("../policies/two-tier.toml")).expect("the shipped policy loads")
 }
 
+/// A shipped policy, by file name under policies/.
+pub fn shipped(file: &str) -> Policy {
+    Policy::load(&crate_path(&format!("../policies/{file}"))).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
 /// One group of the shipped two-tier policy.
 pub fn two_tier_group(name: &str) -> GroupPolicy {
     two_tier()

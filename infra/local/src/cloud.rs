@@ -1018,7 +1018,7 @@ async fn terminate(cloud: &Cloud, runtime: &Arc<GroupRuntime>, id: &str) {
 async fn bind_loopback(what: &'static str, port: u16) -> Result<(TcpListener, SocketAddr)> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let bound = async {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = crate::server::listen(addr)?;
         let local = listener.local_addr()?;
         Ok::<_, std::io::Error>((listener, local))
     };

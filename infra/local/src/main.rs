@@ -135,7 +135,7 @@ struct Up {
     idle_timeout: Duration,
     /// Client connections each load balancer keeps open at once; more are
     /// closed at once (default: 10000, or fewer when the open-files limit
-    /// holds fewer: two descriptors per connection, 1024 kept for the rest).
+    /// holds fewer: one descriptor per connection, 1024 kept for the rest).
     #[arg(long)]
     max_connections: Option<usize>,
     /// Longest wait for a deregistered instance's in-flight requests (wall clock).
@@ -281,11 +281,12 @@ async fn run_up(up: Up) -> Result<()> {
         )
         .init();
     let policy = Policy::load(&up.policy)?;
-    // Descriptors: a load balancer's client connection and its target
-    // connection take one each; keep 1024 for everything else.
+    // Descriptors: one per client connection (target connections are
+    // pooled per target and bounded by the requests in flight); 1024 kept for
+    // everything else. Shared by the groups' load balancers.
     let open_files = localcloud::server::raise_open_files_limit();
     let groups = policy.groups.len().max(1) as u64;
-    let fits = (open_files.saturating_sub(1024) / (2 * groups)).max(1) as usize;
+    let fits = (open_files.saturating_sub(1024) / groups).max(1) as usize;
     let max_connections = match up.max_connections {
         Some(asked) if asked > fits => bail!(
             "--max-connections {asked}: must be at most {fits} with this process's open-files limit of {open_files} and {groups} group(s) (raise it with ulimit -n)"

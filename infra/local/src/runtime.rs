@@ -127,7 +127,7 @@ impl Runtime {
     pub async fn start(self: &Arc<Self>, spawner: Arc<Spawner>) -> std::io::Result<Vec<tokio::task::JoinHandle<()>>> {
         let mut tasks = Vec::new();
         for function in &self.functions {
-            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let listener = crate::server::listen(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
             *lock(&function.api) = Some(listener.local_addr()?);
             tasks.push(serve(self.clone(), function.clone(), listener));
             tasks.push(tokio::spawn(supervise(self.clone(), function.clone(), spawner.clone())));

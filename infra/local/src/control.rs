@@ -35,13 +35,23 @@ use crate::error::{Error, Result};
 /// Serves the control API on its (loopback) listener in the background.
 pub(crate) fn serve(cloud: Cloud, listener: TcpListener) {
     let task_cloud = cloud.clone();
-    let task = crate::server::serve(listener, crate::server::Limits::INTERNAL, Arc::default(), move |_| {
-        let cloud = task_cloud.clone();
-        move |request| {
-            let cloud = cloud.clone();
-            async move { route(&cloud, request).await }
-        }
-    });
+    // Every refusal in the API's own format, hyper's included (a head it
+    // cannot parse): each request gets its own connection and its head is
+    // checked before hyper reads it.
+    let heads = crate::server::Heads::Checked(|_, message| json!({ "error": message, "kind": "invalid" }).to_string());
+    let task = crate::server::serve(
+        listener,
+        crate::server::Limits::INTERNAL,
+        heads,
+        Arc::default(),
+        move |_| {
+            let cloud = task_cloud.clone();
+            move |request| {
+                let cloud = cloud.clone();
+                async move { route(&cloud, request).await }
+            }
+        },
+    );
     cloud.push_task("control API", task);
 }
 

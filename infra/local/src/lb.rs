@@ -500,6 +500,7 @@ impl LoadBalancer {
         crate::server::serve(
             listener,
             self.config.connections,
+            crate::server::Heads::Hyper,
             self.connections.clone(),
             move |peer| {
                 let lb = lb.clone();

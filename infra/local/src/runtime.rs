@@ -236,15 +236,21 @@ fn fail(runtime: &Runtime, function: &Function, pending: Pending, error: String,
 }
 
 fn serve(runtime: Arc<Runtime>, function: Arc<Function>, listener: TcpListener) -> tokio::task::JoinHandle<()> {
-    crate::server::serve(listener, crate::server::Limits::INTERNAL, Arc::default(), move |_| {
-        let runtime = runtime.clone();
-        let function = function.clone();
-        move |request| {
+    crate::server::serve(
+        listener,
+        crate::server::Limits::INTERNAL,
+        crate::server::Heads::Hyper,
+        Arc::default(),
+        move |_| {
             let runtime = runtime.clone();
             let function = function.clone();
-            async move { route(&runtime, &function, request).await }
-        }
-    })
+            move |request| {
+                let runtime = runtime.clone();
+                let function = function.clone();
+                async move { route(&runtime, &function, request).await }
+            }
+        },
+    )
 }
 
 fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {

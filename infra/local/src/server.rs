@@ -17,11 +17,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 /// Connection limits of one server.
@@ -87,6 +88,7 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub fn serve<M, S, F>(
     listener: TcpListener,
     limits: Limits,
+    heads: Heads,
     counters: Arc<Counters>,
     make: M,
 ) -> tokio::task::JoinHandle<()>
@@ -138,33 +140,203 @@ where
             let open = counters.open.fetch_add(1, Ordering::Relaxed) + 1;
             peak = peak.max(open);
             tokio::spawn(async move {
-                // Until its first byte a connection costs a task and a
-                // socket, not hyper's buffers: an idle client that never
-                // sends is closed after the idle timeout without them.
-                // (`peek`, not `readable`: readiness may be reported before
-                // any byte has arrived, and hyper would then allocate.)
-                let first = tokio::time::timeout(limits.idle_timeout, stream.peek(&mut [0u8; 1])).await;
-                if let Ok(Ok(1..)) = first {
-                    let service = hyper::service::service_fn(move |request| {
-                        let response = service(request);
-                        async move { Ok::<_, Infallible>(response.await) }
-                    });
-                    // Boxed: the task's own future stays small while it waits.
-                    let connection = Box::pin(
-                        hyper::server::conn::http1::Builder::new()
-                            .timer(TokioTimer::new())
-                            .header_read_timeout(limits.idle_timeout)
-                            .max_buf_size(MAX_BUFFER)
-                            .keep_alive(true)
-                            .serve_connection(TokioIo::new(stream), service),
-                    );
-                    let _ = connection.await;
-                }
+                connection(stream, limits, heads, service).await;
                 counters.open.fetch_sub(1, Ordering::Relaxed);
                 drop(permit);
             });
         }
     })
+}
+
+/// How a server reads its requests.
+#[derive(Debug, Clone, Copy)]
+pub enum Heads {
+    /// hyper reads every request of a keep-alive connection; a head it
+    /// cannot parse gets hyper's own refusal (400, 431, 505 with no body).
+    Hyper,
+    /// One request per connection, its head read and checked here first, so
+    /// a head that cannot be parsed is answered in the server's own error
+    /// format: `refuse(status, message)` gives the JSON body (issue 25.7:
+    /// the control API's refusals were hyper's, with empty bodies).
+    Checked(fn(StatusCode, &str) -> String),
+}
+
+/// One client connection, until it closes or times out.
+async fn connection<S, F>(mut stream: TcpStream, limits: Limits, heads: Heads, service: S)
+where
+    S: Fn(Request<Incoming>) -> F + Send + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let response = service(request);
+        async move { Ok::<_, Infallible>(response.await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.idle_timeout)
+        .max_buf_size(MAX_BUFFER);
+    match heads {
+        Heads::Hyper => {
+            // Until its first byte a connection costs a task and a socket,
+            // not hyper's buffers: an idle client that never sends is closed
+            // after the idle timeout without them. (`peek`, not `readable`:
+            // readiness may be reported before any byte has arrived.)
+            let first = tokio::time::timeout(limits.idle_timeout, stream.peek(&mut [0u8; 1])).await;
+            if let Ok(Ok(1..)) = first {
+                // Boxed: the task's own future stays small while it waits.
+                let _ = Box::pin(builder.keep_alive(true).serve_connection(TokioIo::new(stream), service)).await;
+            }
+        }
+        Heads::Checked(refuse) => match tokio::time::timeout(limits.idle_timeout, read_head(&mut stream)).await {
+            Ok(Ok(Ok(head))) => {
+                let io = TokioIo::new(Prefixed { head, at: 0, stream });
+                let _ = Box::pin(builder.keep_alive(false).serve_connection(io, service)).await;
+            }
+            Ok(Ok(Err((status, message)))) => {
+                let body = refuse(status, &message);
+                let response = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            }
+            // Closed, failed, or too slow: nothing to answer.
+            Ok(Err(_)) | Err(_) => {}
+        },
+    }
+}
+
+/// Reads one request head (and whatever followed it in the same reads):
+/// `Ok(bytes)` once it parses, `Err((status, why))` for a head hyper would
+/// refuse, the I/O error when the client goes away first.
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Result<Vec<u8>, (StatusCode, String)>> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut request = httparse::Request::new(&mut headers);
+        match request.parse(&buf) {
+            Ok(httparse::Status::Complete(_)) => {
+                return Ok(check_framing(request.headers).map(|()| buf));
+            }
+            Ok(httparse::Status::Partial) if buf.len() >= MAX_BUFFER => {
+                return Ok(Err((
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    format!("request head over {} KiB", MAX_BUFFER / 1024),
+                )));
+            }
+            Ok(httparse::Status::Partial) => {}
+            Err(httparse::Error::Version) => {
+                return Ok(Err((
+                    StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+                    "HTTP version not supported: HTTP/1.0 and HTTP/1.1 are".into(),
+                )));
+            }
+            Err(httparse::Error::TooManyHeaders) => {
+                return Ok(Err((
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "more than 64 header fields".into(),
+                )));
+            }
+            Err(error) => {
+                return Ok(Err((
+                    StatusCode::BAD_REQUEST,
+                    format!("malformed request head: {error}"),
+                )));
+            }
+        }
+    }
+}
+
+/// The body framing hyper would refuse: a Content-Length that is not one
+/// number, or Content-Length with Transfer-Encoding (RFC 9112 6.3).
+fn check_framing(headers: &[httparse::Header<'_>]) -> Result<(), (StatusCode, String)> {
+    let mut length: Option<&[u8]> = None;
+    let mut chunked = false;
+    for header in headers {
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let valid =
+                !header.value.is_empty() && header.value.iter().all(u8::is_ascii_digit) && header.value.len() <= 19;
+            if !valid || length.is_some_and(|l| l != header.value) {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "content-length {:?}: must be one number",
+                        String::from_utf8_lossy(header.value)
+                    ),
+                ));
+            }
+            length = Some(header.value);
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = true;
+        }
+    }
+    if chunked && length.is_some() {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "content-length and transfer-encoding together".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A stream whose first bytes were already read: they are replayed first.
+struct Prefixed {
+    head: Vec<u8>,
+    at: usize,
+    stream: TcpStream,
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.at < this.head.len() {
+            let n = out.remaining().min(this.head.len() - this.at);
+            out.put_slice(&this.head[this.at..this.at + n]);
+            this.at += n;
+            if this.at == this.head.len() {
+                this.head = Vec::new();
+                this.at = 0;
+            }
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut this.stream).poll_read(cx, out)
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, data)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
 
 /// After a flood of connections has gone (open fell to a quarter of the

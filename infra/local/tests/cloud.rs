@@ -409,3 +409,73 @@ async fn bad_control_calls_name_the_problem_and_change_nothing() {
     assert!(group.capacity_changes.is_empty());
     cloud.shutdown().await;
 }
+
+/// One raw HTTP exchange: the status line and the body.
+async fn raw(control: SocketAddr, parts: &[&[u8]]) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(control).await.expect("connect");
+    for part in parts {
+        stream.write_all(part).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed within 5 s")
+        .expect("read");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.lines().next().unwrap_or("").to_string(), body.to_string())
+}
+
+/// Issue 25.7: requests hyper itself refused (a head it cannot parse) got
+/// empty bodies; the control API answers every refusal as `{"error","kind"}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_api_answers_malformed_heads_in_its_own_format() {
+    let cloud = Cloud::start(config(WEB, 5)).await.expect("start");
+    let control = cloud.control_addr().expect("control");
+    let huge = format!("GET /status HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(70 * 1024));
+    for (request, status, expected) in [
+        (
+            "GARBAGE\r\n\r\n".to_string(),
+            "HTTP/1.1 400 Bad Request",
+            "malformed request head",
+        ),
+        (
+            "GET /status HTTP/3.0\r\n\r\n".to_string(),
+            "HTTP/1.1 505 HTTP Version Not Supported",
+            "HTTP version",
+        ),
+        (
+            huge,
+            "HTTP/1.1 431 Request Header Fields Too Large",
+            "request head over 64 KiB",
+        ),
+        (
+            "PUT /groups/web/capacity HTTP/1.1\r\nContent-Length: 1x\r\n\r\n".to_string(),
+            "HTTP/1.1 400 Bad Request",
+            "content-length \"1x\": must be one number",
+        ),
+        (
+            "PUT /groups/web/capacity HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n".to_string(),
+            "HTTP/1.1 400 Bad Request",
+            "content-length and transfer-encoding together",
+        ),
+    ] {
+        let (line, body) = raw(control, &[request.as_bytes()]).await;
+        assert_eq!(line, status, "{body}");
+        let reply: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+        assert_eq!(reply["kind"], "invalid", "{reply}");
+        assert!(reply["error"].as_str().expect("error").contains(expected), "{reply}");
+    }
+    // A good request whose head and body arrive apart is served as before.
+    let body = r#"{"desired": 3, "cause": "raw"}"#;
+    let head = format!(
+        "PUT /groups/web/capacity HTTP/1.1\r\nHost: c\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let (line, reply) = raw(control, &[head.as_bytes(), body.as_bytes()]).await;
+    assert_eq!(line, "HTTP/1.1 200 OK", "{reply}");
+    assert_eq!(cloud.group("web").expect("group").desired, 3);
+    cloud.shutdown().await;
+}

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -107,14 +107,9 @@ struct AzRef {
 
 async fn route(cloud: &Cloud, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, 64 * 1024).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(_) => {
-            return reply(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &json!({"error": "body over 64 KiB", "kind": "invalid"}),
-            );
-        }
+    let body = match crate::server::read_body(body, 64 * 1024, "64 KiB").await {
+        Ok(body) => body,
+        Err(error) => return reply(error.status(), &json!({"error": error.to_string(), "kind": "invalid"})),
     };
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().unwrap_or("").to_string();

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -431,9 +431,9 @@ impl LoadBalancer {
         let body = if hyper::body::Body::is_end_stream(&body) {
             Bytes::new()
         } else {
-            match Limited::new(body, MAX_BODY).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(_) => return self.error(StatusCode::PAYLOAD_TOO_LARGE, "request body over 1 MiB"),
+            match crate::server::read_body(body, MAX_BODY, "1 MiB").await {
+                Ok(body) => body,
+                Err(error) => return self.error(error.status(), &error.to_string()),
             }
         };
         // What the target receives (origin-form URI, no hop-by-hop headers,

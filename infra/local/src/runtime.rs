@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -265,11 +265,9 @@ fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
 
 async fn route(runtime: &Runtime, function: &Function, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
-    let Ok(body) = Limited::new(body, 6 << 20).collect().await.map(|b| b.to_bytes()) else {
-        return reply(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            serde_json::json!({"errorMessage": "over 6 MB"}),
-        );
+    let body = match crate::server::read_body(body, 6 << 20, "6 MB").await {
+        Ok(body) => body,
+        Err(error) => return reply(error.status(), serde_json::json!({"errorMessage": error.to_string()})),
     };
     let path = parts.uri.path();
     let error_type = parts

@@ -339,6 +339,37 @@ impl AsyncWrite for Prefixed {
     }
 }
 
+/// Why a request body was not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// Longer than the server takes (413).
+    #[error("request body over {0}")]
+    TooLarge(&'static str),
+    /// Not a valid HTTP/1.1 body (bad chunk framing, cut short): 400, not
+    /// 413 (issue 25.8: a malformed chunked body was answered "over 1 MiB").
+    #[error("malformed request body: {0}")]
+    Malformed(String),
+}
+
+impl BodyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Malformed(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// A whole request body of at most `limit` bytes (`limit_text` says it for people).
+pub async fn read_body(body: Incoming, limit: usize, limit_text: &'static str) -> Result<Bytes, BodyError> {
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(limit_text)),
+        Err(error) => Err(BodyError::Malformed(error.to_string())),
+    }
+}
+
 /// After a flood of connections has gone (open fell to a quarter of the
 /// peak, and the peak was over 1000), gives the memory their buffers used
 /// back to the system: glibc's allocator otherwise keeps it (RSS stayed at

@@ -541,3 +541,23 @@ async fn a_client_that_goes_away_leaves_nothing_outstanding() {
         started.elapsed()
     );
 }
+
+/// Issue 25.8: a malformed chunked body was answered 413 "over 1 MiB"; it is
+/// a 400 saying what is wrong, and only a body over the limit is a 413.
+#[tokio::test]
+async fn a_malformed_chunked_body_is_a_400_and_only_an_oversized_one_a_413() {
+    let t = target(|_| ok("fine")).await;
+    let lb = lb(&[&t]).await;
+    let post =
+        |body: &str| format!("POST /x HTTP/1.1\r\nhost: example.test\r\ntransfer-encoding: chunked\r\n\r\n{body}");
+    let answer = ask(lb.addr, &post("zz\r\nnot hex\r\n0\r\n\r\n")).await;
+    assert_eq!(answer.status, 400, "{:?}", String::from_utf8_lossy(&answer.body));
+    let text = String::from_utf8_lossy(&answer.body).to_string();
+    assert!(text.starts_with("malformed request body:"), "{text}");
+    let big = format!("{:x}\r\n{}\r\n0\r\n\r\n", 2 << 20, "a".repeat(2 << 20));
+    let answer = ask(lb.addr, &post(&big)).await;
+    assert_eq!(answer.status, 413);
+    assert_eq!(String::from_utf8_lossy(&answer.body), "request body over 1 MiB\n");
+    let answer = ask(lb.addr, &post("4\r\nfine\r\n0\r\n\r\n")).await;
+    assert_eq!((answer.status, answer.body.as_slice()), (200, b"fine".as_slice()));
+}

@@ -6,6 +6,7 @@ pub mod cfn;
 pub mod contract;
 pub mod decide;
 pub mod handler;
+pub mod input;
 pub mod lambda;
 pub mod local;
 pub mod memory;

@@ -430,10 +430,11 @@ pub enum PolicyError {
 impl Policy {
     /// Reads and validates a policy file.
     pub fn load(path: &Path) -> Result<Self, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text =
+            crate::input::read_text(path, crate::input::POLICY_MAX_BYTES).map_err(|source| PolicyError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
         Self::parse(&path.display().to_string(), &text)
     }
 

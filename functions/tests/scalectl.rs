@@ -175,3 +175,29 @@ fn an_impossible_state_exits_2_naming_it_never_panics() {
         );
     }
 }
+
+/// Issue 25.8: input files were read without a limit (`/dev/zero` grew to
+/// 4 GB of RSS); each kind has one, named in the error.
+#[test]
+fn endless_input_files_are_refused_at_their_limit() {
+    let policy = path("../policies/two-tier.toml");
+    let state = path("tests/fixtures/state/web-two-busy.json");
+    let event = path("tests/fixtures/events/alarm-eventbridge-cpu-high.json");
+    for (args, expected) in [
+        (vec!["validate", "--policy", "/dev/zero"], "policy file /dev/zero"),
+        (
+            vec!["decide", "--policy", &policy, "--state", &state, "--event", "/dev/zero"],
+            "cannot read the event file /dev/zero: larger than 6 MiB",
+        ),
+        (
+            vec!["decide", "--policy", &policy, "--state", "/dev/zero", "--event", &event],
+            "cannot read the state file /dev/zero: larger than 64 MiB",
+        ),
+    ] {
+        let output = scalectl(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(stderr.contains("larger than"), "{args:?}: {stderr}");
+    }
+}

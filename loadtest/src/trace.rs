@@ -39,9 +39,11 @@ const STEP: SignedDuration = SignedDuration::from_secs(60);
 impl Trace {
     /// Reads a trace file.
     pub fn load(path: &Path) -> Result<Self, TraceError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TraceError::Read {
-            path: path.display().to_string(),
-            source,
+        let text = functions::input::read_text(path, functions::input::TRACE_MAX_BYTES).map_err(|source| {
+            TraceError::Read {
+                path: path.display().to_string(),
+                source,
+            }
         })?;
         Self::parse(&path.display().to_string(), &text)
     }

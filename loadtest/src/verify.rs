@@ -208,7 +208,7 @@ pub fn pick_group(policy: &Policy, name: Option<&str>) -> Result<GroupPolicy> {
 /// Starts the embedded local cloud from `local`'s policy file (the whole
 /// policy: every group, alarm, schedule and function).
 pub async fn start_local(local: &Local, out_dir: &std::path::Path, start: Option<Timestamp>) -> Result<Cloud> {
-    let text = std::fs::read_to_string(&local.policy_file)
+    let text = functions::input::read_text(&local.policy_file, functions::input::POLICY_MAX_BYTES)
         .with_context(|| format!("reading {}", local.policy_file.display()))?;
     let policy = Policy::parse(&local.policy_file.display().to_string(), &text)?;
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;

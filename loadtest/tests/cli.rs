@@ -102,4 +102,17 @@ fn bad_arguments_name_the_flag_and_change_nothing() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
         assert!(!chart.exists(), "{args:?}: nothing is written on a refused command");
     }
+    // Issue 25.8: input files are read up to a limit, named in the error.
+    for (args, expected) in [
+        (
+            ["--trace", "/dev/zero", "--policy", "policies/recommended.toml"],
+            "larger than 256 MiB",
+        ),
+        (["--trace", CC, "--policy", "/dev/zero"], "larger than 1 MiB"),
+    ] {
+        let out = loadtest(&[&["backtest"], &args[..]].concat());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
 }

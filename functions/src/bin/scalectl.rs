@@ -70,8 +70,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn read(path: &Path, what: &str) -> Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("cannot read the {what} file {}", path.display()))
+fn read(path: &Path, what: &str, max_bytes: u64) -> Result<String> {
+    functions::input::read_text(path, max_bytes)
+        .with_context(|| format!("cannot read the {what} file {}", path.display()))
 }
 
 fn run(command: Command) -> Result<()> {
@@ -107,8 +108,12 @@ fn run(command: Command) -> Result<()> {
         } => {
             let policy = Policy::load(&policy)?;
             let state_path = state;
-            let state = State::parse(&state_path.display().to_string(), &read(&state_path, "state")?)?;
-            let parsed = parse_str(&read(&event, "event")?).with_context(|| format!("event {}", event.display()))?;
+            let state = State::parse(
+                &state_path.display().to_string(),
+                &read(&state_path, "state", functions::input::STATE_MAX_BYTES)?,
+            )?;
+            let parsed = parse_str(&read(&event, "event", functions::input::EVENT_MAX_BYTES)?)
+                .with_context(|| format!("event {}", event.display()))?;
             let now = now.unwrap_or_else(Timestamp::now);
             let output = match parsed {
                 Parsed::Ignored(reason) => json!({ "ignored": reason }),

@@ -130,15 +130,21 @@ pub enum LogFormat {
     Text,
 }
 
+/// The smallest CPU cap: below 1% of a core a request never finishes in a
+/// useful time (issue 25.8: 1e-300 was accepted and nothing was computed).
+pub const MIN_CPU_LIMIT: f64 = 0.01;
+
 fn parse_cpu_limit(value: &str) -> Result<f64, String> {
     let cores = available_cores() as f64;
     let limit: f64 = value
         .parse()
-        .map_err(|_| format!("expected a number of cores in (0, {cores}], e.g. 0.15"))?;
-    if limit.is_finite() && limit > 0.0 && limit <= cores {
+        .map_err(|_| format!("expected a number of cores in [{MIN_CPU_LIMIT}, {cores}], e.g. 0.15"))?;
+    if limit.is_finite() && (MIN_CPU_LIMIT..=cores).contains(&limit) {
         Ok(limit)
     } else {
-        Err(format!("must be in (0, {cores}] (this machine has {cores} cores)"))
+        Err(format!(
+            "must be in [{MIN_CPU_LIMIT}, {cores}] (1% of a core up to this machine's {cores} cores)"
+        ))
     }
 }
 
@@ -255,8 +261,17 @@ mod tests {
     #[test]
     fn bad_values_name_the_flag_and_the_allowed_range() {
         let cases: &[(&str, &[&str], &[&str])] = &[
-            ("zero cpu", &["--cpu-limit", "0"], &["--cpu-limit", "must be in (0,"]),
-            ("nan cpu", &["--cpu-limit", "NaN"], &["--cpu-limit", "must be in (0,"]),
+            ("zero cpu", &["--cpu-limit", "0"], &["--cpu-limit", "must be in [0.01,"]),
+            (
+                "nan cpu",
+                &["--cpu-limit", "NaN"],
+                &["--cpu-limit", "must be in [0.01,"],
+            ),
+            (
+                "tiny cpu",
+                &["--cpu-limit", "1e-300"],
+                &["--cpu-limit", "must be in [0.01,"],
+            ),
             (
                 "text cpu",
                 &["--cpu-limit", "lots"],

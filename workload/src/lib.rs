@@ -73,9 +73,12 @@ pub async fn serve(
     let sampler = actix_web::rt::spawn(sample_cpu(Arc::clone(&state.cpu)));
     let listen = config.args.listen;
     let app_state = state.clone();
+    let drain = config.args.drain_timeout;
     let server = HttpServer::new(move || App::new().configure(routes::configure(app_state.clone())))
         .workers(config.http_workers)
-        .shutdown_timeout(config.args.drain_timeout.as_secs_f64().ceil() as u64)
+        .shutdown_timeout(drain.as_secs_f64().ceil() as u64)
+        // Our own signal handling: the drain's deadline counts from the signal.
+        .disable_signals()
         .bind(listen)
         .map_err(|source| Error::Bind { addr: listen, source })?;
     on_listening(&server.addrs());
@@ -89,12 +92,48 @@ pub async fn serve(
         max_n = config.args.max_n,
         "listening"
     );
-    let result = server.run().await.map_err(Error::Serve);
+    let server = server.run();
+    let stop_asked = Arc::new(std::sync::Mutex::new(None));
+    let signals = actix_web::rt::spawn(stop_on_signal(server.handle(), stop_asked.clone()));
+    let result = server.await.map_err(Error::Serve);
     sampler.abort();
-    state.pool.shutdown();
+    signals.abort();
+    // The compute threads get what is left of the drain timeout: a job paced
+    // by a tiny CPU cap must not hold the exit past it (issue 25.8: 30 s for
+    // --drain-timeout 2s). Threads still computing then end with the process.
+    let asked = stop_asked
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or_else(std::time::Instant::now);
+    state.pool.shutdown_until(asked + drain);
     let snapshot = state.pool.snapshot();
     tracing::info!(completed = snapshot.completed, shed = snapshot.shed, "stopped");
     result
+}
+
+/// SIGTERM and SIGINT drain (stop accepting, finish in-flight requests
+/// within the drain timeout); SIGQUIT stops at once. Records when.
+async fn stop_on_signal(
+    server: actix_web::dev::ServerHandle,
+    asked: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::quit()),
+    ) else {
+        tracing::error!("cannot listen for signals; stop with SIGKILL");
+        return;
+    };
+    let graceful = tokio::select! {
+        _ = term.recv() => true,
+        _ = int.recv() => true,
+        _ = quit.recv() => false,
+    };
+    *asked.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+    tracing::info!(graceful, "stopping");
+    server.stop(graceful).await;
 }
 
 /// Samples process CPU a few times per utilisation window.

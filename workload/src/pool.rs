@@ -214,6 +214,25 @@ impl ComputePool {
             let _ = handle.join();
         }
     }
+
+    /// As [`ComputePool::shutdown`], but waits for running jobs only until
+    /// `deadline`; threads still computing then are left to end with the
+    /// process. Returns how many were left.
+    pub fn shutdown_until(&self, deadline: Instant) -> usize {
+        self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let mut handles = std::mem::take(&mut *self.handles.lock().unwrap_or_else(|e| e.into_inner()));
+        loop {
+            let (done, running): (Vec<_>, Vec<_>) = handles.into_iter().partition(JoinHandle::is_finished);
+            for handle in done {
+                let _ = handle.join();
+            }
+            handles = running;
+            if handles.is_empty() || Instant::now() >= deadline {
+                return handles.len();
+            }
+            std::thread::sleep(Duration::from_millis(5).min(deadline.saturating_duration_since(Instant::now())));
+        }
+    }
 }
 
 impl Drop for ComputePool {

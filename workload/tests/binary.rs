@@ -148,3 +148,37 @@ fn a_busy_port_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(&format!("could not listen on {addr}")), "{stderr}");
 }
+
+/// Issue 25.8: with its compute thread paced by a tiny CPU cap, the service
+/// ignored --drain-timeout (30 s instead of 2 s: the exit waited for the
+/// paced job). The drain's deadline counts from the signal.
+#[test]
+fn the_drain_timeout_holds_when_a_tiny_cpu_cap_paces_the_computation() {
+    let mut server = Server::start(&["--compute-workers", "1", "--cpu-limit", "0.01", "--drain-timeout", "2s"]);
+    let addr = server.addr;
+    // At 1% of a core this takes minutes.
+    let in_flight = std::thread::spawn(move || get(addr, "/fibo/34"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while health_json(addr)["compute"]["running"] != 1 {
+        assert!(Instant::now() < deadline, "the long request never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let signalled = Instant::now();
+    server.signal(libc::SIGTERM);
+    let status = server.wait(Duration::from_secs(30));
+    let took = signalled.elapsed();
+    assert!(status.success(), "{status}");
+    assert!(
+        took < Duration::from_millis(3500),
+        "exit {took:?} after SIGTERM with --drain-timeout 2s"
+    );
+    assert!(
+        took >= Duration::from_millis(1900),
+        "exit {took:?}: before the drain timeout, the request was cut"
+    );
+    let answer = in_flight.join().expect("join");
+    assert!(
+        answer.is_err() || answer.is_ok_and(|(status, _)| status != 200),
+        "the paced job cannot have finished"
+    );
+}

@@ -174,10 +174,17 @@ impl Cloud {
     /// Binds the load balancers and the control API, then starts every group at its desired capacity.
     pub async fn start(config: Config) -> Result<Self> {
         config.check()?;
-        std::fs::create_dir_all(&config.log_dir).map_err(|source| Error::LogDir {
-            path: config.log_dir.clone(),
-            source,
-        })?;
+        // Every instance logs there: a directory that exists but cannot be
+        // written made every launch fail and retry each second forever
+        // (issue 25.8). Refuse it at start.
+        let probe = config.log_dir.join(".localcloud-write-test");
+        std::fs::create_dir_all(&config.log_dir)
+            .and_then(|()| std::fs::write(&probe, b""))
+            .and_then(|()| std::fs::remove_file(&probe))
+            .map_err(|source| Error::LogDir {
+                path: config.log_dir.clone(),
+                source,
+            })?;
         let clock = config
             .start
             .map_or_else(|| Clock::new(config.speed), |at| Clock::starting_at(config.speed, at));

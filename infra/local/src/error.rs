@@ -31,8 +31,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The log directory could not be created.
-    #[error("could not create the log directory {path}")]
+    /// The log directory could not be created or written.
+    #[error("cannot write instance logs to {path} (--log-dir)")]
     LogDir {
         path: PathBuf,
         #[source]

@@ -244,18 +244,21 @@ fn out_of_range_durations_and_limits_exit_2_naming_the_flag() {
             big_max.to_str().expect("path"),
             "group web max 300: must be at most 254 instances per group",
         ),
+        // Exists, but nothing can be written there (not even as root).
+        ("--log-dir", "/proc", "cannot write instance logs to /proc (--log-dir)"),
     ] {
         let mut command = Command::new(env!("CARGO_BIN_EXE_localcloud"));
         command.args(["up", "--lb-port", "0", "--control-port", "0", "--no-functions"]);
         if flag != "--policy" {
             command.arg("--policy").arg(&policy);
         }
+        if flag != "--log-dir" {
+            command.arg("--log-dir").arg(dir.join("logs"));
+        }
         let mut child = command
             .args([flag, value])
             .arg("--workload")
             .arg(support::workload_bin())
-            .arg("--log-dir")
-            .arg(dir.join("logs"))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

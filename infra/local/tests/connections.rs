@@ -56,6 +56,80 @@ fn get_health(addr: &str) -> Option<String> {
     Some(answer)
 }
 
+/// A running `localcloud up` on free ports: the child (stopped on drop),
+/// its control API and its load balancers' addresses.
+struct Started {
+    cloud: Cloud,
+    control: String,
+    lbs: Vec<String>,
+}
+
+/// Starts `localcloud up` with `policy` (one `[[group]]` per load balancer),
+/// `extra` flags, and at most `open_files` descriptors when given.
+fn start(name: &str, third_octet: u8, policy: &str, extra: &[&str], open_files: Option<u64>) -> Started {
+    use std::os::unix::process::CommandExt;
+    let dir = std::env::temp_dir().join(format!("localcloud-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let policy_file = dir.join("policy.toml");
+    std::fs::write(&policy_file, policy).expect("policy");
+    let groups = policy.matches("[[group]]").count();
+    let subnet = format!("{}.{third_octet}", 100 + std::process::id() % 100);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_localcloud"));
+    command
+        .args([
+            "up",
+            "--lb-port",
+            "0",
+            "--control-port",
+            "0",
+            "--no-functions",
+            "--boot",
+            "30s",
+        ])
+        .args(["--subnet", &subnet])
+        .args(extra)
+        .arg("--policy")
+        .arg(&policy_file)
+        .arg("--workload")
+        .arg(support::workload_bin())
+        .arg("--log-dir")
+        .arg(dir.join("logs"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if let Some(open_files) = open_files {
+        // SAFETY: setrlimit is async-signal-safe and only affects the child.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: open_files,
+                    rlim_max: open_files,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = command.spawn().expect("localcloud up");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().expect("stdout")));
+    let cloud = Cloud(child);
+    let first = lines.next().expect("first line").expect("utf-8");
+    let control = first
+        .strip_prefix("control API: http://")
+        .and_then(|r| r.split_whitespace().next())
+        .expect("control address")
+        .to_string();
+    let lbs: Vec<String> = (0..groups)
+        .map(|_| {
+            let line = lines.next().expect("lb line").expect("utf-8");
+            line.rsplit("http://").next().expect("lb address").to_string()
+        })
+        .collect();
+    std::thread::spawn(move || for _ in lines {});
+    Started { cloud, control, lbs }
+}
+
 /// Opens `count` connections to `addr`: half idle (connect, send nothing),
 /// half slowloris (a request head that never ends).
 fn flood(addr: &str, count: usize) -> Vec<TcpStream> {
@@ -112,59 +186,13 @@ fn tens_of_thousands_of_idle_and_slow_clients_are_closed_and_the_load_balancer_k
     }
     let cap = per_lb + 100;
     let idle = Duration::from_secs(8);
-    let dir = std::env::temp_dir().join(format!("localcloud-conn-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let policy = dir.join("policy.toml");
-    std::fs::write(
-        &policy,
+    let Started { cloud, control, lbs } = start(
+        "conn",
+        236,
         "[[group]]\nname = \"web\"\nmin = 1\nmax = 2\n[[group]]\nname = \"api\"\nmin = 1\nmax = 2\n",
-    )
-    .expect("policy");
-    let subnet = format!("{}.236", 100 + std::process::id() % 100);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_localcloud"))
-        .args([
-            "up",
-            "--lb-port",
-            "0",
-            "--control-port",
-            "0",
-            "--no-functions",
-            "--boot",
-            "30s",
-        ])
-        .args([
-            "--subnet",
-            &subnet,
-            "--idle-timeout",
-            "8s",
-            "--max-connections",
-            &cap.to_string(),
-        ])
-        .arg("--policy")
-        .arg(&policy)
-        .arg("--workload")
-        .arg(support::workload_bin())
-        .arg("--log-dir")
-        .arg(dir.join("logs"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("localcloud up");
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().expect("stdout")));
-    let cloud = Cloud(child);
-    let first = lines.next().expect("first line").expect("utf-8");
-    let control = first
-        .strip_prefix("control API: http://")
-        .and_then(|r| r.split_whitespace().next())
-        .expect("control address")
-        .to_string();
-    let lbs: Vec<String> = (0..2)
-        .map(|_| {
-            let line = lines.next().expect("lb line").expect("utf-8");
-            line.rsplit("http://").next().expect("lb address").to_string()
-        })
-        .collect();
-    std::thread::spawn(move || for _ in lines {});
+        &["--idle-timeout", "8s", "--max-connections", &cap.to_string()],
+        None,
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     for lb in &lbs {
         while !get_health(lb).is_some_and(|a| a.starts_with("HTTP/1.1 200")) {
@@ -254,59 +282,16 @@ fn cpu_seconds(pid: u32) -> f64 {
 /// and the server answers again once descriptors are free.
 #[test]
 fn out_of_descriptors_the_accept_loop_backs_off_instead_of_spinning() {
-    use std::os::unix::process::CommandExt;
-    let dir = std::env::temp_dir().join(format!("localcloud-emfile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let policy = dir.join("policy.toml");
-    std::fs::write(&policy, "[[group]]\nname = \"web\"\nmin = 1\nmax = 1\n").expect("policy");
-    let subnet = format!("{}.237", 100 + std::process::id() % 100);
-    let mut command = Command::new(env!("CARGO_BIN_EXE_localcloud"));
-    command
-        .args([
-            "up",
-            "--lb-port",
-            "0",
-            "--control-port",
-            "0",
-            "--no-functions",
-            "--boot",
-            "30s",
-        ])
-        .args(["--subnet", &subnet, "--idle-timeout", "60s"])
-        .arg("--policy")
-        .arg(&policy)
-        .arg("--workload")
-        .arg(support::workload_bin())
-        .arg("--log-dir")
-        .arg(dir.join("logs"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
     // 300 descriptors, fewer than the control API's cap of 512 connections:
     // flooded with 400, the process runs out (the load balancer's cap is
     // derived from the limit; the internal servers' caps are fixed).
-    // SAFETY: setrlimit is async-signal-safe and only affects the child.
-    unsafe {
-        command.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: 300,
-                rlim_max: 300,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = command.spawn().expect("localcloud up");
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().expect("stdout")));
-    let cloud = Cloud(child);
-    let first = lines.next().expect("first line").expect("utf-8");
-    let control = first
-        .strip_prefix("control API: http://")
-        .and_then(|r| r.split_whitespace().next())
-        .expect("control address")
-        .to_string();
-    std::thread::spawn(move || for _ in lines {});
+    let Started { cloud, control, .. } = start(
+        "emfile",
+        237,
+        "[[group]]\nname = \"web\"\nmin = 1\nmax = 1\n",
+        &["--idle-timeout", "60s"],
+        Some(300),
+    );
     let pid = cloud.0.id();
     // Idle connections to the control API until the process is out of
     // descriptors (the kernel still completes handshakes into the backlog).

@@ -588,6 +588,12 @@ impl Target for LocalTarget<'_> {
     }
 
     async fn observe(&self) -> Result<Observed> {
+        // A part of the local cloud that died (no health checks, no
+        // controller) fails the run at once, with its name, rather than as a
+        // slow assertion timeout.
+        if let Some(stopped) = self.cloud.stopped_task() {
+            anyhow::bail!("local cloud: {stopped}");
+        }
         let group = self.cloud.group(&self.group)?;
         Ok(Observed {
             min: group.min,

@@ -13,7 +13,7 @@ use aws_lambda_events::event::cloudwatch_alarms::{
     CloudWatchMetricAlarm,
 };
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use aws_lambda_events::event::sns::{CloudWatchAlarmPayload, SnsEvent};
+use aws_lambda_events::event::sns::SnsEvent;
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -316,6 +316,22 @@ fn eventbridge_schedule(value: &Value) -> Result<Parsed, TriggerError> {
     }))
 }
 
+/// The fields of a CloudWatch alarm notification delivered by SNS that a
+/// decision needs. Not `aws_lambda_events`' `CloudWatchAlarmPayload`: it
+/// requires every field as a string, and AWS sends `"AlarmDescription":
+/// null` for an alarm without a description (PutMetricAlarm:
+/// AlarmDescription "Required: No"), `"Subject": null`, and a `Trigger` with
+/// `Metrics` instead of `MetricName` for a metric-math alarm: such real
+/// notifications were refused as malformed.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SnsAlarmNotification {
+    alarm_name: String,
+    new_state_value: String,
+    old_state_value: String,
+    state_change_time: String,
+}
+
 fn sns(value: &Value) -> Result<Parsed, TriggerError> {
     const SHAPE: &str = "SNS";
     let event: SnsEvent = typed(SHAPE, value)?;
@@ -337,7 +353,7 @@ fn sns(value: &Value) -> Result<Parsed, TriggerError> {
             "SNS message that is not a CloudWatch alarm notification".into(),
         ));
     }
-    let alarm: CloudWatchAlarmPayload = typed("SNS alarm notification", &message)?;
+    let alarm: SnsAlarmNotification = typed("SNS alarm notification", &message)?;
     let state = |text: &str, path: &str| match text {
         "OK" => Ok(AlarmState::Ok),
         "ALARM" => Ok(AlarmState::Alarm),

@@ -133,3 +133,16 @@ fn other_shapes() {
         "{error}"
     );
 }
+
+/// Real SNS alarm notifications carry `"AlarmDescription": null` when the
+/// alarm has none, `"Subject": null`, and, for a metric-math alarm, a
+/// `Trigger` with `Metrics` instead of `MetricName` (issue 18: refused as
+/// malformed and not retryable before).
+#[test]
+fn sns_notification_with_null_description_and_metric_math_trigger() {
+    let event = alarm("alarm-sns-null-description-metric-math.json");
+    assert_eq!(event.name, "session-cpu-high");
+    assert_eq!(event.state, AlarmState::Alarm);
+    assert_eq!(event.previous, Some(AlarmState::Ok));
+    assert_eq!(event.value, None, "classic notifications carry no datapoint");
+}

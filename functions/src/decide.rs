@@ -175,6 +175,16 @@ pub fn decide(
             max: observed.max,
         });
     }
+    // A group outside its own limits goes back inside them at once, before
+    // any metric is read and whatever the metrics say (Kubernetes HPA,
+    // `reconcileAutoscaler`: "Current number of replicas above
+    // Spec.MaxReplicas" / "below Spec.MinReplicas"). A scheduled action sets
+    // new limits and moves desired inside them itself.
+    if !matches!(trigger, Trigger::Scheduled { .. })
+        && let Some(decision) = back_inside_limits(observed, now)
+    {
+        return Ok(decision);
+    }
     let mut decision = match trigger {
         Trigger::Alarm(alarm) => decide_alarm(group, observed, activities, alarm, Delivery::StateChange, now),
         Trigger::Scheduled { name, at } => decide_schedule(group, observed, name, *at),
@@ -182,6 +192,25 @@ pub fn decide(
     };
     explain_protection(observed, &mut decision);
     Ok(decision)
+}
+
+/// Desired set back to the nearer limit when it is outside min..=max.
+fn back_inside_limits(observed: &Observation, now: Timestamp) -> Option<Decision> {
+    let (min, max, desired) = (observed.min, observed.max, observed.desired);
+    let (bound, to) = if desired > max {
+        ("above max", max)
+    } else if desired < min {
+        ("below min", min)
+    } else {
+        return None;
+    };
+    Some(Decision {
+        action: Action::SetDesired(to),
+        reason: format!("desired {desired} is {bound} {to}: set to {to}"),
+        rules: vec![format!("desired {bound}: set to the limit {to} before any metric")],
+        from: desired,
+        cause: Some(format!("limits {min}..={max} at {now}")),
+    })
 }
 
 /// Scale-in never terminates a protected instance; desired still drops, and

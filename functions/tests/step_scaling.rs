@@ -448,3 +448,36 @@ fn an_extreme_step_change_saturates_to_the_limit_instead_of_wrapping() {
         assert_eq!(decision.action, expected_action, "{change}: {decision:?}");
     }
 }
+
+/// A group above its max (or below its min) goes to the limit at once,
+/// whatever the trigger and even with no datapoints (Kubernetes HPA
+/// `reconcileAutoscaler`: "Current number of replicas above
+/// Spec.MaxReplicas"; issue 18: it held with "no recent datapoints").
+#[test]
+fn a_group_outside_its_limits_goes_to_the_limit_at_once_without_any_metric() {
+    for (desired, expected, words) in [
+        (14, 10, "desired 14 is above max 10: set to 10"),
+        (1, 2, "desired 1 is below min 2: set to 2"),
+    ] {
+        let observed = Observation {
+            desired,
+            ..group(4, 0, 0)
+        };
+        for trigger in [
+            Trigger::Tick {
+                at: now(),
+                alarms: vec![],
+            },
+            alarm("web-cpu-high", None),
+            alarm("some-other-alarm", Some(1.0)),
+        ] {
+            let decision = decide(&web(), &observed, &MetricHistory::default(), &[], &trigger, now()).expect("decide");
+            assert_eq!(
+                decision.action,
+                Action::SetDesired(expected),
+                "{trigger:?}: {decision:?}"
+            );
+            assert_eq!(decision.reason, words);
+        }
+    }
+}

@@ -78,10 +78,29 @@ fn unrelated_events_are_ignored_with_exit_0() {
             .expect("ignored")
             .contains("EC2 Instance State-change Notification")
     );
-    // An alarm of the other tier's policy file entry routes to that group.
-    let (output, json) = decide("alarm-sns-session-cpu-high.json", &["--now", "2026-11-20T11:06:01Z"]);
-    assert!(output.status.success());
+    // An alarm of the other tier's policy file entry routes to that group;
+    // an SNS notification carries no datapoint: --value gives it.
+    let (output, json) = decide(
+        "alarm-sns-session-cpu-high.json",
+        &["--now", "2026-11-20T11:06:01Z", "--value", "85"],
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(json["group"], "session");
+    assert_eq!(json["trigger"]["alarm"]["value"], 85.0);
+}
+
+/// Issue 18: an SNS alarm (no datapoint in the payload) held silently with
+/// "carries no datapoint"; without --value or a value in the state file,
+/// scalectl now says what is missing (exit 2).
+#[test]
+fn an_sns_alarm_without_a_datapoint_asks_for_one() {
+    let (output, _) = decide("alarm-sns-session-cpu-high.json", &["--now", "2026-11-20T11:06:01Z"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("alarm session-cpu-high: the event carries no datapoint (an SNS notification); pass --value N"),
+        "{stderr}"
+    );
 }
 
 #[test]

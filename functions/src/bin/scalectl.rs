@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use functions::decide::{Action, decide};
+use functions::decide::{Action, AlarmState, Trigger, decide};
 use functions::policy::Policy;
 use functions::state::State;
 use functions::trigger::{Parsed, Routed, parse_str};
@@ -42,6 +42,10 @@ enum Command {
         /// Also print a one-line reason to stderr.
         #[arg(long)]
         explain: bool,
+        /// The alarm's newest datapoint, for an event that carries none (an
+        /// SNS notification); default: the state file's `alarms` entry.
+        #[arg(long)]
+        value: Option<f64>,
     },
     /// Check a policy file; prints every problem.
     Validate {
@@ -105,6 +109,7 @@ fn run(command: Command) -> Result<()> {
             event,
             now,
             explain,
+            value,
         } => {
             let policy = Policy::load(&policy)?;
             let state_path = state;
@@ -119,8 +124,25 @@ fn run(command: Command) -> Result<()> {
                 Parsed::Ignored(reason) => json!({ "ignored": reason }),
                 Parsed::Event(event) => match event.route(&policy, &state.alarms) {
                     Routed::Ignored(reason) => json!({ "ignored": reason }),
-                    Routed::Decide { group, trigger } => {
+                    Routed::Decide { group, mut trigger } => {
                         let group_policy = policy.group(&group).context("routed to a group the policy has")?;
+                        // As the functions read the metric for an SNS
+                        // notification, scalectl takes the datapoint from
+                        // --value or the state file, and says so when neither has it.
+                        if let Trigger::Alarm(alarm) = &mut trigger
+                            && alarm.value.is_none()
+                            && alarm.state == AlarmState::Alarm
+                            && group_policy.alarm_policy(&alarm.name).is_some()
+                        {
+                            alarm.value = value
+                                .or_else(|| state.alarms.iter().find(|a| a.name == alarm.name).and_then(|a| a.value));
+                            if alarm.value.is_none() {
+                                anyhow::bail!(
+                                    "alarm {}: the event carries no datapoint (an SNS notification); pass --value N or give the alarm's value in the state file's alarms",
+                                    alarm.name
+                                );
+                            }
+                        }
                         let decision = decide(
                             group_policy,
                             &state.observed,

@@ -1,7 +1,6 @@
 //! The Lambda handler: parse, route, observe through the ports, decide,
 //! log one line, act. Plain async code, tested without the Lambda runtime.
 
-use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
@@ -12,9 +11,7 @@ use crate::policy::Policy;
 use crate::ports::{GroupPort, MetricsPort, PortError, PortErrorKind};
 use crate::trigger::{Parsed, Routed, TriggerError, parse};
 
-/// How far back activities and metrics are read: enough for the longest
-/// cooldown, stabilisation window and rate period a policy can name.
-const HISTORY: Duration = Duration::from_secs(3600);
+use crate::policy::HISTORY;
 
 /// What the handler did.
 #[derive(Debug, Clone, PartialEq, Serialize)]

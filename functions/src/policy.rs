@@ -60,6 +60,12 @@ fn default_cooldown() -> Duration {
     Duration::from_secs(300)
 }
 
+/// How far back decisions read activities and metrics, wherever they run
+/// (the functions, the backtest): so the longest cooldown, stabilisation
+/// window or rate period a policy may name (issue 18: a `cooldown = "2h"`
+/// validated and silently ended after an hour).
+pub const HISTORY: Duration = Duration::from_secs(3600);
+
 /// The largest `max` a group may have in a policy file.
 pub const MAX_GROUP_SIZE: u32 = 1000;
 
@@ -509,6 +515,13 @@ fn group_problems(group: &GroupPolicy, at: &str, problems: &mut Vec<String>) {
     if group.max > MAX_GROUP_SIZE {
         problems.push(format!("{at}.max: {} is above {MAX_GROUP_SIZE}", group.max));
     }
+    if group.cooldown > HISTORY {
+        problems.push(format!(
+            "{at}.cooldown: {:?} is longer than the {}s of history decisions read",
+            group.cooldown,
+            HISTORY.as_secs()
+        ));
+    }
     if let Some(desired) = group.desired
         && !(group.min..=group.max).contains(&desired)
     {
@@ -541,6 +554,14 @@ fn alarm_policy_problems(policy: &AlarmPolicy, at: &str, problems: &mut Vec<Stri
         problems.push(format!(
             "{at}.alarm: {:?} must be 1-64 letters, digits, - or _",
             policy.alarm
+        ));
+    }
+    if let Some(cooldown) = policy.cooldown
+        && cooldown > HISTORY
+    {
+        problems.push(format!(
+            "{at}.cooldown: {cooldown:?} is longer than the {}s of history decisions read",
+            HISTORY.as_secs()
         ));
     }
     let period = policy.period.as_secs();
@@ -684,8 +705,11 @@ fn target_tracking_problems(tracking: &TargetTracking, at: &str, problems: &mut 
         problems.push(format!("{at}.tolerance: {} must be in [0, 1)", tracking.tolerance));
     }
     for (direction, behavior) in [("scale_out", &tracking.scale_out), ("scale_in", &tracking.scale_in)] {
-        if behavior.stabilization > Duration::from_secs(3600) {
-            problems.push(format!("{at}.{direction}.stabilization: at most 3600s"));
+        if behavior.stabilization > HISTORY {
+            problems.push(format!(
+                "{at}.{direction}.stabilization: at most {}s",
+                HISTORY.as_secs()
+            ));
         }
         if behavior.select != Select::Disabled && behavior.policies.is_empty() {
             problems.push(format!(

@@ -105,6 +105,12 @@ fn broken_rules_are_named_with_what_is_allowed() {
         ("bounded bottom", alarm("<", "[{ lower = -10, upper = 0, change = -1 }]"), "lowest step needs no lower bound"),
         ("both open", alarm(">", "[{ change = 1 }]"), "cannot both be open"),
         ("no steps", alarm(">", "[]"), "at least one step"),
+        // Issue 18: decisions read one hour of activities.
+        (
+            "cooldown beyond history",
+            alarm(">", "[{ lower = 0, change = 1 }]") + "cooldown = \"2h\"\n",
+            "cooldown: 7200s is longer than the 3600s of history decisions read",
+        ),
         // Issue 25.6: validated, then overflowed and the scale-out was lost.
         (
             "huge change",

@@ -164,8 +164,8 @@ struct Sim<'a> {
 }
 
 const MINUTE: SignedDuration = SignedDuration::from_secs(60);
-/// Metric history kept for decisions (longest window a policy may use).
-const HISTORY: SignedDuration = SignedDuration::from_secs(3600);
+/// Metric history kept for decisions: the functions' (longest window a policy may use).
+const HISTORY: SignedDuration = SignedDuration::from_secs(functions::policy::HISTORY.as_secs() as i64);
 
 impl Sim<'_> {
     fn observation(&self, now: Timestamp) -> Observation {

@@ -1,7 +1,6 @@
 //! The Lambda handler: parse, route, observe through the ports, decide,
 //! log one line, act. Plain async code, tested without the Lambda runtime.
 
-
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde_json::Value;

@@ -332,6 +332,22 @@ pub struct Behavior {
     pub policies: Vec<RatePolicy>,
     #[serde(default)]
     pub select: Select,
+    /// This direction's tolerance, instead of the policy's `tolerance`
+    /// (Kubernetes KEP-4951: `behavior.scaleUp.tolerance`, `scaleDown.tolerance`).
+    #[serde(default)]
+    pub tolerance: Option<f64>,
+}
+
+impl TargetTracking {
+    /// Whether `ratio` (metric / target) is inside the tolerance band, where
+    /// nothing changes: the HPA's `Tolerances.isWithin`,
+    /// `1 - scale_down <= ratio <= 1 + scale_up`, each direction's own
+    /// tolerance or else the policy's.
+    pub fn within_tolerance(&self, ratio: f64) -> bool {
+        let up = self.scale_out.tolerance.unwrap_or(self.tolerance);
+        let down = self.scale_in.tolerance.unwrap_or(self.tolerance);
+        (1.0 - down) <= ratio && ratio <= (1.0 + up)
+    }
 }
 
 impl Behavior {
@@ -339,6 +355,7 @@ impl Behavior {
     fn scale_out_default() -> Self {
         Self {
             stabilization: Duration::ZERO,
+            tolerance: None,
             policies: vec![
                 RatePolicy {
                     percent: Some(100),
@@ -359,6 +376,7 @@ impl Behavior {
     fn scale_in_default() -> Self {
         Self {
             stabilization: Duration::from_secs(300),
+            tolerance: None,
             policies: vec![RatePolicy {
                 percent: Some(100),
                 instances: None,
@@ -705,6 +723,11 @@ fn target_tracking_problems(tracking: &TargetTracking, at: &str, problems: &mut 
         problems.push(format!("{at}.tolerance: {} must be in [0, 1)", tracking.tolerance));
     }
     for (direction, behavior) in [("scale_out", &tracking.scale_out), ("scale_in", &tracking.scale_in)] {
+        if let Some(tolerance) = behavior.tolerance
+            && !(0.0..1.0).contains(&tolerance)
+        {
+            problems.push(format!("{at}.{direction}.tolerance: {tolerance} must be in [0, 1)"));
+        }
         if behavior.stabilization > HISTORY {
             problems.push(format!(
                 "{at}.{direction}.stabilization: at most {}s",

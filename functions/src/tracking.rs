@@ -221,7 +221,7 @@ fn recommend(
     }
     let mean = ready.iter().sum::<f64>() / ready.len() as f64;
     let ratio = mean / policy.target;
-    let within = |ratio: f64| (1.0 - ratio).abs() <= policy.tolerance;
+    let within = |ratio: f64| policy.within_tolerance(ratio);
     let ceil = |ratio: f64, count: usize| (ratio * count as f64 - 1e-9).ceil().max(0.0) as u32;
     if missing == 0 && unready == 0 {
         let capacity = if within(ratio) {

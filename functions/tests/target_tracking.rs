@@ -147,6 +147,38 @@ fn target_tracking_cases() {
             action: Action::Hold,
             explains: &["cpu mean 52.5 vs target 50 -> 2", "stay at 2"],
         },
+        // Kubernetes KEP-4951 (the HPA's Tolerances.isWithin: 1 - down <=
+        // ratio <= 1 + up), each direction its own tolerance.
+        Case {
+            name: "per-direction tolerance: 5% up scales out at 53/50 where the policy's 10% would stay",
+            group: group(&TRACKING.replace("select = \"max\" }", "select = \"max\", tolerance = 0.05 }")),
+            setup: setup(2, &[Some(53.0), Some(53.0)], 0),
+            activities: vec![],
+            trigger: tick(vec![]),
+            action: Action::SetDesired(3),
+            explains: &["-> 3 instance(s)"],
+        },
+        Case {
+            name: "per-direction tolerance: 30% down stays at 36/50 where the policy's 10% would scale in",
+            group: group(&TRACKING.replace(
+                "policies = [{ percent = 50, period = \"60s\" }] }",
+                "policies = [{ percent = 50, period = \"60s\" }], tolerance = 0.3 }",
+            )),
+            setup: setup(4, &[Some(36.0), Some(36.0), Some(36.0), Some(36.0)], 0),
+            activities: vec![],
+            trigger: tick(vec![]),
+            action: Action::Hold,
+            explains: &["stay at 4"],
+        },
+        Case {
+            name: "the same without it: the policy's 10% scales in at 36/50",
+            group: tracking.clone(),
+            setup: setup(4, &[Some(36.0), Some(36.0), Some(36.0), Some(36.0)], 0),
+            activities: vec![],
+            trigger: tick(vec![]),
+            action: Action::SetDesired(3),
+            explains: &["4 -> 3"],
+        },
         Case {
             name: "scale out: ceil(2 x 90/50) = 4",
             group: tracking.clone(),

@@ -66,6 +66,34 @@ pub fn alarm_cause(alarm: &str, state_since: Timestamp) -> String {
     format!("alarm {alarm} at {state_since}")
 }
 
+/// Why an alarm event is not the alarm's current transition, if it is not:
+/// it was delivered late or twice, and the alarm has moved on since (to
+/// another state, or into the same state again later). Acting on it would
+/// scale a second time for a breach already superseded; on AWS only the last
+/// decision's cause is kept, so the activity history cannot always tell
+/// (issue 18: an ALARM event 40 minutes late scaled again). `current` is
+/// the alarm as CloudWatch describes it now (DescribeAlarms: StateValue,
+/// StateUpdatedTimestamp); unknown, the event is taken as current.
+/// Timestamps within a second are the same transition (the event and
+/// DescribeAlarms may round differently).
+pub fn superseded_alarm_event(event: &AlarmStatus, current: Option<&AlarmStatus>) -> Option<String> {
+    let current = current?;
+    let newer = current.state_since > event.state_since + jiff::SignedDuration::from_secs(1);
+    if current.state != event.state {
+        Some(format!(
+            "alarm {} is {:?} since {}: this {:?} event of {} is not its current state",
+            event.name, current.state, current.state_since, event.state, event.state_since
+        ))
+    } else if newer {
+        Some(format!(
+            "alarm {} entered {:?} again at {}: this event of {} is an older transition",
+            event.name, current.state, current.state_since, event.state_since
+        ))
+    } else {
+        None
+    }
+}
+
 /// Alarm states as CloudWatch reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

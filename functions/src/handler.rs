@@ -126,6 +126,17 @@ impl<G: GroupPort + Sync, M: MetricsPort + Sync> Handler<G, M> {
             let names: Vec<String> = group.alarm_policies.iter().map(|p| p.alarm.clone()).collect();
             *alarms = self.metrics.alarm_states(&names).await?;
         }
+        // A late or repeated delivery of a transition the alarm has left is
+        // dropped, with the reason (see `superseded_alarm_event`).
+        if let Trigger::Alarm(alarm) = &trigger
+            && group.alarm_policy(&alarm.name).is_some()
+        {
+            let current = self.metrics.alarm_states(std::slice::from_ref(&alarm.name)).await?;
+            if let Some(reason) = crate::decide::superseded_alarm_event(alarm, current.first()) {
+                tracing::info!(%reason, "ignored event");
+                return Ok(Outcome::Ignored { reason });
+            }
+        }
         // Classic (SNS) notifications carry no datapoint: read the metric.
         if let Trigger::Alarm(alarm) = &mut trigger
             && alarm.value.is_none()

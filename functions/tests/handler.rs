@@ -240,3 +240,55 @@ async fn a_function_ignores_triggers_of_other_paths() {
     }
     assert_eq!(handler.group.group("web").expect("web").desired, 2);
 }
+
+/// Issue 18: an ALARM event delivered 40 minutes late, after the alarm left
+/// that state (or entered it again), scaled a second time: on AWS only the
+/// last decision's cause is kept, so the history cannot tell. The event is
+/// compared with the alarm's current state (DescribeAlarms) first.
+#[tokio::test]
+async fn a_late_alarm_event_of_a_superseded_transition_is_ignored_with_the_reason() {
+    let event_time = at("2026-11-20T11:05:00.218Z");
+    let late = at("2026-11-20T11:45:00Z");
+    for (current, reason) in [
+        (
+            AlarmStatus {
+                name: "web-cpu-high".into(),
+                state: AlarmState::Ok,
+                state_since: at("2026-11-20T11:20:00Z"),
+                value: Some(40.0),
+            },
+            "alarm web-cpu-high is Ok since 2026-11-20T11:20:00Z: this Alarm event of 2026-11-20T11:05:00.218Z is not its current state",
+        ),
+        (
+            AlarmStatus {
+                name: "web-cpu-high".into(),
+                state: AlarmState::Alarm,
+                state_since: at("2026-11-20T11:30:00Z"),
+                value: Some(95.0),
+            },
+            "alarm web-cpu-high entered Alarm again at 2026-11-20T11:30:00Z: this event of 2026-11-20T11:05:00.218Z is an older transition",
+        ),
+    ] {
+        let handler = handler(false);
+        handler.metrics.put_alarm(current);
+        let outcome = handler
+            .handle(&event("alarm-eventbridge-cpu-high.json"), late)
+            .await
+            .expect("handled");
+        assert_eq!(outcome, Outcome::Ignored { reason: reason.into() });
+        assert_eq!(handler.group.group("web").expect("web").desired, 2, "nothing scaled");
+    }
+    // The alarm's current transition (timestamps within a second: rounding) is acted on.
+    let handler = handler(false);
+    handler.metrics.put_alarm(AlarmStatus {
+        name: "web-cpu-high".into(),
+        state: AlarmState::Alarm,
+        state_since: event_time + SignedDuration::from_millis(400),
+        value: Some(91.5),
+    });
+    let outcome = handler
+        .handle(&event("alarm-eventbridge-cpu-high.json"), at("2026-11-20T11:05:01Z"))
+        .await
+        .expect("handled");
+    assert_eq!(decided(&outcome), ("web", Action::SetDesired(5), true));
+}

@@ -34,11 +34,28 @@ pub struct Args {
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub compute_workers: Option<u16>,
 
-    /// Requests that may wait for a compute thread before new ones are shed
-    /// with 503 (default: 4 per compute thread).
+    /// Most requests that may wait for a compute thread, whatever their
+    /// expected wait (bounds memory; default: 256 per compute thread).
     #[arg(long, env = "WORKLOAD_QUEUE",
           value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub queue: Option<u32>,
+
+    /// Longest expected wait a request is admitted with: beyond it new
+    /// requests are shed with 503. The wait is the work admitted ahead
+    /// (estimated from measured job times) divided among the compute threads.
+    #[arg(long, env = "WORKLOAD_QUEUE_BUDGET", default_value = "2s", value_parser = parse_budget)]
+    pub queue_budget: Duration,
+
+    /// Least time before a shed request is answered, so closed-loop clients
+    /// cannot spin on instant 503s (0s answers at once).
+    #[arg(long, env = "WORKLOAD_SHED_DELAY", default_value = "1s", value_parser = parse_shed_delay)]
+    pub shed_delay: Duration,
+
+    /// Most shed requests answered per second (more wait, up to ten times
+    /// --shed-delay).
+    #[arg(long, env = "WORKLOAD_SHED_RATE", default_value_t = 200,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub shed_rate: u32,
 
     /// Cap on compute, as a fraction of one core (e.g. 0.15); CPU utilisation
     /// is then reported relative to this cap. Default: no cap.
@@ -185,6 +202,14 @@ fn parse_window(value: &str) -> Result<Duration, String> {
     parse_duration_in(value, Duration::from_millis(100), Duration::from_secs(3600))
 }
 
+fn parse_budget(value: &str) -> Result<Duration, String> {
+    parse_duration_in(value, Duration::ZERO, Duration::from_secs(60))
+}
+
+fn parse_shed_delay(value: &str) -> Result<Duration, String> {
+    parse_duration_in(value, Duration::ZERO, Duration::from_secs(60))
+}
+
 fn parse_drain(value: &str) -> Result<Duration, String> {
     parse_duration_in(value, Duration::ZERO, Duration::from_secs(3600))
 }
@@ -208,7 +233,7 @@ impl Config {
             (None, Some(limit)) => (limit.ceil() as usize).clamp(1, cores),
             (None, None) => cores,
         };
-        let queue = args.queue.map_or(compute_workers * 4, |q| q as usize);
+        let queue = args.queue.map_or(compute_workers * 256, |q| q as usize);
         let http_workers = args.http_workers.map_or(cores.min(4), usize::from);
         Self {
             args,
@@ -237,7 +262,10 @@ mod tests {
         let config = Config::from_args(parse(&[]).expect("defaults parse"));
         assert_eq!(config.args.max_n, 38);
         assert_eq!(config.compute_workers, available_cores());
-        assert_eq!(config.queue, 4 * available_cores());
+        assert_eq!(config.queue, 256 * available_cores());
+        assert_eq!(config.args.queue_budget, Duration::from_secs(2));
+        assert_eq!(config.args.shed_delay, Duration::from_secs(1));
+        assert_eq!(config.args.shed_rate, 200);
         assert_eq!(config.args.listen.to_string(), "127.0.0.1:8080");
         assert!(parse(&["--log", "warn,actix_server=info"]).is_ok());
         assert_eq!(config.args.command, None);
@@ -295,6 +323,22 @@ mod tests {
                 &["--cpu-window", "must be between 100ms and 1h"],
             ),
             ("bad nice", &["--compute-nice", "20"], &["--compute-nice", "0..=19"]),
+            (
+                "long budget",
+                &["--queue-budget", "2m"],
+                &["--queue-budget", "must be between 0s and 1m"],
+            ),
+            (
+                "text budget",
+                &["--queue-budget", "soon"],
+                &["--queue-budget", "such as 60s"],
+            ),
+            (
+                "long shed delay",
+                &["--shed-delay", "61s"],
+                &["--shed-delay", "must be between 0s and 1m"],
+            ),
+            ("zero shed rate", &["--shed-rate", "0"], &["--shed-rate", "1..=1000000"]),
             (
                 "zero workers",
                 &["--compute-workers", "0"],

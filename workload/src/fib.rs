@@ -32,6 +32,17 @@ pub fn fibo_paced(n: u32, pace: &mut impl FnMut()) -> u64 {
     }
 }
 
+/// How many calls the recursion makes for `n`: `calls(n) = 1 + calls(n-1) +
+/// calls(n-2)`, which is `2 * fibo(n) - 1`; as `f64` (it passes `u64` at 92).
+/// The compute pool sizes a job's expected time with it.
+pub fn calls(n: u32) -> f64 {
+    let (mut a, mut b) = (1.0f64, 1.0f64); // fibo(0), fibo(1)
+    for _ in 1..n {
+        (a, b) = (b, a + b);
+    }
+    2.0 * b - 1.0
+}
+
 /// Bare `fibo(n)` throughput on `threads` threads computing at once.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Calibration {
@@ -106,6 +117,24 @@ mod tests {
         for (n, expected) in cases {
             assert_eq!(fibo(n), expected, "fibo({n})");
         }
+    }
+
+    #[test]
+    fn calls_counts_every_call_of_the_recursion() {
+        fn counted(n: u32, calls: &mut u64) -> u64 {
+            *calls += 1;
+            if n > 1 {
+                counted(n - 1, calls) + counted(n - 2, calls)
+            } else {
+                1
+            }
+        }
+        for n in [0, 1, 2, 3, 10, 20, 25] {
+            let mut count = 0;
+            counted(n, &mut count);
+            assert_eq!(calls(n), count as f64, "n = {n}");
+        }
+        assert!(calls(92) > u64::MAX as f64, "2 * fibo(92) - 1 does not fit u64");
     }
 
     #[test]

@@ -13,7 +13,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::cpu::{CpuMeter, process_cpu_time};
-use crate::pool::ComputePool;
+use crate::pool::{ComputePool, ShedReason};
+use prometheus_client::metrics::MetricType;
 
 /// Labels of the request counter.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -141,12 +142,44 @@ impl Collector for StateCollector {
             None,
             pool.completed as f64,
         )?;
+        {
+            // One family, a series per reason (`over_budget`, `queue_full`).
+            let help =
+                "Requests refused with 503: their expected wait was over the queueing budget, or the queue was full";
+            let mut family = e.encode_descriptor("compute_shed", help, None, MetricType::Counter)?;
+            for reason in ShedReason::ALL {
+                let value = match reason {
+                    ShedReason::OverBudget => pool.shed_over_budget,
+                    ShedReason::QueueFull => pool.shed_queue_full,
+                };
+                let labels = [("reason", reason.as_str())];
+                ConstCounter::new(value as f64).encode(family.encode_family(&labels)?)?;
+            }
+        }
         counter(
             e,
-            "compute_shed",
-            "Requests refused with 503 because the compute queue was full",
+            "compute_demand",
+            "Computations asked for: completed, in the pool, abandoned and shed (served + shed)",
             None,
-            pool.shed as f64,
+            pool.demand as f64,
+        )?;
+        gauge(
+            e,
+            "compute_expected_wait_seconds",
+            "Expected queueing delay of a computation admitted now",
+            pool.expected_wait_ms / 1e3,
+        )?;
+        gauge(
+            e,
+            "compute_last_wait_seconds",
+            "Queueing delay of the computation started last",
+            pool.last_wait_ms / 1e3,
+        )?;
+        gauge(
+            e,
+            "compute_queue_budget_seconds",
+            "Longest expected queueing delay a computation is admitted with",
+            pool.budget_ms / 1e3,
         )?;
         counter(
             e,

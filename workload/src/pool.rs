@@ -1,11 +1,16 @@
 //! The bounded compute pool: CPU work runs here, never on the async workers.
 //!
 //! A fixed set of OS threads (sized to the cores, or to the CPU cap) takes
-//! jobs from a queue of fixed capacity. Admission is decided up front with one
-//! atomic counter, so a full pool refuses at once (the caller answers 503)
-//! instead of queueing without bound. Workers run at a lower scheduling
-//! priority than the HTTP threads, so `/health` and `/metrics` stay fast while
-//! every core computes.
+//! jobs from a queue. Admission is by time (issue 24): a job is admitted while
+//! the work already admitted, divided among the workers, keeps its expected
+//! wait within the budget (`--queue-budget`). Each job's time is estimated
+//! as its number of calls ([`calls`]) times the wall time per call, learnt
+//! from the jobs computed so far. A hard cap on waiting jobs (`--queue`)
+//! bounds memory whatever the estimate says. A refusal costs two atomic
+//! updates; the caller answers 503, deferred by [`crate::shed::ShedGate`] so
+//! that refusals cannot take the CPU the admitted jobs need. Workers run at
+//! a lower scheduling priority than the HTTP threads, so `/health` and
+//! `/metrics` stay fast while every core computes.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -15,18 +20,44 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::cpu::{CpuBudget, thread_cpu_time};
-use crate::fib::fibo_paced;
+use crate::cpu::{CpuBudget, available_cores, thread_cpu_time};
+use crate::fib::{calls, fibo, fibo_paced};
+
+/// Why a job was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShedReason {
+    /// Its expected wait was over the queueing budget.
+    OverBudget,
+    /// The cap on waiting jobs was reached.
+    QueueFull,
+}
+
+impl ShedReason {
+    pub const ALL: [Self; 2] = [Self::OverBudget, Self::QueueFull];
+
+    /// The label value in `/metrics`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OverBudget => "over_budget",
+            Self::QueueFull => "queue_full",
+        }
+    }
+}
 
 /// Why a job was not computed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PoolError {
-    /// Every worker is busy and the queue is full: shed the request.
-    #[error("overloaded: {running} computing and {queued} queued (capacity {capacity}); retry after {retry_after_s}s")]
+    /// Computing it now would wait too long, or too many wait already: shed.
+    #[error("{}", overloaded_message(self))]
     Overloaded {
+        reason: ShedReason,
         running: usize,
         queued: usize,
-        capacity: usize,
+        queue_cap: usize,
+        /// Expected wait of a job admitted now.
+        expected_wait: Duration,
+        budget: Duration,
         retry_after_s: u64,
     },
     /// The pool has stopped (the service is shutting down).
@@ -34,13 +65,44 @@ pub enum PoolError {
     Stopped,
 }
 
+fn overloaded_message(error: &PoolError) -> String {
+    let PoolError::Overloaded {
+        reason,
+        running,
+        queued,
+        queue_cap,
+        expected_wait,
+        budget,
+        retry_after_s,
+    } = error
+    else {
+        return error.to_string();
+    };
+    let why = match reason {
+        ShedReason::OverBudget => format!(
+            "the expected wait {:.2}s is over the queueing budget {:.2}s",
+            expected_wait.as_secs_f64(),
+            budget.as_secs_f64()
+        ),
+        ShedReason::QueueFull => format!("the queue is full (at most {queue_cap} waiting)"),
+    };
+    format!("overloaded: {why}; {running} computing, {queued} queued; retry after {retry_after_s}s")
+}
+
+/// Seconds a refused client should wait: the expected wait, 1 to 60.
+fn retry_after_s(expected_wait: Duration) -> u64 {
+    expected_wait.as_secs_f64().ceil().clamp(1.0, 60.0) as u64
+}
+
 /// Sizing and pacing of a [`ComputePool`].
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
     /// Worker threads.
     pub workers: usize,
-    /// Jobs that may wait beyond those being computed.
+    /// At most this many jobs wait beyond those being computed (bounds memory).
     pub queue: usize,
+    /// Longest expected wait a job is admitted with.
+    pub budget: Duration,
     /// Optional CPU cap shared by all workers.
     pub cpu_limit: Option<f64>,
     /// Niceness added to worker threads (0 to 19) so HTTP threads win the CPU.
@@ -61,9 +123,19 @@ pub struct Computed {
 
 struct Job {
     n: u32,
+    /// Its estimated time, added to the outstanding work at admission and
+    /// taken off when it ends.
+    cost_ns: u64,
     enqueued: Instant,
     reply: oneshot::Sender<Computed>,
 }
+
+/// A job's fixed cost besides its calls (hand-off, reply, wake-up).
+const JOB_OVERHEAD_NS: f64 = 20_000.0;
+/// Jobs with fewer calls teach the per-call time nothing (overhead dominates).
+const LEARN_FROM_CALLS: f64 = 10_000.0;
+/// Weight of the newest job in the learnt per-call time.
+const LEARN_WEIGHT: f64 = 0.2;
 
 /// Counters kept by the pool, read by `/health` and `/metrics`.
 #[derive(Debug, Default)]
@@ -72,23 +144,42 @@ pub struct PoolStats {
     admitted: AtomicUsize,
     running: AtomicUsize,
     completed: AtomicU64,
-    shed: AtomicU64,
+    shed_over_budget: AtomicU64,
+    shed_queue_full: AtomicU64,
     /// Jobs dropped before starting because their client had gone.
     abandoned: AtomicU64,
-    /// Total nanoseconds of compute wall time, for the Retry-After estimate.
-    compute_ns: AtomicU64,
+    /// Estimated nanoseconds of work admitted and not finished.
+    outstanding_ns: AtomicU64,
+    /// Wall nanoseconds per call of the recursion (an `f64`'s bits), learnt.
+    ns_per_call: AtomicU64,
+    /// Queue wait of the job started last, in nanoseconds.
+    last_wait_ns: AtomicU64,
 }
 
-/// A snapshot of [`PoolStats`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+/// A snapshot of [`PoolStats`] and the admission state.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct PoolSnapshot {
     pub workers: usize,
     pub queue_capacity: usize,
     pub running: usize,
     pub queued: usize,
     pub completed: u64,
+    /// Refused jobs, all reasons.
     pub shed: u64,
+    pub shed_over_budget: u64,
+    pub shed_queue_full: u64,
     pub abandoned: u64,
+    /// The queueing budget.
+    pub budget_ms: f64,
+    /// Expected wait of a job admitted now: the outstanding work per worker.
+    pub expected_wait_ms: f64,
+    /// What the job started last actually waited.
+    pub last_wait_ms: f64,
+    /// The learnt wall time of one call of the recursion.
+    pub ns_per_call: f64,
+    /// Everything asked of the pool: computed, in the pool, abandoned and
+    /// refused (true demand, served + shed, for scaling policies).
+    pub demand: u64,
 }
 
 /// The compute pool. Dropping it lets workers finish their current job and exit.
@@ -97,8 +188,9 @@ pub struct ComputePool {
     sender: Mutex<Option<SyncSender<Job>>>,
     workers: usize,
     queue: usize,
+    budget: Duration,
     stats: Arc<PoolStats>,
-    budget: Option<Arc<CpuBudget>>,
+    cpu_budget: Option<Arc<CpuBudget>>,
     handles: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -116,30 +208,46 @@ impl ComputePool {
         let (sender, receiver) = sync_channel::<Job>(capacity);
         let receiver = Arc::new(Mutex::new(receiver));
         let stats = Arc::new(PoolStats::default());
-        let budget = config.cpu_limit.map(|cores| Arc::new(CpuBudget::new(cores)));
+        let first = first_ns_per_call(workers, config.cpu_limit);
+        stats.ns_per_call.store(first.to_bits(), Ordering::Relaxed);
+        let cpu_budget = config.cpu_limit.map(|cores| Arc::new(CpuBudget::new(cores)));
         let mut handles = Vec::with_capacity(workers);
         for index in 0..workers {
             let receiver = Arc::clone(&receiver);
             let stats = Arc::clone(&stats);
-            let budget = budget.clone();
+            let cpu_budget = cpu_budget.clone();
             let nice = config.nice;
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("compute-{index}"))
-                    .spawn(move || worker(&receiver, &stats, budget.as_deref(), nice))?,
+                    .spawn(move || worker(&receiver, &stats, cpu_budget.as_deref(), nice))?,
             );
         }
         Ok(Self {
             sender: Mutex::new(Some(sender)),
             workers,
             queue: config.queue,
+            budget: config.budget,
             stats,
-            budget,
+            cpu_budget,
             handles: Mutex::new(handles),
         })
     }
 
-    /// Computes `fibo(n)` on the pool, or refuses at once when it is full.
+    /// The estimated wall time of `fibo(n)` on one worker, from what the
+    /// pool has measured so far.
+    pub fn estimate(&self, n: u32) -> Duration {
+        Duration::from_nanos(self.cost_ns(n))
+    }
+
+    fn cost_ns(&self, n: u32) -> u64 {
+        let per_call = f64::from_bits(self.stats.ns_per_call.load(Ordering::Relaxed));
+        // `as` saturates: fibo(92) "takes forever" all the same.
+        (JOB_OVERHEAD_NS + calls(n) * per_call) as u64
+    }
+
+    /// Computes `fibo(n)` on the pool, or refuses at once when its expected
+    /// wait is over the budget or the queue is full.
     pub async fn fibo(&self, n: u32) -> Result<Computed, PoolError> {
         let capacity = self.workers + self.queue;
         let admitted = self
@@ -148,19 +256,28 @@ impl ComputePool {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
                 (current < capacity).then_some(current + 1)
             });
-        if let Err(current) = admitted {
-            self.stats.shed.fetch_add(1, Ordering::Relaxed);
-            let running = self.stats.running.load(Ordering::Relaxed);
-            return Err(PoolError::Overloaded {
-                running,
-                queued: current.saturating_sub(running),
-                capacity,
-                retry_after_s: self.retry_after_s(current),
+        let Ok(before) = admitted else {
+            return Err(self.shed(ShedReason::QueueFull));
+        };
+        let cost_ns = self.cost_ns(n);
+        // A free worker takes any job; otherwise the work ahead, shared by
+        // the workers, must be done within the budget.
+        let work_budget = (self.budget.as_nanos() as u64).saturating_mul(self.workers as u64);
+        let free_worker = before < self.workers;
+        let timely = self
+            .stats
+            .outstanding_ns
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |ahead| {
+                (free_worker || ahead <= work_budget).then_some(ahead.saturating_add(cost_ns))
             });
+        if timely.is_err() {
+            self.stats.admitted.fetch_sub(1, Ordering::AcqRel);
+            return Err(self.shed(ShedReason::OverBudget));
         }
         let (reply, receive) = oneshot::channel();
         let job = Job {
             n,
+            cost_ns,
             enqueued: Instant::now(),
             reply,
         };
@@ -171,48 +288,75 @@ impl ComputePool {
             None => false,
         };
         if !sent {
+            self.stats.outstanding_ns.fetch_sub(cost_ns, Ordering::AcqRel);
             self.stats.admitted.fetch_sub(1, Ordering::AcqRel);
             return Err(PoolError::Stopped);
         }
         receive.await.map_err(|_| PoolError::Stopped)
     }
 
-    /// Seconds until a slot is likely free: the work ahead of a new job
-    /// divided among the workers, from the mean job time, at least 1.
-    fn retry_after_s(&self, in_system: usize) -> u64 {
-        let completed = self.stats.completed.load(Ordering::Relaxed).max(1);
-        let mean_ns = self.stats.compute_ns.load(Ordering::Relaxed) / completed;
-        let ahead_ns = mean_ns.saturating_mul(in_system as u64) / self.workers as u64;
-        Duration::from_nanos(ahead_ns).as_secs().clamp(1, 60)
-    }
-
-    /// Current counters.
-    pub fn snapshot(&self) -> PoolSnapshot {
+    fn shed(&self, reason: ShedReason) -> PoolError {
+        match reason {
+            ShedReason::OverBudget => &self.stats.shed_over_budget,
+            ShedReason::QueueFull => &self.stats.shed_queue_full,
+        }
+        .fetch_add(1, Ordering::Relaxed);
         let admitted = self.stats.admitted.load(Ordering::Relaxed);
         let running = self.stats.running.load(Ordering::Relaxed);
+        let expected_wait = self.expected_wait();
+        PoolError::Overloaded {
+            reason,
+            running,
+            queued: admitted.saturating_sub(running),
+            queue_cap: self.queue,
+            expected_wait,
+            budget: self.budget,
+            retry_after_s: retry_after_s(expected_wait),
+        }
+    }
+
+    /// The outstanding work divided among the workers.
+    fn expected_wait(&self) -> Duration {
+        Duration::from_nanos(self.stats.outstanding_ns.load(Ordering::Relaxed) / self.workers as u64)
+    }
+
+    /// Current counters and admission state.
+    pub fn snapshot(&self) -> PoolSnapshot {
+        let stats = &self.stats;
+        let admitted = stats.admitted.load(Ordering::Relaxed);
+        let running = stats.running.load(Ordering::Relaxed);
+        let completed = stats.completed.load(Ordering::Relaxed);
+        let shed_over_budget = stats.shed_over_budget.load(Ordering::Relaxed);
+        let shed_queue_full = stats.shed_queue_full.load(Ordering::Relaxed);
+        let abandoned = stats.abandoned.load(Ordering::Relaxed);
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         PoolSnapshot {
             workers: self.workers,
             queue_capacity: self.queue,
             running,
             queued: admitted.saturating_sub(running),
-            completed: self.stats.completed.load(Ordering::Relaxed),
-            shed: self.stats.shed.load(Ordering::Relaxed),
-            abandoned: self.stats.abandoned.load(Ordering::Relaxed),
+            completed,
+            shed: shed_over_budget + shed_queue_full,
+            shed_over_budget,
+            shed_queue_full,
+            abandoned,
+            budget_ms: ms(self.budget),
+            expected_wait_ms: ms(self.expected_wait()),
+            last_wait_ms: ms(Duration::from_nanos(stats.last_wait_ns.load(Ordering::Relaxed))),
+            ns_per_call: f64::from_bits(stats.ns_per_call.load(Ordering::Relaxed)),
+            demand: completed + admitted as u64 + abandoned + shed_over_budget + shed_queue_full,
         }
     }
 
     /// The CPU cap in cores, if any.
     pub fn cpu_limit(&self) -> Option<f64> {
-        self.budget.as_ref().map(|b| b.cores())
+        self.cpu_budget.as_ref().map(|b| b.cores())
     }
 
     /// Stops taking work and waits for the workers to finish their jobs.
     pub fn shutdown(&self) {
-        self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let handles = std::mem::take(&mut *self.handles.lock().unwrap_or_else(|e| e.into_inner()));
-        for handle in handles {
-            let _ = handle.join();
-        }
+        // An hour: more than any job takes (fibo(38) at 1% of a core).
+        self.shutdown_until(Instant::now() + Duration::from_secs(3600));
     }
 
     /// As [`ComputePool::shutdown`], but waits for running jobs only until
@@ -235,6 +379,22 @@ impl ComputePool {
     }
 }
 
+/// The first estimate of a call's wall time, before any job has taught the
+/// pool: a few milliseconds of bare fibo(20) on this thread, stretched by
+/// the share of a core each worker gets when all compute (the CPU cap, or
+/// more workers than cores).
+fn first_ns_per_call(workers: usize, cpu_limit: Option<f64>) -> f64 {
+    let started = Instant::now();
+    let mut rounds = 0u32;
+    while rounds < 3 || started.elapsed() < Duration::from_millis(2) {
+        std::hint::black_box(fibo(std::hint::black_box(20)));
+        rounds += 1;
+    }
+    let bare = started.elapsed().as_nanos() as f64 / (f64::from(rounds) * calls(20));
+    let cores = cpu_limit.unwrap_or(f64::INFINITY).min(available_cores() as f64);
+    bare * (workers as f64 / cores).max(1.0)
+}
+
 impl Drop for ComputePool {
     fn drop(&mut self) {
         self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -255,11 +415,14 @@ fn worker(receiver: &Mutex<Receiver<Job>>, stats: &PoolStats, budget: Option<&Cp
         // burn CPU another request needs.
         if job.reply.is_closed() {
             stats.abandoned.fetch_add(1, Ordering::Relaxed);
+            stats.outstanding_ns.fetch_sub(job.cost_ns, Ordering::AcqRel);
             stats.admitted.fetch_sub(1, Ordering::AcqRel);
             continue;
         }
         stats.running.fetch_add(1, Ordering::AcqRel);
         let started = Instant::now();
+        let queued = started.saturating_duration_since(job.enqueued);
+        stats.last_wait_ns.store(queued.as_nanos() as u64, Ordering::Relaxed);
         let cpu_before = thread_cpu_time();
         let value = match budget {
             None => fibo_paced(job.n, &mut || {}),
@@ -279,17 +442,34 @@ fn worker(receiver: &Mutex<Receiver<Job>>, stats: &PoolStats, budget: Option<&Cp
         };
         let compute = started.elapsed();
         let cpu = thread_cpu_time().saturating_sub(cpu_before);
-        stats.compute_ns.fetch_add(compute.as_nanos() as u64, Ordering::Relaxed);
+        learn(stats, job.n, compute);
         stats.completed.fetch_add(1, Ordering::Relaxed);
+        stats.outstanding_ns.fetch_sub(job.cost_ns, Ordering::AcqRel);
         stats.running.fetch_sub(1, Ordering::AcqRel);
         stats.admitted.fetch_sub(1, Ordering::AcqRel);
         let _ = job.reply.send(Computed {
             value,
-            queued: started.saturating_duration_since(job.enqueued),
+            queued,
             compute,
             cpu,
         });
     }
+}
+
+/// Moves the learnt per-call time towards what this job took (big jobs
+/// only: in small ones the fixed overhead is most of the time).
+fn learn(stats: &PoolStats, n: u32, compute: Duration) {
+    let calls = calls(n);
+    if calls < LEARN_FROM_CALLS {
+        return;
+    }
+    let sample = compute.as_nanos() as f64 / calls;
+    let _ = stats
+        .ns_per_call
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| {
+            let old = f64::from_bits(bits);
+            Some((old + LEARN_WEIGHT * (sample - old)).to_bits())
+        });
 }
 
 /// Raises this thread's niceness so the HTTP threads get the CPU first.
@@ -312,49 +492,74 @@ fn lower_priority(nice: i32) {
 mod tests {
     use super::*;
 
-    fn pool(workers: usize, queue: usize) -> ComputePool {
+    fn pool(workers: usize, queue: usize, budget: Duration) -> ComputePool {
         ComputePool::start(&PoolConfig {
             workers,
             queue,
+            budget,
             cpu_limit: None,
             nice: 0,
         })
         .expect("pool starts")
     }
 
-    #[tokio::test]
-    async fn computes_the_value() {
-        let pool = pool(1, 0);
-        let computed = pool.fibo(30).await.expect("computed");
-        assert_eq!(computed.value, 1_346_269);
-        assert_eq!(pool.snapshot().completed, 1);
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// Starts `fibo(n)` on the pool in the background and waits until it was
+    /// admitted or refused; the refusal, if any.
+    async fn submit(
+        pool: &Arc<ComputePool>,
+        n: u32,
+    ) -> Result<tokio::task::JoinHandle<Result<Computed, PoolError>>, PoolError> {
+        let before = pool.snapshot();
+        let task = tokio::spawn({
+            let pool = Arc::clone(pool);
+            async move { pool.fibo(n).await }
+        });
+        loop {
+            let now = pool.snapshot();
+            if now.shed > before.shed {
+                return Err(task.await.expect("join").expect_err("refused"));
+            }
+            if now.running + now.queued > before.running + before.queued || now.completed > before.completed {
+                return Ok(task);
+            }
+            tokio::task::yield_now().await;
+        }
     }
 
     #[tokio::test]
-    async fn sheds_when_workers_and_queue_are_full() {
-        let pool = Arc::new(pool(1, 1));
+    async fn computes_the_value() {
+        let pool = pool(1, 0, HOUR);
+        let computed = pool.fibo(30).await.expect("computed");
+        assert_eq!(computed.value, 1_346_269);
+        let snapshot = pool.snapshot();
+        assert_eq!((snapshot.completed, snapshot.demand), (1, 1));
+        // Nothing left outstanding once the job is done.
+        assert_eq!(snapshot.expected_wait_ms, 0.0);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_whatever_the_budget() {
+        let pool = Arc::new(pool(1, 1, HOUR));
         // Two long jobs fill the worker and the queue slot.
-        let first = tokio::spawn({
-            let pool = Arc::clone(&pool);
-            async move { pool.fibo(34).await }
-        });
-        let second = tokio::spawn({
-            let pool = Arc::clone(&pool);
-            async move { pool.fibo(34).await }
-        });
-        // Wait until both are admitted.
-        while pool.stats.admitted.load(Ordering::Acquire) < 2 {
-            tokio::task::yield_now().await;
-        }
-        let third = pool.fibo(1).await;
-        match third {
-            Err(PoolError::Overloaded {
-                capacity,
-                retry_after_s,
-                ..
-            }) => {
-                assert_eq!(capacity, 2);
+        let first = submit(&pool, 34).await.expect("first admitted");
+        let second = submit(&pool, 34).await.expect("second admitted");
+        match submit(&pool, 1).await.map(|_| ()) {
+            Err(
+                error @ PoolError::Overloaded {
+                    reason,
+                    queue_cap,
+                    retry_after_s,
+                    ..
+                },
+            ) => {
+                assert_eq!((reason, queue_cap), (ShedReason::QueueFull, 1));
                 assert!(retry_after_s >= 1);
+                assert!(
+                    error.to_string().contains("the queue is full (at most 1 waiting)"),
+                    "{error}"
+                );
             }
             other => panic!("expected Overloaded, got {other:?}"),
         }
@@ -362,19 +567,133 @@ mod tests {
         assert_eq!(second.await.expect("join").expect("second").value, 9_227_465);
         let snapshot = pool.snapshot();
         assert_eq!(
-            (snapshot.completed, snapshot.shed, snapshot.running, snapshot.queued),
-            (2, 1, 0, 0)
+            (
+                snapshot.completed,
+                snapshot.shed,
+                snapshot.shed_queue_full,
+                snapshot.running,
+                snapshot.queued
+            ),
+            (2, 1, 1, 0, 0)
         );
+        assert_eq!(snapshot.demand, 3, "served + shed");
         // Capacity is free again.
         assert_eq!(pool.fibo(2).await.expect("after").value, 2);
     }
 
     #[tokio::test]
+    async fn a_job_that_would_wait_past_the_budget_is_refused_naming_both() {
+        // Budget zero: only a free worker takes a job.
+        let pool = Arc::new(pool(1, 100, Duration::ZERO));
+        let first = submit(&pool, 34).await.expect("a free worker takes any job");
+        match submit(&pool, 20).await.map(|_| ()) {
+            Err(
+                error @ PoolError::Overloaded {
+                    reason, expected_wait, ..
+                },
+            ) => {
+                assert_eq!(reason, ShedReason::OverBudget);
+                assert!(expected_wait > Duration::ZERO);
+                let message = error.to_string();
+                assert!(message.contains("is over the queueing budget 0.00s"), "{message}");
+            }
+            other => panic!("expected Overloaded, got {other:?}"),
+        }
+        first.await.expect("join").expect("first");
+        assert_eq!(pool.snapshot().shed_over_budget, 1);
+        // Idle again: the next job is admitted.
+        pool.fibo(10).await.expect("admitted when idle");
+    }
+
+    #[tokio::test]
+    async fn a_burst_within_the_budget_is_queued_and_served_not_shed() {
+        // The seeds' experiment in small: 64 clients at once on 1 worker,
+        // each job ~0.1 ms, far within a 2 s budget: every one is served.
+        let pool = Arc::new(pool(1, 1000, Duration::from_secs(2)));
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let pool = Arc::clone(&pool);
+                tokio::spawn(async move { pool.fibo(20).await })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.expect("join").expect("served").value, 10_946);
+        }
+        let snapshot = pool.snapshot();
+        assert_eq!((snapshot.completed, snapshot.shed), (64, 0));
+    }
+
+    #[tokio::test]
+    async fn admission_counts_the_work_ahead_against_budget_times_workers() {
+        // One worker busy with a long job, a budget of an hour: long jobs
+        // queue up to the count cap, then the cap refuses.
+        let pool = Arc::new(pool(1, 3, HOUR));
+        let mut admitted = vec![submit(&pool, 37).await.expect("free worker")];
+        for _ in 0..3 {
+            admitted.push(submit(&pool, 37).await.expect("within an hour"));
+        }
+        let snapshot = pool.snapshot();
+        // fibo(37) takes tens of milliseconds: none has finished (and taught
+        // the estimate) in the microseconds the submissions took.
+        assert_eq!(snapshot.completed, 0);
+        let wait = snapshot.expected_wait_ms;
+        let one = pool.estimate(37).as_secs_f64() * 1e3;
+        // Four jobs are outstanding: the wait of a fifth is their estimate.
+        assert!(
+            (wait - 4.0 * one).abs() < 1.0,
+            "expected wait {wait} ms vs 4 x {one} ms"
+        );
+        assert!(matches!(
+            submit(&pool, 37).await.map(|_| ()),
+            Err(PoolError::Overloaded {
+                reason: ShedReason::QueueFull,
+                ..
+            })
+        ));
+        for task in admitted {
+            task.await.expect("join").expect("computed");
+        }
+        assert_eq!(pool.snapshot().expected_wait_ms, 0.0, "all work taken off again");
+    }
+
+    #[tokio::test]
+    async fn the_estimate_learns_the_measured_time_per_call() {
+        let pool = pool(1, 0, HOUR);
+        let mut measured = Duration::ZERO;
+        for _ in 0..10 {
+            measured = pool.fibo(30).await.expect("computed").compute;
+        }
+        let estimate = pool.estimate(30);
+        let ratio = estimate.as_secs_f64() / measured.as_secs_f64();
+        assert!(
+            (0.5..2.0).contains(&ratio),
+            "estimate {estimate:?} vs measured {measured:?} after 10 jobs"
+        );
+        // The model scales with the number of calls: fibo(35) ~ 11 x fibo(30).
+        let scale = pool.estimate(35).as_secs_f64() / estimate.as_secs_f64();
+        assert!((10.0..12.5).contains(&scale), "{scale}");
+    }
+
+    #[test]
+    fn retry_after_is_the_expected_wait_in_whole_seconds_1_to_60() {
+        let cases = [
+            ("no wait still says one second", 0.0, 1),
+            ("a fraction rounds up", 1.2, 2),
+            ("whole seconds stay", 3.0, 3),
+            ("capped at a minute", 500.0, 60),
+        ];
+        for (name, wait, expected) in cases {
+            assert_eq!(retry_after_s(Duration::from_secs_f64(wait)), expected, "{name}");
+        }
+    }
+
+    #[tokio::test]
     async fn stopped_pool_refuses() {
-        let pool = pool(1, 0);
+        let pool = pool(1, 0, HOUR);
         pool.shutdown();
         assert_eq!(pool.fibo(3).await, Err(PoolError::Stopped));
-        assert_eq!(pool.snapshot().queued, 0);
+        let snapshot = pool.snapshot();
+        assert_eq!((snapshot.queued, snapshot.expected_wait_ms), (0, 0.0));
     }
 
     #[test]
@@ -384,6 +703,7 @@ mod tests {
         let pool = ComputePool::start(&PoolConfig {
             workers: 1,
             queue: 4,
+            budget: HOUR,
             cpu_limit: Some(0.25),
             nice: 0,
         })

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::error::{ApiError, Format};
+use crate::pool::PoolError;
 
 /// Registers every route (and the metrics middleware) with `state`.
 pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
@@ -88,6 +89,7 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
         "cpu_capacity_cores": state.cpu.capacity_cores(),
         "cpu_limit_cores": state.pool.cpu_limit(),
         "compute": state.pool.snapshot(),
+        "shed_delay_ms": state.shed.delay().as_secs_f64() * 1e3,
         "max_n": state.max_n,
         "version": env!("CARGO_PKG_VERSION"),
     }))
@@ -119,6 +121,12 @@ async fn fibo(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
         Ok(computed) => computed,
         Err(error) => {
             tracing::debug!(%error, n, "shed");
+            // A refusal is answered in its slot (see `shed`): a client that
+            // sends again at once cannot make refusals take the CPU. One that
+            // goes away meanwhile drops this future and costs nothing more.
+            if matches!(error, PoolError::Overloaded { .. }) {
+                actix_web::rt::time::sleep_until(state.shed.answer_at(Instant::now()).into()).await;
+            }
             return ApiError::from(error).respond(format);
         }
     };

@@ -161,7 +161,8 @@ async fn health_reports_identity_and_load() {
 
 #[actix_web::test]
 async fn full_pool_sheds_with_503_and_retry_after_while_health_stays_up() {
-    let state = state(&["--compute-workers", "1", "--queue", "1"]);
+    // No shed delay here: the 503 itself must not wait (the delay has its own test).
+    let state = state(&["--compute-workers", "1", "--queue", "1", "--shed-delay", "0s"]);
     let app = app!(state);
     // Occupy the worker and the one queue slot with long computations.
     let first = test::call_service(&app, test::TestRequest::get().uri("/fibo/36").to_request());
@@ -192,11 +193,76 @@ async fn full_pool_sheds_with_503_and_retry_after_while_health_stays_up() {
         let response = test::call_service(&app, test::TestRequest::get().uri("/metrics").to_request()).await;
         assert_eq!(response.status(), StatusCode::OK);
         let text = body_text(response).await;
-        assert!(text.contains("workload_compute_shed_total 1"), "{text}");
+        assert!(
+            text.contains(r#"workload_compute_shed_total{reason="queue_full"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"workload_compute_shed_total{reason="over_budget"} 0"#),
+            "{text}"
+        );
+        assert!(text.contains("workload_compute_demand_total 3"), "{text}");
     };
     let (first, second, ()) = tokio::join!(first, second, check);
     assert_eq!(first.status(), StatusCode::OK);
     assert_eq!(second.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn over_budget_is_shed_after_the_shed_delay_and_health_answers_meanwhile() {
+    // Issue 24: a request whose expected wait is over the budget (here 0 s:
+    // only a free worker takes one) gets its 503 no sooner than --shed-delay,
+    // so a closed-loop client cannot spin; /health does not wait behind it.
+    let state = state(&[
+        "--compute-workers",
+        "1",
+        "--queue-budget",
+        "0s",
+        "--shed-delay",
+        "300ms",
+    ]);
+    let app = app!(state);
+    let first = test::call_service(&app, test::TestRequest::get().uri("/fibo/36").to_request());
+    let check = async {
+        wait_for_pool(&state, 1, 0).await;
+        let shed = async {
+            let started = Instant::now();
+            let response = test::call_service(
+                &app,
+                test::TestRequest::get()
+                    .uri("/fibo/20")
+                    .insert_header((header::ACCEPT, "application/json"))
+                    .to_request(),
+            )
+            .await;
+            (started.elapsed(), response)
+        };
+        let health = async {
+            let started = Instant::now();
+            let body: Value =
+                test::call_and_read_body_json(&app, test::TestRequest::get().uri("/health").to_request()).await;
+            (started.elapsed(), body)
+        };
+        let ((shed_in, response), (health_in, body)) = tokio::join!(shed, health);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(shed_in >= Duration::from_millis(300), "answered after {shed_in:?}");
+        assert!(health_in < Duration::from_millis(300), "/health waited {health_in:?}");
+        assert_eq!(body["compute"]["budget_ms"], 0.0);
+        assert_eq!(body["shed_delay_ms"], 300.0);
+        assert!(
+            body["compute"]["expected_wait_ms"].as_f64().expect("wait") > 0.0,
+            "{body}"
+        );
+        let error: Value = test::read_body_json(response).await;
+        let message = error["error"].as_str().expect("error");
+        assert!(message.contains("over the queueing budget 0.00s"), "{message}");
+        let body: Value =
+            test::call_and_read_body_json(&app, test::TestRequest::get().uri("/health").to_request()).await;
+        assert_eq!(body["compute"]["shed_over_budget"], 1);
+        assert_eq!(body["compute"]["shed_queue_full"], 0);
+    };
+    let (first, ()) = tokio::join!(first, check);
+    assert_eq!(first.status(), StatusCode::OK);
 }
 
 #[actix_web::test]
@@ -226,7 +292,10 @@ async fn metrics_count_requests_by_route_and_status() {
         r#"workload_http_request_duration_seconds_count{route="/fibo/{n}"} 3"#,
         "workload_http_requests_in_flight 1",
         "workload_compute_completed_total 2",
-        "workload_compute_shed_total 0",
+        r#"workload_compute_shed_total{reason="over_budget"} 0"#,
+        r#"workload_compute_shed_total{reason="queue_full"} 0"#,
+        "workload_compute_queue_budget_seconds 2.0",
+        "workload_compute_expected_wait_seconds 0.0",
         "# TYPE workload_cpu_seconds counter",
         "workload_cpu_utilization_percent ",
         "workload_cpu_capacity_cores ",

@@ -123,14 +123,18 @@ async fn connect(addr: SocketAddr) -> SendRequest<Empty<Bytes>> {
     sender
 }
 
+/// A GET of `path`, as every client here sends it.
+fn request(path: &str) -> hyper::Request<Empty<Bytes>> {
+    hyper::Request::get(path)
+        .header(hyper::header::HOST, "bench")
+        .body(Empty::new())
+        .expect("request")
+}
+
 /// One request on a kept-alive connection; the status and the time it took.
 async fn get(sender: &mut SendRequest<Empty<Bytes>>, path: &str) -> (u16, Duration) {
     let started = Instant::now();
-    let request = hyper::Request::get(path)
-        .header(hyper::header::HOST, "bench")
-        .body(Empty::new())
-        .expect("request");
-    let response = sender.send_request(request).await.expect("response");
+    let response = sender.send_request(request(path)).await.expect("response");
     let status = response.status().as_u16();
     response.into_body().collect().await.expect("body");
     (status, started.elapsed())
@@ -165,14 +169,23 @@ async fn closed_loop(addr: SocketAddr, path: &'static str, connections: usize, u
     total
 }
 
+/// `/health` timed on its own kept-alive connection every 5 ms until `until`.
+async fn time_health(addr: SocketAddr, until: Instant, during: &str) -> Histogram<u64> {
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+    let mut sender = connect(addr).await;
+    while Instant::now() < until {
+        let (status, took) = get(&mut sender, "/health").await;
+        assert_eq!(status, 200, "/health failed under {during}");
+        histogram.record(took.as_micros() as u64).expect("record");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    histogram
+}
+
 /// `/health` as JSON, on its own connection.
 async fn health(addr: SocketAddr) -> serde_json::Value {
     let mut sender = connect(addr).await;
-    let request = hyper::Request::get("/health")
-        .header(hyper::header::HOST, "bench")
-        .body(Empty::new())
-        .expect("request");
-    let response = sender.send_request(request).await.expect("response");
+    let response = sender.send_request(request("/health")).await.expect("response");
     let body = response.into_body().collect().await.expect("body").to_bytes();
     serde_json::from_slice(&body).expect("/health JSON")
 }
@@ -261,17 +274,10 @@ async fn overload(addr: SocketAddr, path: &'static str, connections: usize, wind
             (ok, shed)
         }));
     }
-    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
     tokio::time::sleep_until(from.into()).await;
     let first = completed(&health(addr).await);
     let started = Instant::now();
-    let mut sender = connect(addr).await;
-    while Instant::now() < until {
-        let (status, took) = get(&mut sender, "/health").await;
-        assert_eq!(status, 200, "/health failed under overload");
-        histogram.record(took.as_micros() as u64).expect("record");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let histogram = time_health(addr, until, "overload").await;
     let last = completed(&health(addr).await);
     let elapsed = started.elapsed().as_secs_f64();
     let (mut ok, mut shed) = (0, 0);
@@ -346,11 +352,7 @@ async fn crowd(addr: SocketAddr, pid: u32, hold: Duration) -> Crowd {
             tokio::spawn(connection);
             let (mut ok, mut shed) = (0u64, 0u64);
             while Instant::now() < until {
-                let request = hyper::Request::get("/fibo/35")
-                    .header(hyper::header::HOST, "bench")
-                    .body(Empty::new())
-                    .expect("request");
-                let Ok(response) = sender.send_request(request).await else {
+                let Ok(response) = sender.send_request(request("/fibo/35")).await else {
                     break;
                 };
                 match response.status().as_u16() {
@@ -474,20 +476,13 @@ fn main() {
     let ratio = served_rps / limit_rps;
 
     // 2. Health latency while /fibo/35 saturates every core.
-    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
     let until = Instant::now() + options.duration;
-    let saturated = runtime.block_on(async {
+    let (histogram, saturated) = runtime.block_on(async {
         let load = tokio::spawn(closed_loop(addr, "/fibo/35", cores * 2, until));
         // Let the load reach the workers before measuring.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let mut sender = connect(addr).await;
-        while Instant::now() < until {
-            let (status, took) = get(&mut sender, "/health").await;
-            assert_eq!(status, 200, "/health failed under load");
-            histogram.record(took.as_micros() as u64).expect("record");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        load.await.expect("load")
+        let histogram = time_health(addr, until, "load").await;
+        (histogram, load.await.expect("load"))
     });
     let fibo35 = saturated.iter().filter(|(s, _)| *s == 200).map(|(_, n)| n).sum::<u64>();
     let ms = |us: u64| us as f64 / 1000.0;

@@ -43,12 +43,12 @@ pub struct Args {
     /// Longest expected wait a request is admitted with: beyond it new
     /// requests are shed with 503. The wait is the work admitted ahead
     /// (estimated from measured job times) divided among the compute threads.
-    #[arg(long, env = "WORKLOAD_QUEUE_BUDGET", default_value = "2s", value_parser = parse_budget)]
+    #[arg(long, env = "WORKLOAD_QUEUE_BUDGET", default_value = "2s", value_parser = parse_up_to_a_minute)]
     pub queue_budget: Duration,
 
     /// Least time before a shed request is answered, so closed-loop clients
     /// cannot spin on instant 503s (0s answers at once).
-    #[arg(long, env = "WORKLOAD_SHED_DELAY", default_value = "1s", value_parser = parse_shed_delay)]
+    #[arg(long, env = "WORKLOAD_SHED_DELAY", default_value = "1s", value_parser = parse_up_to_a_minute)]
     pub shed_delay: Duration,
 
     /// Most shed requests answered per second (more wait, up to ten times
@@ -202,11 +202,8 @@ fn parse_window(value: &str) -> Result<Duration, String> {
     parse_duration_in(value, Duration::from_millis(100), Duration::from_secs(3600))
 }
 
-fn parse_budget(value: &str) -> Result<Duration, String> {
-    parse_duration_in(value, Duration::ZERO, Duration::from_secs(60))
-}
-
-fn parse_shed_delay(value: &str) -> Result<Duration, String> {
+/// `--queue-budget` and `--shed-delay`: 0s to a minute.
+fn parse_up_to_a_minute(value: &str) -> Result<Duration, String> {
     parse_duration_in(value, Duration::ZERO, Duration::from_secs(60))
 }
 

@@ -24,8 +24,7 @@ use crate::cpu::{CpuBudget, available_cores, thread_cpu_time};
 use crate::fib::{calls, fibo, fibo_paced};
 
 /// Why a job was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShedReason {
     /// Its expected wait was over the queueing budget.
     OverBudget,
@@ -49,7 +48,10 @@ impl ShedReason {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PoolError {
     /// Computing it now would wait too long, or too many wait already: shed.
-    #[error("{}", overloaded_message(self))]
+    #[error(
+        "overloaded: {}; {running} computing, {queued} queued; retry after {retry_after_s}s",
+        why(*.reason, *.queue_cap, *.expected_wait, *.budget)
+    )]
     Overloaded {
         reason: ShedReason,
         running: usize,
@@ -65,28 +67,16 @@ pub enum PoolError {
     Stopped,
 }
 
-fn overloaded_message(error: &PoolError) -> String {
-    let PoolError::Overloaded {
-        reason,
-        running,
-        queued,
-        queue_cap,
-        expected_wait,
-        budget,
-        retry_after_s,
-    } = error
-    else {
-        return error.to_string();
-    };
-    let why = match reason {
+/// What an overloaded refusal says about its reason.
+fn why(reason: ShedReason, queue_cap: usize, expected_wait: Duration, budget: Duration) -> String {
+    match reason {
         ShedReason::OverBudget => format!(
             "the expected wait {:.2}s is over the queueing budget {:.2}s",
             expected_wait.as_secs_f64(),
             budget.as_secs_f64()
         ),
         ShedReason::QueueFull => format!("the queue is full (at most {queue_cap} waiting)"),
-    };
-    format!("overloaded: {why}; {running} computing, {queued} queued; retry after {retry_after_s}s")
+    }
 }
 
 /// Seconds a refused client should wait: the expected wait, 1 to 60.

@@ -158,6 +158,9 @@ impl Schedule {
 
 /// Runs the plan; batches go to `results` (closed when every worker is done).
 pub async fn run(plan: Plan, results: mpsc::UnboundedSender<Batch>, live: Arc<Live>) {
+    // Thousands of connections: the plan, not a soft limit of 1024 open
+    // files, decides how many there are.
+    localcloud::server::raise_open_files_limit();
     let started = Instant::now();
     let issued = Arc::new(AtomicU64::new(0));
     let (connections, schedule) = match &plan.mode {

@@ -1132,6 +1132,24 @@ struct Load {
     collector: tokio::task::JoinHandle<Stats>,
 }
 
+/// The longest an answer takes while a group is too small: the workload
+/// queues up to its `--queue-budget` (2 s) of work and answers what it sheds
+/// after `--shed-delay` (1 s), plus the request's own compute and the load
+/// balancer. The open loop needs this many seconds of requests in flight.
+const OPEN_LOOP_HORIZON_S: f64 = 4.0;
+/// Connections of the open loop at most (each one is also one of the load
+/// balancer's and, behind it, one of an instance's).
+const OPEN_LOOP_MAX_CONNECTIONS: usize = 4096;
+
+/// Enough connections that the open loop keeps its schedule while answers
+/// take up to [`OPEN_LOOP_HORIZON_S`]: with fewer (2 x rate, until issue 24)
+/// every connection waited on a queued or deferred answer during the
+/// scale-out, the schedule fell behind and caught up later in a burst that
+/// overloaded the group at max.
+fn open_loop_connections(rate: f64) -> usize {
+    ((rate * OPEN_LOOP_HORIZON_S).ceil() as usize).clamp(16, OPEN_LOOP_MAX_CONNECTIONS)
+}
+
 fn start_load(
     url: &str,
     rate: f64,
@@ -1142,7 +1160,7 @@ fn start_load(
     let plan = Plan {
         url: url.parse()?,
         mode: Mode::Open {
-            connections: ((rate * 2.0).ceil() as usize).clamp(16, 512),
+            connections: open_loop_connections(rate),
             ramp: Ramp::constant(rate),
         },
         duration,

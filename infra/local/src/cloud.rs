@@ -165,6 +165,12 @@ pub struct InstanceStatus {
 /// The smallest CPU cap of an instance, in cores (the workload's own floor).
 pub const MIN_CPU_LIMIT: f64 = 0.01;
 
+/// The workload's `--queue-budget` and `--shed-delay` on an instance (its
+/// defaults, as on AWS), in cloud time: each instance gets them at the
+/// cloud's speed.
+pub const INSTANCE_QUEUE_BUDGET: Duration = Duration::from_secs(2);
+pub const INSTANCE_SHED_DELAY: Duration = Duration::from_secs(1);
+
 /// How often each controller loop runs (wall clock).
 const RECONCILE: Duration = Duration::from_millis(50);
 /// Activities shown by the status view.
@@ -972,6 +978,15 @@ fn launch(cloud: &Cloud, runtime: &Arc<GroupRuntime>, id: &str) {
         .clock
         .wall(Duration::from_secs(60))
         .max(Duration::from_millis(500));
+    // The workload's admission times are cloud times too: at 60x, its 2 s
+    // queueing budget would hold 2 minutes of cloud time, a whole boot of the
+    // instances a scale-out waits for, and absorb a share of the overload
+    // that no instance on AWS absorbs (issue 24: the laptop must not be more
+    // lenient than AWS). Scaled, a phase queues the same share as on AWS.
+    let (budget, shed_delay) = (
+        inner.clock.wall(INSTANCE_QUEUE_BUDGET),
+        inner.clock.wall(INSTANCE_SHED_DELAY),
+    );
     let args: Vec<String> = vec![
         "--listen".into(),
         addr.to_string(),
@@ -989,6 +1004,10 @@ fn launch(cloud: &Cloud, runtime: &Arc<GroupRuntime>, id: &str) {
         instance.az.clone(),
         "--drain-timeout".into(),
         format!("{}ms", inner.config.drain_timeout.as_millis()),
+        "--queue-budget".into(),
+        format!("{}us", budget.as_micros()),
+        "--shed-delay".into(),
+        format!("{}us", shed_delay.as_micros()),
     ];
     let log = inner.config.log_dir.join(format!("{id}.log"));
     match inner.spawner.spawn(&inner.config.workload, &args, &log) {

@@ -149,6 +149,15 @@ async fn the_group_starts_at_min_and_serves_through_the_load_balancer() {
     }
     let ips: BTreeSet<String> = group.instances.iter().map(|i| i.ip.to_string()).collect();
     assert_eq!(seen, ips, "round robin reaches every instance");
+    // The instance's admission times run at the cloud's speed (60x): a 2 s
+    // queueing budget and a 1 s shed delay of cloud time.
+    let (status, body) = get(&format!("http://{lb}/health")).await.expect("/health");
+    assert_eq!(status, 200, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).expect("/health JSON");
+    let budget_ms = health["compute"]["budget_ms"].as_f64().expect("compute.budget_ms");
+    let shed_delay_ms = health["shed_delay_ms"].as_f64().expect("shed_delay_ms");
+    assert!((budget_ms - 2000.0 / 60.0).abs() < 0.01, "{health}");
+    assert!((shed_delay_ms - 1000.0 / 60.0).abs() < 0.01, "{health}");
     let launches = group
         .activities
         .iter()

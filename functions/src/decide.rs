@@ -5,8 +5,8 @@
 //! testable with a table of named cases. Decisions are absolute capacities,
 //! so a duplicated or late event never scales twice.
 //!
-//! Covered: step scaling on alarms and scheduled actions (EC2 Auto Scaling
-//! semantics), and on the tick target tracking (the Kubernetes HPA's
+//! Covered: simple and step scaling on alarms and scheduled actions (EC2
+//! Auto Scaling semantics), and on the tick target tracking (the Kubernetes HPA's
 //! arithmetic, see [`crate::tracking`]) combined with re-checks of alarms
 //! still in ALARM.
 
@@ -15,7 +15,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{AdjustmentType, AlarmPolicy, GroupPolicy, Step};
+use crate::policy::{AdjustmentType, AlarmPolicy, GroupPolicy, PolicyType, Step};
 pub use crate::tracking::{Datapoint, MetricHistory};
 
 /// What the group looks like now.
@@ -416,10 +416,10 @@ fn decide_alarm(
         );
     };
     if state != AlarmState::Alarm {
-        // Step policies act only in ALARM; a clearing alarm means "stop", not "undo".
+        // Alarm policies act only in ALARM; a clearing alarm means "stop", not "undo".
         return Decision::hold(
             desired,
-            format!("alarm {alarm} is {state:?}: step policies act only in ALARM"),
+            format!("alarm {alarm} is {state:?}: alarm policies act only in ALARM"),
             vec![],
         );
     }
@@ -445,7 +445,8 @@ fn decide_alarm(
             vec![],
         );
     };
-    let Some(step) = select_step(policy, value) else {
+    let adjustments = policy.adjustments();
+    let Some(step) = select_step(policy, &adjustments, value) else {
         return Decision::hold(
             desired,
             format!(
@@ -460,40 +461,54 @@ fn decide_alarm(
         AdjustmentType::ExactCapacity => step.change > i64::from(desired),
         _ => step.change > 0,
     };
-    let cooldown = policy.cooldown.unwrap_or(group.cooldown);
-    let warming = warming_instances(observed, group.warmup(), now);
-
-    if scale_out {
-        // Cooldown per direction: after a scale-out, wait for its effect on the metric.
-        if let Some(until) = cooling_until(activities, cooldown, |a| a.to > a.from)
-            && until > now
-        {
-            return Decision::hold(desired, format!("held: scale-out cooldown until {until}"), rules);
+    let base = match policy.kind() {
+        PolicyType::Simple => {
+            // EC2 Auto Scaling, "Scaling cooldowns": a simple policy waits
+            // for the scaling activity in progress to finish, then for the
+            // cooldown after the group last launched or terminated, whichever
+            // way either went. Warm-up plays no part: every instance counts.
+            if let Some(running) = activities.iter().find(|a| a.end.is_none() && a.to != a.from) {
+                return Decision::hold(
+                    desired,
+                    format!(
+                        "held: simple scaling waits for the activity {} -> {} started {} to finish",
+                        running.from, running.to, running.start
+                    ),
+                    rules,
+                );
+            }
+            if let Some(until) = cooldown_until(group, activities)
+                && until > now
+            {
+                return Decision::hold(desired, format!("held: cooldown until {until} (simple scaling)"), rules);
+            }
+            desired
         }
-    } else {
-        // No scale-in while a scale-out is still warming up: its capacity is not yet measured.
-        if warming > 0 {
-            return Decision::hold(
-                desired,
-                format!("held: no scale-in while {warming} instance(s) warm up"),
-                rules,
-            );
+        PolicyType::Step => {
+            // No cooldown ("valid only if the policy type is SimpleScaling"):
+            // instance warm-up instead.
+            let warmup = policy.warmup_in(group).unwrap_or_else(|| group.warmup());
+            let warming = warming_instances(observed, warmup, now);
+            if !scale_out && warming > 0 {
+                // "Scaling cooldowns", considerations: while a scale-out is in
+                // progress, step scale-in is blocked until instances finish warming up.
+                return Decision::hold(
+                    desired,
+                    format!("held: no scale-in while {warming} instance(s) warm up"),
+                    rules,
+                );
+            }
+            if scale_out && warming > 0 {
+                // Instances still warming up are not counted when scaling
+                // out: repeated breaches in the same step lead to one
+                // scaling activity.
+                let base = desired.saturating_sub(warming);
+                rules.push(format!("{warming} warming instance(s) not counted: base {base}"));
+                base
+            } else {
+                desired
+            }
         }
-        if let Some(until) = cooling_until(activities, cooldown, |_| true)
-            && until > now
-        {
-            return Decision::hold(desired, format!("held: scale-in cooldown until {until}"), rules);
-        }
-    }
-
-    // Instances still warming up are not counted when scaling out: repeated
-    // breaches in the same step then lead to one scaling activity.
-    let base = if scale_out && warming > 0 {
-        let base = desired.saturating_sub(warming);
-        rules.push(format!("{warming} warming instance(s) not counted: base {base}"));
-        base
-    } else {
-        desired
     };
     let mut target = adjusted(policy, step, base, &mut rules);
     if scale_out && target < i64::from(desired) {
@@ -521,10 +536,10 @@ fn decide_alarm(
 /// The step whose range holds `value - threshold`: lower bound inclusive and
 /// upper exclusive above the threshold, the reverse below it (as AWS
 /// documents); the alarm's direction settles a value exactly at the threshold.
-fn select_step(policy: &AlarmPolicy, value: f64) -> Option<&Step> {
+fn select_step<'a>(policy: &AlarmPolicy, steps: &'a [Step], value: f64) -> Option<&'a Step> {
     let diff = value - policy.threshold;
     let above = policy.comparison.is_upper();
-    policy.steps.iter().find(|step| {
+    steps.iter().find(|step| {
         let lower = step.lower.unwrap_or(f64::NEG_INFINITY);
         let upper = step.upper.unwrap_or(f64::INFINITY);
         if above {
@@ -542,6 +557,9 @@ fn step_rule(policy: &AlarmPolicy, step: &Step, value: f64) -> String {
         AdjustmentType::PercentChangeInCapacity => format!("{:+}%", step.change),
     };
     let (t, name, op) = (policy.threshold, &policy.metric.name, policy.comparison.symbol());
+    if policy.kind() == PolicyType::Simple {
+        return format!("simple {change} ({name} {value} {op} {t})");
+    }
     let range = match (step.lower, step.upper) {
         (Some(l), Some(u)) => format!("{}..{}", t + l, t + u),
         (Some(l), None) => format!(">= {}", t + l),
@@ -599,15 +617,34 @@ impl Instance {
     }
 }
 
-/// End of the cooldown after the newest activity matching `kind` (a running
-/// activity counts from its start: it is not finished, so it still cools).
-fn cooling_until(activities: &[Activity], cooldown: Duration, kind: impl Fn(&Activity) -> bool) -> Option<Timestamp> {
+/// When the cooldown that simple policies wait for ends: after each finished
+/// activity that changed the capacity, the cooldown of the simple policy that
+/// caused it (its own, else the group's), or the group's default cooldown
+/// for any other cause ("the cooldown period (either the default cooldown or
+/// the scaling policy-specific cooldown) takes effect from the time that the
+/// last instance finishes launching or terminating").
+fn cooldown_until(group: &GroupPolicy, activities: &[Activity]) -> Option<Timestamp> {
     activities
         .iter()
-        .filter(|a| a.to != a.from && kind(a))
-        .map(|a| a.end.unwrap_or(a.start).max(a.start))
+        .filter(|a| a.to != a.from)
+        .filter_map(|a| {
+            let cooldown = alarm_of_cause(&a.cause)
+                .and_then(|alarm| group.alarm_policy(alarm))
+                .and_then(|p| p.cooldown_in(group))
+                .unwrap_or(group.cooldown);
+            let end = a.end.unwrap_or(a.start).max(a.start);
+            end.checked_add(jiff::SignedDuration::try_from(cooldown).ok()?).ok()
+        })
         .max()
-        .and_then(|t| t.checked_add(jiff::SignedDuration::try_from(cooldown).ok()?).ok())
+}
+
+/// The alarm named by an activity's cause (see [`alarm_cause`] and the
+/// tick's re-check cause), if an alarm caused it.
+fn alarm_of_cause(cause: &str) -> Option<&str> {
+    let rest = cause.strip_prefix("alarm ")?;
+    rest.split_once(" re-check at ")
+        .or_else(|| rest.split_once(" at "))
+        .map(|(alarm, _)| alarm)
 }
 
 pub(crate) fn elapsed(from: Timestamp, to: Timestamp) -> Duration {

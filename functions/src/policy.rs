@@ -259,10 +259,35 @@ pub struct Step {
     pub change: i64,
 }
 
-/// Step scaling driven by one alarm.
+/// The two kinds of alarm policy, as PutScalingPolicy's `PolicyType` names
+/// them (EC2 Auto Scaling user guide, "Step and simple scaling policies"
+/// and "Scaling cooldowns"):
+///
+/// - `simple`: one `change` whenever the alarm is in ALARM; waits for the
+///   scaling activity in progress to finish and then for the cooldown
+///   (`cooldown`, else the group's) before it acts again. Warm-up plays no
+///   part.
+/// - `step`: `steps` chosen by the size of the breach; no cooldown ("Cooldown
+///   ... valid only if the policy type is SimpleScaling"): it acts again at
+///   once, not counting instances still in their warm-up (`instance_warmup`,
+///   EstimatedInstanceWarmup, else the group's), and no scale-in while any
+///   warm up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyType {
+    #[serde(alias = "SimpleScaling")]
+    Simple,
+    #[serde(alias = "StepScaling")]
+    Step,
+}
+
+/// Simple or step scaling driven by one alarm.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlarmPolicy {
+    /// `simple` or `step`; required (validation names it when missing).
+    #[serde(default, rename = "type")]
+    pub policy_type: Option<PolicyType>,
     pub alarm: String,
     pub metric: MetricSpec,
     pub comparison: Comparison,
@@ -275,12 +300,59 @@ pub struct AlarmPolicy {
     #[serde(default)]
     pub missing_data: MissingData,
     pub adjustment: AdjustmentType,
+    /// Simple scaling: the one change (ScalingAdjustment).
+    pub change: Option<i64>,
+    /// Step scaling: the step adjustments.
+    #[serde(default)]
     pub steps: Vec<Step>,
     /// Only for percent changes: the smallest change in instances.
     pub min_adjustment_magnitude: Option<u32>,
-    /// Cooldown after this policy acts (default: the group's).
+    /// Simple scaling only: the cooldown after this policy acts (default: the group's).
     #[serde(default, deserialize_with = "optional_duration")]
     pub cooldown: Option<Duration>,
+    /// Step scaling only: how long a new instance is not counted
+    /// (EstimatedInstanceWarmup; default: the group's warm-up).
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub instance_warmup: Option<Duration>,
+}
+
+impl AlarmPolicy {
+    /// The policy's kind; a file without one is refused by validation, and
+    /// AWS's own default (SimpleScaling) stands in for it otherwise.
+    pub fn kind(&self) -> PolicyType {
+        self.policy_type.unwrap_or(PolicyType::Simple)
+    }
+
+    /// The adjustments a breach picks from: a step policy's steps, or a
+    /// simple policy's one change as a step covering the whole breach side
+    /// of the threshold.
+    pub fn adjustments(&self) -> std::borrow::Cow<'_, [Step]> {
+        match self.kind() {
+            PolicyType::Step => std::borrow::Cow::Borrowed(&self.steps),
+            PolicyType::Simple => {
+                let (lower, upper) = if self.comparison.is_upper() {
+                    (Some(0.0), None)
+                } else {
+                    (None, Some(0.0))
+                };
+                std::borrow::Cow::Owned(vec![Step {
+                    lower,
+                    upper,
+                    change: self.change.unwrap_or(0),
+                }])
+            }
+        }
+    }
+
+    /// The cooldown this policy starts and waits for (simple scaling only).
+    pub fn cooldown_in(&self, group: &GroupPolicy) -> Option<Duration> {
+        (self.kind() == PolicyType::Simple).then(|| self.cooldown.unwrap_or(group.cooldown))
+    }
+
+    /// The warm-up during which new instances are not counted (step scaling only).
+    pub fn warmup_in(&self, group: &GroupPolicy) -> Option<Duration> {
+        (self.kind() == PolicyType::Step).then(|| self.instance_warmup.unwrap_or_else(|| group.warmup()))
+    }
 }
 
 /// What target tracking keeps at its target.
@@ -613,8 +685,9 @@ fn alarm_policy_problems(policy: &AlarmPolicy, at: &str, problems: &mut Vec<Stri
             "{at}.min_adjustment_magnitude: only allowed with adjustment = \"percent_change_in_capacity\""
         ));
     }
-    if policy.adjustment == AdjustmentType::ExactCapacity && policy.steps.iter().any(|s| s.change < 0) {
-        problems.push(format!("{at}.steps: exact_capacity changes must be >= 0"));
+    let changes = kind_problems(policy, at, problems);
+    if policy.adjustment == AdjustmentType::ExactCapacity && policy.adjustments().iter().any(|s| s.change < 0) {
+        problems.push(format!("{at}.{changes}: exact_capacity changes must be >= 0"));
     }
     // Issue 25.6: a change of i64::MAX validated, then overflowed and the
     // scale-out was lost. AWS's ScalingAdjustment is a 32-bit integer; a
@@ -626,15 +699,74 @@ fn alarm_policy_problems(policy: &AlarmPolicy, at: &str, problems: &mut Vec<Stri
         // -100% empties the group; +10000% multiplies it by 101.
         AdjustmentType::PercentChangeInCapacity => (-100, 10_000),
     };
-    for (index, step) in policy.steps.iter().enumerate() {
+    for (index, step) in policy.adjustments().iter().enumerate() {
         if !(lowest..=highest).contains(&step.change) {
+            let field = match policy.kind() {
+                PolicyType::Step => format!("steps[{index}].change"),
+                PolicyType::Simple => "change".into(),
+            };
             problems.push(format!(
-                "{at}.steps[{index}].change: {} must be within {lowest}..={highest} for {:?}",
+                "{at}.{field}: {} must be within {lowest}..={highest} for {:?}",
                 step.change, policy.adjustment
             ));
         }
     }
-    steps_problems(&policy.steps, policy.comparison, &format!("{at}.steps"), problems);
+    if policy.kind() == PolicyType::Step {
+        steps_problems(&policy.steps, policy.comparison, &format!("{at}.steps"), problems);
+    }
+}
+
+/// The fields each policy type has and refuses (PutScalingPolicy: `Cooldown`
+/// "valid only if the policy type is SimpleScaling", `StepAdjustments`
+/// "required if the policy type is StepScaling", `ScalingAdjustment`
+/// "required if the policy type is SimpleScaling", `EstimatedInstanceWarmup`
+/// "not used if the policy type is SimpleScaling"). Returns the field that
+/// holds the changes.
+fn kind_problems(policy: &AlarmPolicy, at: &str, problems: &mut Vec<String>) -> &'static str {
+    let Some(kind) = policy.policy_type else {
+        let hint = if policy.change.is_some() {
+            " (this one has a change: type = \"simple\")"
+        } else {
+            ""
+        };
+        problems.push(format!(
+            "{at}.type: required: \"simple\" (one change, then a cooldown) or \"step\" (steps by breach size, instance warm-up, no cooldown){hint}"
+        ));
+        return "steps";
+    };
+    match kind {
+        PolicyType::Simple => {
+            if policy.change.is_none() {
+                problems.push(format!(
+                    "{at}.change: required for type = \"simple\" (the one adjustment, e.g. change = 2)"
+                ));
+            }
+            if !policy.steps.is_empty() {
+                problems.push(format!(
+                    "{at}.steps: only for type = \"step\"; a simple policy has one change (change = N)"
+                ));
+            }
+            if policy.instance_warmup.is_some() {
+                problems.push(format!(
+                    "{at}.instance_warmup: only for type = \"step\"; simple scaling waits for its cooldown instead"
+                ));
+            }
+            "change"
+        }
+        PolicyType::Step => {
+            if policy.change.is_some() {
+                problems.push(format!(
+                    "{at}.change: only for type = \"simple\"; a step policy has steps = [...]"
+                ));
+            }
+            if policy.cooldown.is_some() {
+                problems.push(format!(
+                    "{at}.cooldown: only for type = \"simple\" (AWS: Cooldown is valid only for SimpleScaling); a step policy uses instance_warmup"
+                ));
+            }
+            "steps"
+        }
+    }
 }
 
 /// AWS's rules for step adjustments: no gaps, no overlaps, at most one open

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use functions::policy::{AdjustmentType, Comparison, Policy, PolicyError, Select};
+use functions::policy::{AdjustmentType, Comparison, Policy, PolicyError, PolicyType, Select};
 
 fn shipped(name: &str) -> Policy {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies").join(name);
@@ -25,8 +25,28 @@ fn shipped_policies_load() {
     assert_eq!(qps.adjustment, AdjustmentType::PercentChangeInCapacity);
     assert!(two_tier.group("session").is_some());
 
+    // Issue 18: two steps and no cooldown is step scaling; the seed guides'
+    // "one change, then a cooldown" is simple scaling.
+    assert_eq!(high.kind(), PolicyType::Step);
+    assert_eq!(high.cooldown, None);
+    let low = web.alarm_policy("web-cpu-low").expect("low");
+    assert_eq!(
+        (low.kind(), low.change, low.cooldown_in(web)),
+        (PolicyType::Simple, Some(-1), Some(Duration::from_secs(600)))
+    );
+    assert_eq!(low.warmup_in(web), None);
+    assert_eq!(high.warmup_in(web), Some(Duration::from_secs(120)));
+    assert_eq!(high.cooldown_in(web), None);
+
     let seed = shipped("seed-step.toml");
     assert_eq!(seed.groups[0].min, 3);
+    assert!(
+        seed.groups[0]
+            .alarm_policies
+            .iter()
+            .all(|p| p.kind() == PolicyType::Simple),
+        "the seed guide's +2 / -1 with cooldowns are simple scaling"
+    );
     let course = shipped("course-target-tracking.toml");
     // HPA defaults fill what the file leaves out.
     assert_eq!(
@@ -53,6 +73,7 @@ fn alarm(comparison: &str, steps: &str) -> String {
     format!(
         r#"
 [[group.alarm_policy]]
+type = "step"
 alarm = "a"
 metric = {{ namespace = "AWS/EC2", name = "CPUUtilization", stat = "Average" }}
 comparison = "{comparison}"
@@ -63,6 +84,13 @@ adjustment = "change_in_capacity"
 steps = {steps}
 "#
     )
+}
+
+/// A simple alarm policy: one `change` (and no steps).
+fn simple(comparison: &str, change: i64) -> String {
+    alarm(comparison, "[]")
+        .replace("type = \"step\"", "type = \"simple\"")
+        .replace("steps = []", &format!("change = {change}"))
 }
 
 /// A statistic is parsed into its type when the file is read (CloudWatch's
@@ -108,8 +136,48 @@ fn broken_rules_are_named_with_what_is_allowed() {
         // Issue 18: decisions read one hour of activities.
         (
             "cooldown beyond history",
-            alarm(">", "[{ lower = 0, change = 1 }]") + "cooldown = \"2h\"\n",
+            simple(">", 1) + "cooldown = \"2h\"\n",
             "cooldown: 7200s is longer than the 3600s of history decisions read",
+        ),
+        // Issue 18: the policy type is explicit, each with the fields
+        // PutScalingPolicy allows for it.
+        (
+            "no type",
+            alarm(">", "[{ lower = 0, change = 1 }]").replace("type = \"step\"\n", ""),
+            "type: required: \"simple\" (one change, then a cooldown) or \"step\" (steps by breach size, instance warm-up, no cooldown)",
+        ),
+        (
+            "no type, a change",
+            simple(">", 2).replace("type = \"simple\"\n", ""),
+            "(this one has a change: type = \"simple\")",
+        ),
+        (
+            // PutScalingPolicy: Cooldown "valid only if the policy type is SimpleScaling".
+            "step with a cooldown",
+            alarm(">", "[{ lower = 0, change = 1 }]") + "cooldown = \"300s\"\n",
+            "cooldown: only for type = \"simple\" (AWS: Cooldown is valid only for SimpleScaling); a step policy uses instance_warmup",
+        ),
+        ("step with a change", alarm(">", "[{ lower = 0, change = 1 }]") + "change = 2\n", "change: only for type = \"simple\""),
+        (
+            "simple with steps",
+            simple(">", 1).replace("change = 1", "steps = [{ lower = 0, change = 1 }]\nchange = 1"),
+            "steps: only for type = \"step\"; a simple policy has one change",
+        ),
+        (
+            "simple without a change",
+            simple(">", 1).replace("change = 1\n", ""),
+            "change: required for type = \"simple\"",
+        ),
+        (
+            "simple with a warm-up",
+            simple(">", 1) + "instance_warmup = \"60s\"\n",
+            "instance_warmup: only for type = \"step\"; simple scaling waits for its cooldown instead",
+        ),
+        ("huge simple change", simple(">", 5000), "alarm_policy[0] (a).change: 5000 must be within -1000..=1000"),
+        (
+            "negative exact capacity",
+            simple(">", -1).replace("change_in_capacity", "exact_capacity"),
+            "change: exact_capacity changes must be >= 0",
         ),
         // Issue 25.6: validated, then overflowed and the scale-out was lost.
         (
@@ -195,6 +263,16 @@ fn typos_and_wrong_types_are_parse_errors_naming_the_key() {
     let text = error.to_string();
     assert!(
         text.contains("p.toml") && text.contains("unknown field `cooldwon`"),
+        "{text}"
+    );
+    let error = Policy::parse(
+        "p.toml",
+        &format!("{VALID_GROUP}{}", simple(">", 1).replace("\"simple\"", "\"target\"")),
+    )
+    .expect_err("policy type");
+    let text = error.to_string();
+    assert!(
+        text.contains("unknown variant `target`") && text.contains("`simple`") && text.contains("`step`"),
         "{text}"
     );
     let error = Policy::parse("p.toml", "[[group]]\nname = \"web\"\nmin = -1\nmax = 10\n").expect_err("negative");

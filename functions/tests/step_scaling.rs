@@ -1,4 +1,4 @@
-//! Step scaling on alarms, as EC2 Auto Scaling documents it: named cases.
+//! Simple and step scaling on alarms, as EC2 Auto Scaling documents them: named cases.
 
 mod support;
 
@@ -6,7 +6,7 @@ use functions::decide::{
     Action, Activity, AlarmState, AlarmStatus, Decision, Instance, Lifecycle, MetricHistory, Observation, Trigger,
     alarm_cause, decide,
 };
-use functions::policy::{GroupPolicy, Policy};
+use functions::policy::{GroupPolicy, Policy, PolicyType};
 use jiff::{SignedDuration, Timestamp};
 
 fn web() -> GroupPolicy {
@@ -150,15 +150,15 @@ fn step_scaling_cases() {
             activities: vec![],
             trigger: low(20.0),
             action: Action::SetDesired(4),
-            explains: &["step -1", "5 -> 4"],
+            explains: &["simple -1", "5 -> 4"],
         },
         Case {
             name: "upper bound inclusive below the threshold: CPU 30 does not breach < 30 but sits in (-inf, 0]",
             observed: group(5, 0, 0),
             activities: vec![],
-            trigger: low(30.0),
+            trigger: alarm("web-cpu-low-step", Some(30.0)),
             action: Action::SetDesired(4),
-            explains: &["step -1"],
+            explains: &["step -1", "step range <= 30"],
         },
         Case {
             name: "scale in stops at min",
@@ -169,42 +169,33 @@ fn step_scaling_cases() {
             explains: &["already at 2", "clamped to min 2"],
         },
         Case {
-            name: "scale-out cooldown holds",
-            observed: group(4, 0, 0),
-            activities: vec![activity(2, 4, 100)],
-            trigger: high(85.0),
-            action: Action::Hold,
-            explains: &["held: scale-out cooldown until 2026-11-20T11:08:20Z"],
-        },
-        Case {
-            name: "scale-out after the cooldown",
-            observed: group(4, 0, 0),
-            activities: vec![activity(2, 4, 301)],
+            // PutScalingPolicy: Cooldown is "valid only if the policy type is
+            // SimpleScaling"; "Scaling cooldowns": target tracking and step
+            // policies "can initiate a scale-out activity immediately without
+            // waiting for the cooldown period to end".
+            name: "step scaling has no cooldown: a scale-out 30 s after the last one",
+            observed: group(4, 2, 190),
+            activities: vec![activity(2, 4, 30)],
             trigger: high(85.0),
             action: Action::SetDesired(6),
             explains: &["4 -> 6"],
         },
         Case {
-            name: "a scale-in does not hold a scale-out",
-            observed: group(4, 0, 0),
-            activities: vec![activity(5, 4, 10)],
-            trigger: high(85.0),
-            action: Action::SetDesired(6),
-            explains: &["4 -> 6"],
-        },
-        Case {
-            name: "scale-in cooldown counts from any scaling activity",
+            name: "step scaling has no cooldown: a scale-in right after a scale-in",
             observed: group(6, 0, 0),
-            activities: vec![activity(4, 6, 500)],
-            trigger: low(20.0),
-            action: Action::Hold,
-            explains: &["held: scale-in cooldown until"],
+            activities: vec![activity(7, 6, 10)],
+            trigger: alarm("web-cpu-low-step", Some(20.0)),
+            action: Action::SetDesired(5),
+            explains: &["step -1", "6 -> 5"],
         },
         Case {
-            name: "no scale-in while instances warm up",
+            // "Scaling cooldowns", considerations: "while a scale-out activity
+            // is in progress, all target tracking and step scaling scale-in
+            // activities are blocked until the instances finish warming up".
+            name: "step scaling: no scale-in while instances warm up",
             observed: group(6, 2, 60),
             activities: vec![],
-            trigger: low(20.0),
+            trigger: alarm("web-cpu-low-step", Some(20.0)),
             action: Action::Hold,
             explains: &["no scale-in while 2 instance(s) warm up"],
         },
@@ -257,7 +248,7 @@ fn step_scaling_cases() {
                 value: Some(41.0),
             }),
             action: Action::Hold,
-            explains: &["is Ok: step policies act only in ALARM"],
+            explains: &["is Ok: alarm policies act only in ALARM"],
         },
         Case {
             name: "another group's alarm is not ours",
@@ -276,7 +267,149 @@ fn step_scaling_cases() {
             explains: &["carries no datapoint"],
         },
     ];
-    check(&web(), cases);
+    check(&with_step_scale_in(web()), cases);
+}
+
+/// `web` plus `web-cpu-low-step`: the shipped simple scale-in policy written
+/// as a step policy (same alarm, one step, no cooldown).
+fn with_step_scale_in(mut group: GroupPolicy) -> GroupPolicy {
+    let mut step = group.alarm_policy("web-cpu-low").expect("web-cpu-low").clone();
+    step.alarm = "web-cpu-low-step".into();
+    step.steps = step.adjustments().into_owned();
+    step.policy_type = Some(PolicyType::Step);
+    step.change = None;
+    step.cooldown = None;
+    group.alarm_policies.push(step);
+    group
+}
+
+/// Simple scaling as EC2 Auto Scaling documents it ("Scaling cooldowns",
+/// "Step and simple scaling policies"): one change; the policy waits for the
+/// activity in progress to finish, then for the cooldown that activity
+/// started (the causing policy's own, else the group's default), whichever
+/// way either went; warm-up plays no part.
+#[test]
+fn simple_scaling_cases() {
+    let session = support::two_tier_group("session");
+    let high = |v| alarm("session-cpu-high", Some(v));
+    let low = |v| alarm("web-cpu-low", Some(v));
+    let running = Activity {
+        start: ago(10),
+        end: None,
+        from: 5,
+        to: 6,
+        cause: "earlier".into(),
+    };
+    let by_low = |ended_ago: i64| Activity {
+        cause: alarm_cause("web-cpu-low", ago(ended_ago + 1000)),
+        ..activity(7, 6, ended_ago)
+    };
+    let session_cases = vec![
+        Case {
+            name: "one change whatever the breach size",
+            observed: group(4, 0, 0),
+            activities: vec![],
+            trigger: high(99.0),
+            action: Action::SetDesired(5),
+            explains: &["simple +1 (CPUUtilization 99 > 70)", "4 -> 5"],
+        },
+        Case {
+            name: "warming instances count: no warm-up rule",
+            observed: group(4, 2, 60),
+            activities: vec![],
+            trigger: high(90.0),
+            action: Action::SetDesired(5),
+            explains: &["4 -> 5"],
+        },
+        Case {
+            name: "a scale-in's cooldown holds a scale-out too (the group's default 300 s)",
+            observed: group(4, 0, 0),
+            activities: vec![activity(5, 4, 100)],
+            trigger: high(90.0),
+            action: Action::Hold,
+            explains: &["held: cooldown until 2026-11-20T11:08:20Z (simple scaling)"],
+        },
+        Case {
+            name: "after the cooldown",
+            observed: group(4, 0, 0),
+            activities: vec![activity(5, 4, 301)],
+            trigger: high(90.0),
+            action: Action::SetDesired(5),
+            explains: &["4 -> 5"],
+        },
+    ];
+    check(&session, session_cases);
+    let web_cases = vec![
+        Case {
+            name: "waits for the scaling activity in progress to finish",
+            observed: group(6, 0, 0),
+            activities: vec![running],
+            trigger: low(20.0),
+            action: Action::Hold,
+            explains: &["simple scaling waits for the activity 5 -> 6 started 2026-11-20T11:04:50Z to finish"],
+        },
+        Case {
+            name: "an activity of another cause starts the group's default cooldown (300 s)",
+            observed: group(6, 0, 0),
+            activities: vec![activity(4, 6, 200)],
+            trigger: low(20.0),
+            action: Action::Hold,
+            explains: &["held: cooldown until 2026-11-20T11:06:40Z (simple scaling)"],
+        },
+        Case {
+            name: "an activity of this policy starts its own cooldown (600 s)",
+            observed: group(6, 0, 0),
+            activities: vec![by_low(400)],
+            trigger: low(20.0),
+            action: Action::Hold,
+            explains: &["held: cooldown until 2026-11-20T11:08:20Z (simple scaling)"],
+        },
+        Case {
+            name: "after its own cooldown",
+            observed: group(6, 0, 0),
+            activities: vec![by_low(601)],
+            trigger: low(20.0),
+            action: Action::SetDesired(5),
+            explains: &["simple -1 (CPUUtilization 20 < 30)", "6 -> 5"],
+        },
+        Case {
+            name: "a scale-in is not held by warming instances",
+            observed: group(6, 2, 60),
+            activities: vec![],
+            trigger: low(20.0),
+            action: Action::SetDesired(5),
+            explains: &["6 -> 5"],
+        },
+    ];
+    check(&web(), web_cases);
+}
+
+/// A step policy's own `instance_warmup` (EstimatedInstanceWarmup) replaces the group's.
+#[test]
+fn a_step_policys_own_warmup_replaces_the_groups() {
+    let mut web = web();
+    let high = web
+        .alarm_policies
+        .iter_mut()
+        .find(|p| p.alarm == "web-cpu-high")
+        .expect("web-cpu-high");
+    high.instance_warmup = Some(std::time::Duration::from_secs(300));
+    let decision = decide(
+        &web,
+        &group(4, 2, 200),
+        &MetricHistory::default(),
+        &[],
+        &alarm("web-cpu-high", Some(85.0)),
+        now(),
+    )
+    .expect("decide");
+    assert_eq!(decision.action, Action::Hold, "{decision:#?}");
+    assert!(
+        decision
+            .rules
+            .iter()
+            .any(|r| r.contains("2 warming instance(s) not counted"))
+    );
 }
 
 #[test]
@@ -354,6 +487,7 @@ name = "g"
 min = 0
 max = 20
 [[group.alarm_policy]]
+type = "step"
 alarm = "a"
 metric = {{ namespace = "N", name = "M", stat = "Average" }}
 comparison = "{}"

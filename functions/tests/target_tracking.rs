@@ -34,6 +34,19 @@ fn two_tier_web() -> GroupPolicy {
     support::two_tier_group("web")
 }
 
+/// `web` with its `web-cpu-high` written as a simple policy: +2, then the group's 300 s cooldown.
+fn with_simple_high(mut web: GroupPolicy) -> GroupPolicy {
+    let high = web
+        .alarm_policies
+        .iter_mut()
+        .find(|p| p.alarm == "web-cpu-high")
+        .expect("web-cpu-high");
+    high.policy_type = Some(functions::policy::PolicyType::Simple);
+    high.change = Some(2);
+    high.steps.clear();
+    web
+}
+
 fn now() -> Timestamp {
     "2026-11-20T11:07:00Z".parse().expect("now")
 }
@@ -334,13 +347,13 @@ fn tick_combines_target_tracking_and_alarms_still_in_alarm() {
             explains: &["alarm web-cpu-high: 4 -> 6", "largest of 2 proposals"],
         },
         Case {
-            name: "scale in only if all agree: the alarm holds in its cooldown, so nothing shrinks",
-            group: web.clone(),
+            name: "scale in only if all agree: a simple alarm policy holds in its cooldown, so nothing shrinks",
+            group: with_simple_high(web.clone()),
             setup: low_cpu(),
             activities: vec![scale_up(2, 4, 100)],
             trigger: tick(vec![in_alarm("web-cpu-high", 85.0)]),
             action: Action::Hold,
-            explains: &["held: scale-out cooldown", "scale-in needs all 2 proposals to agree"],
+            explains: &["held: cooldown until", "scale-in needs all 2 proposals to agree"],
         },
         Case {
             name: "all scale in: the largest proposal wins",
@@ -355,7 +368,7 @@ fn tick_combines_target_tracking_and_alarms_still_in_alarm() {
             ],
         },
         Case {
-            name: "a re-check acts again while the alarm stays in ALARM (after cooldown)",
+            name: "a re-check of a step policy acts again while the alarm stays in ALARM (no cooldown)",
             group: web.clone(),
             setup: setup(4, &[Some(50.0); 4], 0),
             activities: vec![Activity {

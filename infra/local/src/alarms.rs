@@ -256,6 +256,7 @@ name = "web"
 min = 1
 max = 5
 [[group.alarm_policy]]
+type = "step"
 alarm = "web-cpu-high"
 metric = {{ namespace = "AWS/EC2", name = "CPUUtilization", stat = "Average", dimensions = {{ AutoScalingGroupName = "web" }} }}
 comparison = ">"

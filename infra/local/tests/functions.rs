@@ -109,6 +109,7 @@ max = 4
 cooldown = "60s"
 
 [[group.alarm_policy]]
+type = "step"
 alarm = "web-cpu-high"
 metric = { namespace = "AWS/EC2", name = "CPUUtilization", stat = "Average", dimensions = { AutoScalingGroupName = "web" } }
 comparison = ">"

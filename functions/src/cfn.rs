@@ -420,6 +420,17 @@ fn group_resources(
     );
 }
 
+/// A dimension value as CloudWatch publishes it: a policy file names a target
+/// group by its group (see [`crate::policy::published`]), CloudWatch by the
+/// target group's full name (`targetgroup/NAME/ID`); the Auto Scaling group
+/// has the group's own name.
+pub fn dimension_value(name: &str, value: &str) -> Value {
+    match name {
+        "TargetGroup" => get_att(&format!("TargetGroup{}", logical(value)), "TargetGroupFullName"),
+        _ => json!(value),
+    }
+}
+
 fn alarm_resource(_group: &GroupPolicy, alarm: &AlarmPolicy) -> Value {
     let mut properties = json!({
         "AlarmName": alarm.alarm,
@@ -434,7 +445,7 @@ fn alarm_resource(_group: &GroupPolicy, alarm: &AlarmPolicy) -> Value {
         ),
         "Namespace": alarm.metric.namespace,
         "MetricName": alarm.metric.name,
-        "Dimensions": alarm.metric.dimensions.iter().map(|(k, v)| json!({ "Name": k, "Value": v })).collect::<Vec<_>>(),
+        "Dimensions": alarm.metric.dimensions.iter().map(|(k, v)| json!({ "Name": k, "Value": dimension_value(k, v) })).collect::<Vec<_>>(),
         "Period": alarm.period.as_secs(),
         "EvaluationPeriods": alarm.evaluation_periods,
         "DatapointsToAlarm": alarm.datapoints_to_alarm.unwrap_or(alarm.evaluation_periods),

@@ -551,6 +551,11 @@ impl Policy {
         }
     }
 
+    /// The names of the file's groups, in order.
+    pub fn group_names(&self) -> Vec<&str> {
+        self.groups.iter().map(|g| g.name.as_str()).collect()
+    }
+
     /// The group called `name`.
     pub fn group(&self, name: &str) -> Option<&GroupPolicy> {
         self.groups.iter().find(|g| g.name == name)
@@ -567,7 +572,7 @@ impl Policy {
             if self.groups[..index].iter().any(|g| g.name == group.name) {
                 problems.push(format!("{at}.name: duplicate group name"));
             }
-            group_problems(group, &at, &mut problems);
+            group_problems(group, &self.group_names(), &at, &mut problems);
         }
         let mut alarms: Vec<&str> = self
             .groups
@@ -587,12 +592,60 @@ impl Policy {
     }
 }
 
+/// The metrics something in the stack publishes, that an alarm may watch:
+/// on AWS, EC2 (for the group's instances, aggregated by
+/// `AutoScalingGroupName`) and the load balancer (per target group); in the
+/// local cloud, its sampler, with the same names, dimensions and meaning.
+/// An alarm on anything else would work on neither, or (as `Custom/Web QPS`
+/// did, issue 18) fire on the laptop and never on AWS, where nothing
+/// publishes it.
+///
+/// | namespace / name | dimensions | statistics |
+/// |---|---|---|
+/// | AWS/EC2 CPUUtilization | AutoScalingGroupName = a group of the file | any |
+/// | AWS/ApplicationELB RequestCountPerTarget | TargetGroup = a group of the file (its target group) | Sum only (ALB docs: "the only valid statistic is Sum", the requests per target) |
+pub fn published(metric: &MetricSpec, groups: &[&str]) -> Result<(), String> {
+    const ALLOWED: &str = "alarms can watch AWS/EC2 CPUUtilization { AutoScalingGroupName = GROUP } or AWS/ApplicationELB RequestCountPerTarget { TargetGroup = GROUP } (stat Sum), GROUP a group of this file";
+    let (dimension, stat_ok) = match (metric.namespace.as_str(), metric.name.as_str()) {
+        ("AWS/EC2", "CPUUtilization") => ("AutoScalingGroupName", true),
+        ("AWS/ApplicationELB", "RequestCountPerTarget") => ("TargetGroup", metric.stat == Statistic::Sum),
+        (namespace, name) => {
+            return Err(format!(
+                "{namespace}/{name} is published by nothing in this stack (on AWS the alarm would never see a datapoint); {ALLOWED}"
+            ));
+        }
+    };
+    let keys: Vec<&str> = metric.dimensions.keys().map(String::as_str).collect();
+    let group = metric.dimensions.get(dimension).map(String::as_str);
+    if keys != [dimension] || !group.is_some_and(|g| groups.contains(&g)) {
+        return Err(format!(
+            "{}/{} with dimensions {{ {} }}: published only with {dimension} = one of the file's groups ({}); {ALLOWED}",
+            metric.namespace,
+            metric.name,
+            metric
+                .dimensions
+                .iter()
+                .map(|(k, v)| format!("{k} = {v:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            groups.join(", ")
+        ));
+    }
+    if !stat_ok {
+        return Err(format!(
+            "{}/{}: stat {} is not valid for it; the only valid statistic is Sum (the requests per target)",
+            metric.namespace, metric.name, metric.stat
+        ));
+    }
+    Ok(())
+}
+
 /// Names used in AWS resource names: letters, digits, `-` and `_`, 1-64 chars.
 fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn group_problems(group: &GroupPolicy, at: &str, problems: &mut Vec<String>) {
+fn group_problems(group: &GroupPolicy, groups: &[&str], at: &str, problems: &mut Vec<String>) {
     if !valid_name(&group.name) {
         problems.push(format!(
             "{at}.name: {:?} must be 1-64 letters, digits, - or _",
@@ -621,11 +674,11 @@ fn group_problems(group: &GroupPolicy, at: &str, problems: &mut Vec<String>) {
         ));
     }
     for (index, policy) in group.alarm_policies.iter().enumerate() {
-        alarm_policy_problems(
-            policy,
-            &format!("{at}.alarm_policy[{index}] ({})", policy.alarm),
-            problems,
-        );
+        let at = format!("{at}.alarm_policy[{index}] ({})", policy.alarm);
+        alarm_policy_problems(policy, &at, problems);
+        if let Err(problem) = published(&policy.metric, groups) {
+            problems.push(format!("{at}.metric: {problem}"));
+        }
     }
     for (index, tracking) in group.target_tracking.iter().enumerate() {
         target_tracking_problems(tracking, &format!("{at}.target_tracking[{index}]"), problems);

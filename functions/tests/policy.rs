@@ -23,6 +23,11 @@ fn shipped_policies_load() {
     assert_eq!(web.schedules[0].timezone.as_deref(), Some("Asia/Shanghai"));
     let qps = web.alarm_policy("web-qps-high").expect("qps");
     assert_eq!(qps.adjustment, AdjustmentType::PercentChangeInCapacity);
+    // A metric the load balancer publishes (was Custom/Web QPS, which nothing does).
+    assert_eq!(
+        (qps.metric.namespace.as_str(), qps.metric.name.as_str()),
+        ("AWS/ApplicationELB", "RequestCountPerTarget")
+    );
     assert!(two_tier.group("session").is_some());
 
     // Issue 18: two steps and no cooldown is step scaling; the seed guides'
@@ -75,7 +80,7 @@ fn alarm(comparison: &str, steps: &str) -> String {
 [[group.alarm_policy]]
 type = "step"
 alarm = "a"
-metric = {{ namespace = "AWS/EC2", name = "CPUUtilization", stat = "Average" }}
+metric = {{ namespace = "AWS/EC2", name = "CPUUtilization", stat = "Average", dimensions = {{ AutoScalingGroupName = "web" }} }}
 comparison = "{comparison}"
 threshold = 70
 period = "300s"
@@ -172,6 +177,40 @@ fn broken_rules_are_named_with_what_is_allowed() {
             "simple with a warm-up",
             simple(">", 1) + "instance_warmup = \"60s\"\n",
             "instance_warmup: only for type = \"step\"; simple scaling waits for its cooldown instead",
+        ),
+        // Issue 18: an alarm only on what the stack publishes (EC2's
+        // CPUUtilization by group, the ALB's RequestCountPerTarget by target
+        // group, Sum only).
+        (
+            "a custom metric nothing publishes",
+            simple(">", 1).replace(
+                r#"namespace = "AWS/EC2", name = "CPUUtilization", stat = "Average", dimensions = { AutoScalingGroupName = "web" }"#,
+                r#"namespace = "Custom/Web", name = "QPS", stat = "Average", dimensions = { AutoScalingGroupName = "web" }"#,
+            ),
+            "metric: Custom/Web/QPS is published by nothing in this stack (on AWS the alarm would never see a datapoint)",
+        ),
+        (
+            "CPU by instance",
+            simple(">", 1).replace(r#"AutoScalingGroupName = "web""#, r#"InstanceId = "i-0123""#),
+            "metric: AWS/EC2/CPUUtilization with dimensions { InstanceId = \"i-0123\" }: published only with AutoScalingGroupName = one of the file's groups (web)",
+        ),
+        (
+            "CPU of a group not in the file",
+            simple(">", 1).replace(r#"AutoScalingGroupName = "web""#, r#"AutoScalingGroupName = "api""#),
+            "published only with AutoScalingGroupName = one of the file's groups (web)",
+        ),
+        (
+            "CPU without dimensions",
+            simple(">", 1).replace(r#", dimensions = { AutoScalingGroupName = "web" }"#, ""),
+            "AWS/EC2/CPUUtilization with dimensions {  }: published only with AutoScalingGroupName",
+        ),
+        (
+            "requests per target, not Sum",
+            simple(">", 1).replace(
+                r#"namespace = "AWS/EC2", name = "CPUUtilization", stat = "Average", dimensions = { AutoScalingGroupName = "web" }"#,
+                r#"namespace = "AWS/ApplicationELB", name = "RequestCountPerTarget", stat = "Average", dimensions = { TargetGroup = "web" }"#,
+            ),
+            "stat Average is not valid for it; the only valid statistic is Sum",
         ),
         ("huge simple change", simple(">", 5000), "alarm_policy[0] (a).change: 5000 must be within -1000..=1000"),
         (

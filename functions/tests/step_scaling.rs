@@ -449,7 +449,7 @@ fn percent_change_rounding_and_minimum_magnitude() {
             name: "50% of 4 = +2",
             observed: group(4, 0, 0),
             activities: vec![],
-            trigger: qps(500.0),
+            trigger: qps(7000.0),
             action: Action::SetDesired(6),
             explains: &["50% of 4 = 2.00, rounded to +2"],
         },
@@ -457,7 +457,7 @@ fn percent_change_rounding_and_minimum_magnitude() {
             name: "50% of 7 = 3.5 rounds down to +3",
             observed: group(7, 0, 0),
             activities: vec![],
-            trigger: qps(500.0),
+            trigger: qps(7000.0),
             action: Action::SetDesired(10),
             explains: &["rounded to +3"],
         },
@@ -465,7 +465,7 @@ fn percent_change_rounding_and_minimum_magnitude() {
             name: "50% of 2 = +1, raised to the minimum magnitude 2",
             observed: group(2, 0, 0),
             activities: vec![],
-            trigger: qps(500.0),
+            trigger: qps(7000.0),
             action: Action::SetDesired(4),
             explains: &["rounded to +1", "minimum adjustment magnitude +2"],
         },
@@ -489,7 +489,7 @@ max = 20
 [[group.alarm_policy]]
 type = "step"
 alarm = "a"
-metric = {{ namespace = "N", name = "M", stat = "Average" }}
+metric = {{ namespace = "AWS/EC2", name = "CPUUtilization", stat = "Average", dimensions = {{ AutoScalingGroupName = "g" }} }}
 comparison = "{}"
 threshold = 50
 period = "60s"

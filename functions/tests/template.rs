@@ -64,18 +64,27 @@ fn alarms_match_the_policy_field_by_field() {
         check("ComparisonOperator", comparison_operator(a.comparison).into());
         check("TreatMissingData", treat_missing_data(a.missing_data).into());
         check("Statistic", a.metric.stat.to_string().into());
-        let dimensions: Vec<(String, String)> = p["Dimensions"]
+        let dimensions: Vec<(String, Value)> = p["Dimensions"]
             .as_array()
             .expect("dimensions")
             .iter()
-            .map(|d| {
-                (
-                    d["Name"].as_str().unwrap_or("").into(),
-                    d["Value"].as_str().unwrap_or("").into(),
-                )
+            .map(|d| (d["Name"].as_str().unwrap_or("").into(), d["Value"].clone()))
+            .collect();
+        // A target group by the full name CloudWatch publishes it under (ALB
+        // docs: the TargetGroup dimension is targetgroup/NAME/ID).
+        let want: Vec<(String, Value)> = a
+            .metric
+            .dimensions
+            .iter()
+            .map(|(k, v)| {
+                let value = if k == "TargetGroup" {
+                    serde_json::json!({ "Fn::GetAtt": [format!("TargetGroup{}", logical(v)), "TargetGroupFullName"] })
+                } else {
+                    Value::from(v.as_str())
+                };
+                (k.clone(), value)
             })
             .collect();
-        let want: Vec<(String, String)> = a.metric.dimensions.clone().into_iter().collect();
         assert_eq!(dimensions, want, "alarm {}: Dimensions", a.alarm);
         // Its state changes reach the alarm function.
         let rule = &resources["AlarmStateRule"]["Properties"]["EventPattern"]["resources"];

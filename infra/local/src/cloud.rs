@@ -21,7 +21,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::group::{Group, GroupError, State, Step};
 use crate::lb::{LbConfig, LbCounters, LoadBalancer, TargetHealth, TargetStatus};
-use crate::metrics::{MetricStore, QPS_NAMESPACE, SeriesKey, prometheus_value};
+use crate::metrics::{MetricStore, SeriesKey, prometheus_value};
 use crate::process::{Spawner, signal, stop};
 use crate::runtime::{Invocation, Runtime};
 
@@ -541,12 +541,24 @@ impl Cloud {
                 }
                 TrackedMetric::Custom(spec) => (spec.namespace.clone(), spec.name.clone()),
             };
+            // RequestCountPerTarget exists only per target group (a figure per
+            // target already): every instance gets the group's, as the
+            // functions read it from CloudWatch.
+            let per_group = matches!(
+                tracking.metric,
+                TrackedMetric::Predefined(PredefinedMetric::RequestCountPerTarget)
+            );
             let mut per_instance = std::collections::BTreeMap::new();
             for instance in snapshot.instances.iter().filter(|i| i.state != State::Terminated) {
+                let dimension = if per_group {
+                    ("TargetGroup".to_string(), group.to_string())
+                } else {
+                    ("InstanceId".to_string(), instance.id.clone())
+                };
                 let key = SeriesKey {
                     namespace: namespace.clone(),
                     name: name.clone(),
-                    dimensions: [("InstanceId".to_string(), instance.id.clone())].into(),
+                    dimensions: [dimension].into(),
                 };
                 let points: Vec<functions::decide::Datapoint> = store
                     .points(&key, since, until)
@@ -1064,7 +1076,6 @@ async fn sampler(cloud: Cloud, runtime: Arc<GroupRuntime>) {
         .max(Duration::from_millis(100));
     let name = runtime.group().name.clone();
     let mut previous_cpu: HashMap<String, f64> = HashMap::new();
-    let mut previous_served: HashMap<String, u64> = HashMap::new();
     let mut previous_requests = runtime.lb.counters().requests;
     // Samples are taken at each cloud-minute boundary and stamped with the
     // minute they cover, so every minute has one datapoint per instance.
@@ -1114,34 +1125,44 @@ async fn sampler(cloud: Cloud, runtime: Arc<GroupRuntime>) {
                     percent,
                 );
             }
-            let served = targets.iter().find(|t| t.id == id).map_or(0, |t| t.served);
-            if let Some(before) = previous_served.insert(id.clone(), served) {
-                // Requests a minute at the wall-clock rate (see crate::metrics).
-                let per_minute = served.saturating_sub(before) as f64 / wall * 60.0;
-                for dims in [[("InstanceId", id.as_str())], [("TargetGroup", name.as_str())]] {
-                    store.put(
-                        SeriesKey::new("AWS/ApplicationELB", "RequestCountPerTarget", &dims),
-                        at,
-                        per_minute,
-                    );
-                }
-            }
         }
         previous_cpu.retain(|id, _| instances.iter().any(|(i, _)| i == id));
-        previous_served.retain(|id, _| instances.iter().any(|(i, _)| i == id));
         let rate = requests.saturating_sub(previous_requests) as f64 / wall;
         previous_requests = requests;
-        store.put(
-            SeriesKey::new("AWS/ApplicationELB", "RequestCount", &[("TargetGroup", &name)]),
-            at,
-            rate * 60.0,
+        // As the load balancer publishes them (ALB docs): only in a minute
+        // with requests; RequestCountPerTarget by TargetGroup alone, one
+        // value a minute, the requests per target (its Sum is that average);
+        // the requests over the healthy targets; RequestCount and
+        // TargetResponseTime by LoadBalancer and TargetGroup. Requests a
+        // minute at the wall-clock rate (see crate::metrics).
+        let healthy = targets
+            .iter()
+            .filter(|t| t.health == crate::lb::TargetHealth::Healthy)
+            .count();
+        if rate > 0.0 {
+            if healthy > 0 {
+                let per_target = rate * 60.0 / healthy as f64;
+                store.put(
+                    SeriesKey::new("AWS/ApplicationELB", "RequestCountPerTarget", &[("TargetGroup", &name)]),
+                    at,
+                    per_target,
+                );
+            }
+            store.put(
+                SeriesKey::new(
+                    "AWS/ApplicationELB",
+                    "RequestCount",
+                    &[("LoadBalancer", &name), ("TargetGroup", &name)],
+                ),
+                at,
+                rate * 60.0,
+            );
+        }
+        let key = SeriesKey::new(
+            "AWS/ApplicationELB",
+            "TargetResponseTime",
+            &[("LoadBalancer", &name), ("TargetGroup", &name)],
         );
-        store.put(
-            SeriesKey::new(QPS_NAMESPACE, "QPS", &[("AutoScalingGroupName", &name)]),
-            at,
-            rate,
-        );
-        let key = SeriesKey::new("AWS/ApplicationELB", "TargetResponseTime", &[("TargetGroup", &name)]);
         for latency in latencies {
             store.put(key.clone(), at, latency);
         }

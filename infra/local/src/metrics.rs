@@ -3,13 +3,16 @@
 //! SampleCount, pNN) over a period. What the local cloud publishes, one
 //! sample per instance (or per group) each cloud minute:
 //!
-//! | namespace / name                         | dimensions                           | value |
-//! |------------------------------------------|--------------------------------------|-------|
-//! | AWS/EC2 CPUUtilization                   | InstanceId; AutoScalingGroupName     | % of the instance's CPU cap |
-//! | AWS/ApplicationELB RequestCountPerTarget | InstanceId; TargetGroup (group name) | requests a minute at the wall-clock rate |
-//! | AWS/ApplicationELB RequestCount          | TargetGroup                          | requests a minute at the wall-clock rate |
-//! | AWS/ApplicationELB TargetResponseTime    | TargetGroup                          | seconds, one sample per request |
-//! | (any namespace) QPS                      | AutoScalingGroupName                 | requests/s of the group |
+//! | namespace / name                         | dimensions                  | value |
+//! |------------------------------------------|-----------------------------|-------|
+//! | AWS/EC2 CPUUtilization                   | InstanceId; AutoScalingGroupName | % of the instance's CPU cap |
+//! | AWS/ApplicationELB RequestCountPerTarget | TargetGroup (group name)    | requests a minute per healthy target, at the wall-clock rate |
+//! | AWS/ApplicationELB RequestCount          | LoadBalancer, TargetGroup   | requests a minute at the wall-clock rate |
+//! | AWS/ApplicationELB TargetResponseTime    | LoadBalancer, TargetGroup   | seconds, one sample per request |
+//!
+//! Only the names and dimension sets AWS publishes (the load balancer's
+//! only in a minute with requests): an alarm on anything else finds no
+//! datapoint here either (`functions::policy::published` refuses it).
 //!
 //! Request counts are rates: at `--speed` 60 a cloud minute lasts one wall
 //! second, and a count per cloud minute would be 60 times too small.
@@ -98,19 +101,9 @@ impl MetricStore {
             name: metric.name.clone(),
             dimensions: metric.dimensions.clone(),
         };
-        let mut key = key;
-        let mut samples = self.samples(&key, end - period, end);
-        if samples.is_empty() && metric.name == "QPS" {
-            // QPS is published under every namespace: look it up by name.
-            key.namespace = QPS_NAMESPACE.into();
-            samples = self.samples(&key, end - period, end);
-        }
-        metric.stat.of(&samples)
+        metric.stat.of(&self.samples(&key, end - period, end))
     }
 }
-
-/// Where the group request rate is stored; alarms on `QPS` in any namespace read it.
-pub const QPS_NAMESPACE: &str = "Local/Group";
 
 /// The value of a Prometheus text-format sample without labels.
 pub fn prometheus_value(text: &str, name: &str) -> Option<f64> {

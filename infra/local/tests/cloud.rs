@@ -158,6 +158,31 @@ async fn the_group_starts_at_min_and_serves_through_the_load_balancer() {
     let shed_delay_ms = health["shed_delay_ms"].as_f64().expect("shed_delay_ms");
     assert!((budget_ms - 2000.0 / 60.0).abs() < 0.01, "{health}");
     assert!((shed_delay_ms - 1000.0 / 60.0).abs() < 0.01, "{health}");
+    // The load balancer's metrics as AWS publishes them (ALB docs): the
+    // requests per target by TargetGroup alone, only in minutes with
+    // requests (3 cloud minutes pass here with none after these), no series
+    // AWS does not have (per instance, or RequestCount by TargetGroup alone).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (start, end) = (
+        jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1),
+        jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1),
+    );
+    let series = |name: &str, dimensions: &[(&str, &str)]| {
+        cloud.points(
+            &localcloud::metrics::SeriesKey::new("AWS/ApplicationELB", name, dimensions),
+            start,
+            end,
+        )
+    };
+    let per_target = series("RequestCountPerTarget", &[("TargetGroup", "web")]);
+    assert!(
+        !per_target.is_empty() && per_target.len() <= 2 && per_target.iter().all(|(_, v)| *v > 0.0),
+        "one value a minute with requests, none without: {per_target:?}"
+    );
+    let instance = group.instances[0].id.clone();
+    assert!(series("RequestCountPerTarget", &[("InstanceId", &instance)]).is_empty());
+    assert!(series("RequestCount", &[("TargetGroup", "web")]).is_empty());
+    assert!(!series("RequestCount", &[("LoadBalancer", "web"), ("TargetGroup", "web")]).is_empty());
     let launches = group
         .activities
         .iter()

@@ -582,7 +582,9 @@ fn triggers(resources: &mut Map<String, Value>, policy: &Policy, alarms: &[(&Gro
             continue;
         }
         let id = logical(&group.name);
-        // The function recognises a GROUP-...-tick rule by its name.
+        // The event names its group (detail.group), which the function
+        // routes by: EventBridge's input transformer keeps the Scheduled
+        // Event's fields and adds the group.
         resources.insert(
             format!("Tick{id}"),
             json!({
@@ -592,7 +594,7 @@ fn triggers(resources: &mut Map<String, Value>, policy: &Policy, alarms: &[(&Gro
                     "Description": format!("Every minute: target tracking of group {} and a re-check of its alarms still in ALARM", group.name),
                     "ScheduleExpression": "rate(1 minute)",
                     "State": "ENABLED",
-                    "Targets": [{ "Id": "target-tracker", "Arn": get_att("TargetTracker", "Arn"), "RetryPolicy": { "MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60 }, "DeadLetterConfig": { "Arn": get_att("DeadLetterQueue", "Arn") } }]
+                    "Targets": [{ "Id": "target-tracker", "Arn": get_att("TargetTracker", "Arn"), "InputTransformer": tick_input(&group.name), "RetryPolicy": { "MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60 }, "DeadLetterConfig": { "Arn": get_att("DeadLetterQueue", "Arn") } }]
                 }
             }),
         );
@@ -655,6 +657,31 @@ fn triggers(resources: &mut Map<String, Value>, policy: &Policy, alarms: &[(&Gro
             }),
         );
     }
+}
+
+/// The tick rule's input transformer: the Scheduled Event as EventBridge
+/// sends it (id, time, account, region and resources from the event), with
+/// the group in `detail.group` (EventBridge InputTransformer: placeholders
+/// outside quotes take the JSON value as it is).
+pub fn tick_input(group: &str) -> Value {
+    json!({
+        "InputPathsMap": {
+            "id": "$.id",
+            "time": "$.time",
+            "account": "$.account",
+            "region": "$.region",
+            "resources": "$.resources"
+        },
+        "InputTemplate": tick_template(group)
+    })
+}
+
+/// The tick's `InputTemplate` for `group`.
+pub fn tick_template(group: &str) -> String {
+    format!(
+        r#"{{"version":"0","id":<id>,"detail-type":"Scheduled Event","source":"aws.events","account":<account>,"time":<time>,"region":<region>,"resources":<resources>,"detail":{{"group":{}}}}}"#,
+        json!(group)
+    )
 }
 
 /// The input EventBridge Scheduler sends: the "Scheduled Event" shape the

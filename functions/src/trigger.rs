@@ -29,7 +29,13 @@ pub enum Event {
     /// An alarm changed state.
     Alarm(AlarmEvent),
     /// An EventBridge schedule fired: a scheduled action or a periodic tick.
-    Schedule { rule: String, at: Timestamp },
+    /// `group` is the tick's group, from `detail.group` (the template's
+    /// input transformer and the local cloud set it).
+    Schedule {
+        rule: String,
+        at: Timestamp,
+        group: Option<String>,
+    },
 }
 
 /// An alarm state change.
@@ -78,8 +84,9 @@ pub enum Routed {
 impl Event {
     /// Finds the group an event is for. An alarm goes to the group with a
     /// policy on it; a schedule to the group with a scheduled action of the
-    /// rule's name; a rule named `GROUP-...-tick` is that group's periodic
-    /// tick, which re-checks `alarms` (their current states) as well.
+    /// rule's name; a tick (a rule whose event names its group in
+    /// `detail.group`) to that group, re-checking `alarms` (their current
+    /// states) as well.
     pub fn route(&self, policy: &Policy, alarms: &[AlarmStatus]) -> Routed {
         match self {
             Event::Alarm(alarm) => match policy.groups.iter().find(|g| g.alarm_policy(&alarm.name).is_some()) {
@@ -94,7 +101,7 @@ impl Event {
                 },
                 None => Routed::Ignored(format!("alarm {} drives no policy of this policy file", alarm.name)),
             },
-            Event::Schedule { rule, at } => {
+            Event::Schedule { rule, at, group } => {
                 if let Some(group) = policy
                     .groups
                     .iter()
@@ -108,14 +115,20 @@ impl Event {
                         },
                     };
                 }
-                let tick_of = |g: &&crate::policy::GroupPolicy| {
-                    rule.ends_with("-tick")
-                        && rule
-                            .strip_prefix(g.name.as_str())
-                            .is_some_and(|rest| rest.starts_with('-'))
+                // A tick names its group (issue 18: matched by the rule's
+                // name prefix, groups `web` and `web-api` could be confused).
+                let Some(name) = group else {
+                    return Routed::Ignored(if rule.ends_with("-tick") {
+                        format!(
+                            "tick rule {rule} carries no detail.group naming its group; ticks are routed by it (the template's tick rules and the local cloud set it: redeploy a stack older than that)"
+                        )
+                    } else {
+                        format!(
+                            "rule {rule} is neither a scheduled action nor a tick (detail.group) of this policy file"
+                        )
+                    });
                 };
-                // The longest matching name wins (`web` vs `web-api`).
-                match policy.groups.iter().filter(tick_of).max_by_key(|g| g.name.len()) {
+                match policy.group(name) {
                     Some(group) => Routed::Decide {
                         group: group.name.clone(),
                         trigger: Trigger::Tick {
@@ -128,7 +141,8 @@ impl Event {
                         },
                     },
                     None => Routed::Ignored(format!(
-                        "rule {rule} is neither a scheduled action nor a GROUP-...-tick rule of this policy file"
+                        "tick rule {rule} is for group {name}, which this policy file does not have (groups: {})",
+                        policy.group_names().join(", ")
                     )),
                 }
             }
@@ -310,9 +324,20 @@ fn eventbridge_schedule(value: &Value) -> Result<Parsed, TriggerError> {
         .map(|(_, rest)| rest.rsplit('/').next().unwrap_or(rest))
         .filter(|name| !name.is_empty())
         .ok_or_else(|| malformed("resources[0]", &format!("{resource:?} is not an EventBridge rule ARN")))?;
+    let group = match event.detail.get("group") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(name)) if !name.is_empty() => Some(name.clone()),
+        Some(other) => {
+            return Err(malformed(
+                "detail.group",
+                &format!("{other} is not a group name (a non-empty string)"),
+            ));
+        }
+    };
     Ok(Parsed::Event(Event::Schedule {
         rule: rule.to_string(),
         at,
+        group,
     }))
 }
 

@@ -4,6 +4,8 @@
 //! matches the policy field by field (so a hand edit of either is caught
 //! with the field that disagrees).
 
+mod support;
+
 use std::path::Path;
 
 use functions::cfn::{comparison_operator, logical, scheduled_event_input, template, treat_missing_data};
@@ -135,8 +137,34 @@ fn groups_schedules_and_ticks_match_the_policy() {
         let name = tick["Name"]["Fn::Sub"].as_str().expect("tick name");
         assert!(
             name.starts_with(&format!("{}-", group.name)) && name.ends_with("-tick"),
-            "{name}: the function routes GROUP-...-tick"
+            "{name}: GROUP-STACK-tick"
         );
+        // What EventBridge delivers through the input transformer (each
+        // placeholder replaced by the event's JSON value at its path) parses
+        // as a Scheduled Event and routes to this group by detail.group.
+        let transformer = &tick["Targets"][0]["InputTransformer"];
+        let sample: Value =
+            serde_json::from_str(&support::event_text("schedule-tick-target-tracking.json")).expect("sample tick");
+        let mut delivered = transformer["InputTemplate"]
+            .as_str()
+            .expect("InputTemplate")
+            .to_string();
+        for (variable, path) in transformer["InputPathsMap"].as_object().expect("InputPathsMap") {
+            let field = path
+                .as_str()
+                .and_then(|p| p.strip_prefix("$."))
+                .expect("a $.field path");
+            delivered = delivered.replace(&format!("<{variable}>"), &sample[field].to_string());
+        }
+        // A group named like another's prefix must not be confused with it.
+        let parsed = parse_str(&delivered).unwrap_or_else(|e| panic!("{}: {e}: {delivered}", group.name));
+        let Parsed::Event(event) = parsed else {
+            panic!("{}: ignored: {delivered}", group.name)
+        };
+        match event.route(&policy, &[]) {
+            Routed::Decide { group: routed, .. } => assert_eq!(routed, group.name),
+            other => panic!("{}: {other:?}", group.name),
+        }
         for schedule in &group.schedules {
             let s = &resources[format!("Schedule{}", logical(&schedule.name))]["Properties"];
             assert_eq!(s["Name"], schedule.name.as_str());

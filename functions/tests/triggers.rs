@@ -74,7 +74,9 @@ fn scheduled_events_name_their_rule() {
         ),
     ] {
         match parse_str(&fixture(file)) {
-            Ok(Parsed::Event(Event::Schedule { rule: got, at: time })) => {
+            Ok(Parsed::Event(Event::Schedule {
+                rule: got, at: time, ..
+            })) => {
                 assert_eq!(got, rule, "{file}");
                 assert_eq!(time.to_string(), at, "{file}");
             }
@@ -145,4 +147,54 @@ fn sns_notification_with_null_description_and_metric_math_trigger() {
     assert_eq!(event.state, AlarmState::Alarm);
     assert_eq!(event.previous, Some(AlarmState::Ok));
     assert_eq!(event.value, None, "classic notifications carry no datapoint");
+}
+
+/// Issue 18: a tick names its group (`detail.group`, set by the template's
+/// input transformer and the local cloud) and is routed by it, never by the
+/// rule's name: with groups `web` and `web-api`, `web-api-x-tick` is web's
+/// tick when its event says so, and a tick without a group is not guessed.
+#[test]
+fn ticks_route_by_the_group_they_name() {
+    let policy = functions::policy::Policy::parse(
+        "p.toml",
+        "[[group]]\nname = \"web\"\nmin = 1\nmax = 2\n[[group]]\nname = \"web-api\"\nmin = 1\nmax = 2\n",
+    )
+    .expect("policy");
+    let tick = |rule: &str, detail: &str| {
+        fixture("schedule-tick-target-tracking.json")
+            .replace("web-target-tracking-tick", rule)
+            .replace(r#""detail": { "group": "web" }"#, &format!(r#""detail": {detail}"#))
+    };
+    let route = |text: String| match parse_str(&text) {
+        Ok(Parsed::Event(event)) => event.route(&policy, &[]),
+        other => panic!("{other:?}"),
+    };
+    use functions::trigger::Routed;
+    for (rule, detail, expected) in [
+        ("web-api-x-tick", r#"{ "group": "web" }"#, "web"),
+        ("web-x-tick", r#"{ "group": "web-api" }"#, "web-api"),
+        ("web-api-x-tick", r#"{ "group": "web-api" }"#, "web-api"),
+    ] {
+        match route(tick(rule, detail)) {
+            Routed::Decide { group, .. } => assert_eq!(group, expected, "{rule} {detail}"),
+            other => panic!("{rule} {detail}: {other:?}"),
+        }
+    }
+    match route(tick("web-api-x-tick", "{}")) {
+        Routed::Ignored(reason) => assert!(reason.contains("carries no detail.group naming its group"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    match route(tick("web-api-x-tick", r#"{ "group": "api" }"#)) {
+        Routed::Ignored(reason) => {
+            assert!(
+                reason.contains("is for group api, which this policy file does not have (groups: web, web-api)"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    match parse_str(&tick("web-x-tick", r#"{ "group": 7 }"#)) {
+        Err(TriggerError::Malformed { path, .. }) => assert_eq!(path, "detail.group"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -1249,11 +1249,10 @@ async fn events(cloud: Cloud) {
             for at in tick.fires_between(last, now, &jiff::tz::TimeZone::UTC) {
                 for group in &ticking {
                     let rule = format!("{group}-tick");
-                    cloud.emit(
-                        "target-tracker",
-                        format!("tick {rule} at {at}"),
-                        scheduled_event(&rule, at),
-                    );
+                    // The event names its group, as the template's input transformer does.
+                    let mut event = scheduled_event(&rule, at);
+                    event["detail"] = serde_json::json!({ "group": group });
+                    cloud.emit("target-tracker", format!("tick {rule} at {at}"), event);
                 }
             }
         }

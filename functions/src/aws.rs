@@ -345,12 +345,40 @@ mod tests {
     }
 }
 
+/// Each group's target group (`targetgroup/NAME/ID`, the `TargetGroup`
+/// dimension of its load balancer metrics), by group name.
+pub type TargetGroups = BTreeMap<String, String>;
+
+/// Parses `GROUP=targetgroup/NAME/ID` pairs, comma-separated (env
+/// `SCALER_TARGET_GROUPS`, which the template sets for every group).
+pub fn parse_target_groups(text: &str) -> Result<TargetGroups, String> {
+    let mut groups = TargetGroups::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (group, target_group) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair:?} is not GROUP=targetgroup/NAME/ID"))?;
+        let parts: Vec<&str> = target_group.split('/').collect();
+        if group.is_empty()
+            || parts.len() != 3
+            || parts[0] != "targetgroup"
+            || parts[1].is_empty()
+            || parts[2].is_empty()
+        {
+            return Err(format!("{pair:?} is not GROUP=targetgroup/NAME/ID"));
+        }
+        if groups.insert(group.to_string(), target_group.to_string()).is_some() {
+            return Err(format!("group {group} is named twice"));
+        }
+    }
+    Ok(groups)
+}
+
 /// CloudWatch through the SDK (which speaks rpcv2Cbor).
 #[derive(Debug, Clone)]
 pub struct AwsMetrics {
     client: aws_sdk_cloudwatch::Client,
-    /// `targetgroup/NAME/ID` for `request_count_per_target` (env `SCALER_TARGET_GROUP`).
-    target_group: Option<String>,
+    /// Each group's target group, for `request_count_per_target`.
+    target_groups: TargetGroups,
 }
 
 /// The period of the datapoints read (CloudWatch's detailed monitoring).
@@ -359,8 +387,8 @@ const PERIOD_S: i32 = 60;
 const QUERIES_PER_CALL: usize = 500;
 
 impl AwsMetrics {
-    pub fn new(client: aws_sdk_cloudwatch::Client, target_group: Option<String>) -> Self {
-        Self { client, target_group }
+    pub fn new(client: aws_sdk_cloudwatch::Client, target_groups: TargetGroups) -> Self {
+        Self { client, target_groups }
     }
 
     /// Runs `queries` (id, metric, stat) over the window; datapoints by id.
@@ -466,10 +494,14 @@ impl crate::ports::MetricsPort for AwsMetrics {
                         .collect()
                 }
                 TrackedMetric::Predefined(PredefinedMetric::RequestCountPerTarget) => {
-                    let target_group = self.target_group.as_deref().ok_or_else(|| {
+                    // Each group's own target group (issue 18: every function read the first group's).
+                    let target_group = self.target_groups.get(&group.name).ok_or_else(|| {
                         PortError::invalid(
                             "GetMetricData RequestCountPerTarget",
-                            "request_count_per_target needs SCALER_TARGET_GROUP (targetgroup/NAME/ID)",
+                            format!(
+                                "request_count_per_target of group {} needs its target group in SCALER_TARGET_GROUPS (GROUP=targetgroup/NAME/ID, comma-separated)",
+                                group.name
+                            ),
                         )
                     })?;
                     let metric = cw_metric(
@@ -586,15 +618,15 @@ fn newest_reason_datapoint(json: &str) -> Option<f64> {
 #[derive(Debug, Clone)]
 pub struct LazyAws {
     cell: std::sync::Arc<tokio::sync::OnceCell<(AwsGroups, AwsMetrics)>>,
-    target_group: Option<String>,
+    target_groups: TargetGroups,
 }
 
 impl LazyAws {
     /// Starts building the clients in the background (needs a Tokio runtime).
-    pub fn start(target_group: Option<String>) -> Self {
+    pub fn start(target_groups: TargetGroups) -> Self {
         let lazy = Self {
             cell: std::sync::Arc::new(tokio::sync::OnceCell::new()),
-            target_group,
+            target_groups,
         };
         let background = lazy.clone();
         tokio::spawn(async move {
@@ -609,7 +641,7 @@ impl LazyAws {
                 let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
                 (
                     AwsGroups::new(aws_sdk_autoscaling::Client::new(&config)),
-                    AwsMetrics::new(aws_sdk_cloudwatch::Client::new(&config), self.target_group.clone()),
+                    AwsMetrics::new(aws_sdk_cloudwatch::Client::new(&config), self.target_groups.clone()),
                 )
             })
             .await

@@ -493,11 +493,13 @@ fn functions(resources: &mut Map<String, Value>, policy: &Policy) {
             }
         }),
     );
-    let target_group = policy
+    // Each group's own target group, by name (issue 18: the first group's was read for all).
+    let target_groups = sub(&policy
         .groups
-        .first()
-        .map(|g| get_att(&format!("TargetGroup{}", logical(&g.name)), "TargetGroupFullName"))
-        .unwrap_or(Value::Null);
+        .iter()
+        .map(|g| format!("{}=${{TargetGroup{}.TargetGroupFullName}}", g.name, logical(&g.name)))
+        .collect::<Vec<_>>()
+        .join(","));
     for (binary, id) in FUNCTIONS {
         resources.insert(
             format!("{id}Logs"),
@@ -527,7 +529,7 @@ fn functions(resources: &mut Map<String, Value>, policy: &Policy) {
                     "Environment": { "Variables": {
                         "SCALER_POLICY": "policy.toml",
                         "SCALER_DRY_RUN": reference("DryRun"),
-                        "SCALER_TARGET_GROUP": target_group
+                        "SCALER_TARGET_GROUPS": target_groups
                     } }
                 }
             }),

@@ -5,7 +5,8 @@
 //! Environment: `SCALER_POLICY` (path of the policy file; default
 //! `policy.toml` beside the binary, i.e. in `LAMBDA_TASK_ROOT`),
 //! `SCALER_DRY_RUN` (`1`/`true`: decide and log, do not act),
-//! `SCALER_TARGET_GROUP` (`targetgroup/NAME/ID`, for request_count_per_target).
+//! `SCALER_TARGET_GROUPS` (`GROUP=targetgroup/NAME/ID,...`: each group's
+//! target group, for request_count_per_target).
 //! The AWS clients are built once, by a start-up task ([`LazyAws`]).
 //!
 //! Under the local cloud: `SCALER_LOCAL_CLOUD` (`HOST:PORT` of its control
@@ -40,6 +41,43 @@ pub enum InitError {
         value: String,
         allowed: &'static str,
     },
+    /// `SCALER_TARGET_GROUPS` does not fit the policy file.
+    #[error(
+        "SCALER_TARGET_GROUPS={value:?}: {problem} (expected GROUP=targetgroup/NAME/ID, comma-separated, for the policy's groups)"
+    )]
+    TargetGroups { value: String, problem: String },
+}
+
+/// Each group's target group from `SCALER_TARGET_GROUPS`: only groups of
+/// the policy, and every group that tracks request_count_per_target must
+/// have one (refused at start, not at the first tick).
+pub fn target_groups(policy: &Policy, value: Option<&str>) -> Result<crate::aws::TargetGroups, InitError> {
+    let text = value.unwrap_or("");
+    let refuse = |problem: String| InitError::TargetGroups {
+        value: text.into(),
+        problem,
+    };
+    let groups = crate::aws::parse_target_groups(text).map_err(refuse)?;
+    if let Some(unknown) = groups.keys().find(|g| policy.group(g).is_none()) {
+        return Err(refuse(format!(
+            "{unknown} is not a group of the policy file (groups: {})",
+            policy.group_names().join(", ")
+        )));
+    }
+    use crate::policy::{PredefinedMetric, TrackedMetric};
+    let needs = policy.groups.iter().find(|g| {
+        !groups.contains_key(&g.name)
+            && g.target_tracking
+                .iter()
+                .any(|t| t.metric == TrackedMetric::Predefined(PredefinedMetric::RequestCountPerTarget))
+    });
+    if let Some(group) = needs {
+        return Err(refuse(format!(
+            "group {} tracks request_count_per_target and has no target group here",
+            group.name
+        )));
+    }
+    Ok(groups)
 }
 
 /// Where the policy file is: `SCALER_POLICY`, else `policy.toml` in the task root.
@@ -193,7 +231,9 @@ pub async fn run(accepts: Accepts) -> Result<(), lambda_runtime::Error> {
             .await
         }
         _ => {
-            let aws = LazyAws::start(std::env::var("SCALER_TARGET_GROUP").ok());
+            let target_groups = target_groups(&policy, std::env::var("SCALER_TARGET_GROUPS").ok().as_deref())
+                .map_err(report_init_error)?;
+            let aws = LazyAws::start(target_groups);
             serve(
                 Handler {
                     policy,

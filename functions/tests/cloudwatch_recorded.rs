@@ -96,7 +96,7 @@ fn client(seen: Arc<Mutex<Vec<String>>>) -> aws_sdk_cloudwatch::Client {
 #[tokio::test]
 async fn reads_per_instance_cpu_latest_values_and_alarm_states() {
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let metrics = AwsMetrics::new(client(Arc::clone(&seen)), None);
+    let metrics = AwsMetrics::new(client(Arc::clone(&seen)), Default::default());
     let web = &support::two_tier_group("web");
     let until: Timestamp = "2026-11-20T11:05:00Z".parse().expect("until");
     let since: Timestamp = "2026-11-20T10:05:00Z".parse().expect("since");
@@ -131,19 +131,26 @@ async fn reads_per_instance_cpu_latest_values_and_alarm_states() {
 }
 
 #[tokio::test]
-async fn request_count_per_target_needs_the_target_group() {
-    let metrics = AwsMetrics::new(client(Arc::new(Mutex::new(Vec::new()))), None);
+async fn request_count_per_target_needs_the_groups_own_target_group() {
     let policy = Policy::parse("t.toml", "[[group]]\nname = \"g\"\nmin = 1\nmax = 3\n[[group.target_tracking]]\nmetric = \"request_count_per_target\"\ntarget = 100\n").expect("policy");
     let now = Timestamp::now();
+    // Another group's target group is not this group's (issue 18: every
+    // function read the first group's).
+    let others = functions::aws::parse_target_groups("web=targetgroup/web/0123").expect("pairs");
+    let metrics = AwsMetrics::new(client(Arc::new(Mutex::new(Vec::new()))), others);
     let error = metrics
         .history(&policy.groups[0], &["i-a".into()], now, now)
         .await
         .expect_err("no target group");
-    assert!(error.to_string().contains("SCALER_TARGET_GROUP"), "{error}");
-    let metrics = AwsMetrics::new(
-        client(Arc::new(Mutex::new(Vec::new()))),
-        Some("targetgroup/web/0123".into()),
+    assert!(
+        error
+            .to_string()
+            .contains("request_count_per_target of group g needs its target group in SCALER_TARGET_GROUPS"),
+        "{error}"
     );
+    let own = functions::aws::parse_target_groups("web=targetgroup/web/0123, g=targetgroup/g/4567").expect("pairs");
+    assert_eq!(own["g"], "targetgroup/g/4567");
+    let metrics = AwsMetrics::new(client(Arc::new(Mutex::new(Vec::new()))), own);
     let history = metrics
         .history(&policy.groups[0], &["i-a".into(), "i-b".into()], now, now)
         .await
@@ -153,4 +160,50 @@ async fn request_count_per_target_needs_the_target_group() {
         per_target["i-a"], per_target["i-b"],
         "one group-level figure for every target"
     );
+}
+
+/// `SCALER_TARGET_GROUPS`: pairs checked at start against the policy file,
+/// each refusal naming the variable, the value and the expected form.
+#[test]
+fn target_groups_are_checked_against_the_policy_at_start() {
+    let policy = Policy::parse(
+        "t.toml",
+        "[[group]]\nname = \"web\"\nmin = 1\nmax = 3\n[[group.target_tracking]]\nmetric = \"request_count_per_target\"\ntarget = 100\n[[group]]\nname = \"session\"\nmin = 1\nmax = 3\n",
+    )
+    .expect("policy");
+    let ok = functions::lambda::target_groups(&policy, Some("web=targetgroup/web/1,session=targetgroup/session/2"))
+        .expect("both");
+    assert_eq!(ok.len(), 2);
+    for (value, problem) in [
+        (
+            None,
+            "group web tracks request_count_per_target and has no target group here",
+        ),
+        (
+            Some("session=targetgroup/session/2"),
+            "group web tracks request_count_per_target",
+        ),
+        (
+            Some("web=targetgroup/web/1,api=targetgroup/api/3"),
+            "api is not a group of the policy file (groups: web, session)",
+        ),
+        (Some("web"), "\"web\" is not GROUP=targetgroup/NAME/ID"),
+        (
+            Some("web=arn:aws:elasticloadbalancing:x"),
+            "is not GROUP=targetgroup/NAME/ID",
+        ),
+        (
+            Some("web=targetgroup/web/1,web=targetgroup/web/2"),
+            "group web is named twice",
+        ),
+    ] {
+        let error = functions::lambda::target_groups(&policy, value).expect_err("refused");
+        let text = error.to_string();
+        assert!(
+            text.starts_with("SCALER_TARGET_GROUPS=")
+                && text.contains(problem)
+                && text.contains("expected GROUP=targetgroup/NAME/ID"),
+            "{value:?}: {text}"
+        );
+    }
 }

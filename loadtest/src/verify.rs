@@ -695,7 +695,7 @@ impl AwsTarget {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         Self::new(
             functions::aws::AwsGroups::new(aws_sdk_autoscaling::Client::new(&config)),
-            functions::aws::AwsMetrics::new(aws_sdk_cloudwatch::Client::new(&config), None),
+            functions::aws::AwsMetrics::new(aws_sdk_cloudwatch::Client::new(&config), Default::default()),
             group,
         )
     }

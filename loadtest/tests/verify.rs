@@ -188,7 +188,7 @@ async fn verify_watches_a_group_through_the_aws_api() {
     };
     let target = AwsTarget::new(
         functions::aws::AwsGroups::new(moto.autoscaling()),
-        functions::aws::AwsMetrics::new(moto.cloudwatch(), None),
+        functions::aws::AwsMetrics::new(moto.cloudwatch(), Default::default()),
         "web",
     )
     .poll_every(Duration::from_millis(500));

@@ -2,6 +2,7 @@
 //! expressions. The Lambda binaries, triggers and adapters build on these.
 
 pub mod aws;
+pub mod calendar;
 pub mod cfn;
 pub mod contract;
 pub mod decide;

@@ -424,9 +424,9 @@ const SEARCH_LIMIT_DAYS: i64 = 366 * 8;
 
 impl ScheduleExpr {
     /// The first fire time strictly after `after`, with the cron fields read
-    /// in `tz` (DST aware: a local time skipped by a spring-forward fires at
-    /// the shifted instant, a repeated one fires once, at its first
-    /// occurrence). Rates fire at whole multiples of the rate since the Unix
+    /// in `tz` (DST as EventBridge Scheduler documents it: a local time that a
+    /// spring-forward skips does not fire that day, a repeated one fires
+    /// once, at its first occurrence). Rates fire at whole multiples of the rate since the Unix
     /// epoch. None when the expression never fires again.
     pub fn next_after(&self, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
         match self {
@@ -503,11 +503,20 @@ impl Cron {
                 t = t.checked_add(SignedDuration::from_mins(1)).ok()?;
                 continue;
             }
-            let fire = tz.to_ambiguous_zoned_datetime(t).compatible().ok()?.timestamp();
-            if fire > after {
-                return Some(fire);
+            let local = tz.to_ambiguous_zoned_datetime(t);
+            // EventBridge Scheduler on daylight saving time: "When the time
+            // shifts forward in Spring, your schedule invocation gets skipped
+            // if the cron expression falls on a non-existent date and time.
+            // When the time shifts back in the Fall, your schedule runs only
+            // once and doesn't repeat its invocation."
+            if !matches!(local.offset(), jiff::tz::AmbiguousOffset::Gap { .. }) {
+                // A repeated local time (the fold) is its first occurrence;
+                // the second maps back before `after` and is passed over.
+                let fire = local.compatible().ok()?.timestamp();
+                if fire > after {
+                    return Some(fire);
+                }
             }
-            // A repeated local hour (DST fall-back) maps back before `after`.
             t = t.checked_add(SignedDuration::from_mins(1)).ok()?;
         }
         None
@@ -686,12 +695,21 @@ mod next_tests {
                 "2026-11-20T10:05:00+00:00[UTC]",
             ),
             // DST: New York springs forward at 02:00 on 2026-03-08; 02:30 does not exist.
+            // EventBridge Scheduler, "Daylight saving time": an invocation on
+            // a non-existent local time is skipped.
             (
-                "spring-forward gap fires at the shifted instant",
+                "spring-forward gap: skipped that day, fires the next",
                 "cron(30 2 * * ? *)",
                 "2026-03-08T05:00:00Z",
                 "America/New_York",
-                "2026-03-08T03:30:00-04:00[America/New_York]",
+                "2026-03-09T02:30:00-04:00[America/New_York]",
+            ),
+            (
+                "spring-forward gap: every 15 minutes skips the missing hour only",
+                "cron(0/15 * * * ? *)",
+                "2026-03-08T06:50:00Z",
+                "America/New_York",
+                "2026-03-08T03:00:00-04:00[America/New_York]",
             ),
             (
                 "after DST the local hour holds",

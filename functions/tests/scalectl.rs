@@ -220,3 +220,93 @@ fn endless_input_files_are_refused_at_their_limit() {
         assert!(stderr.contains("larger than"), "{args:?}: {stderr}");
     }
 }
+
+/// `scalectl schedule` (issue 18): the next fire times of every scheduled
+/// action and the limits they have put in effect, from the same schedule
+/// expressions and decisions the functions use.
+#[test]
+fn schedule_lists_next_fires_and_the_limits_in_effect() {
+    let policy = path("../policies/two-tier.toml");
+    let run = |at: &str| {
+        let output = scalectl(&["schedule", "--policy", &policy, "--at", at, "--next", "2", "--json"]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice::<Value>(&output.stdout).expect("JSON")
+    };
+    // Lunch in Shanghai: min 4 from 11:00 to 13:00 local, 2 otherwise.
+    for (at, min, by) in [
+        ("2026-12-02T12:00:00+08:00", 4, "web-lunch-scale-out"),
+        ("2026-12-02T14:00:00+08:00", 2, "web-lunch-scale-in"),
+        ("2026-12-02T10:59:00+08:00", 2, "web-lunch-scale-in"),
+        ("2026-12-02T11:00:00+08:00", 4, "web-lunch-scale-out"),
+    ] {
+        let json = run(at);
+        let web = &json["in_effect"][0];
+        assert_eq!(
+            (web["group"].as_str(), web["min"]["value"].as_u64()),
+            (Some("web"), Some(min)),
+            "{at}: {web}"
+        );
+        assert_eq!(web["min"]["set_by"][0], by, "{at}");
+        assert_eq!(web["max"]["set_by"], Value::Null, "{at}: max is the policy file's");
+        assert_eq!(web["desired"], Value::Null, "{at}: desired is the scaler's");
+    }
+    let json = run("2026-12-02T12:00:00+08:00");
+    let out = &json["upcoming"][0];
+    assert_eq!(out["action"], "web-lunch-scale-out");
+    assert_eq!(
+        out["next_local"],
+        serde_json::json!(["2026-12-03T11:00:00+08:00", "2026-12-04T11:00:00+08:00"])
+    );
+    assert_eq!(out["next"][0], "2026-12-03T03:00:00Z");
+}
+
+/// EventBridge Scheduler on daylight saving time: a cron time that a
+/// spring-forward skips does not fire that day; a repeated one fires once.
+#[test]
+fn schedule_follows_eventbridge_scheduler_on_dst_days() {
+    let dir = std::env::temp_dir().join(format!("scalectl-dst-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("p.toml");
+    std::fs::write(
+        &file,
+        "[[group]]\nname = \"ny\"\nmin = 1\nmax = 5\n[[group.schedule]]\nname = \"night\"\ncron = \"cron(30 2 * * ? *)\"\ntimezone = \"America/New_York\"\nmin = 3\n[[group.schedule]]\nname = \"fold\"\ncron = \"cron(30 1 * * ? *)\"\ntimezone = \"America/New_York\"\nmax = 4\n",
+    )
+    .expect("policy");
+    let file = file.display().to_string();
+    let next = |at: &str| {
+        let output = scalectl(&["schedule", "--policy", &file, "--at", at, "--next", "2", "--json"]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice::<Value>(&output.stdout).expect("JSON")["upcoming"].clone()
+    };
+    // 2026-03-08: 02:00 -> 03:00 in New York, so 02:30 does not exist that day.
+    let spring = next("2026-03-07T12:00:00-05:00");
+    assert_eq!(
+        spring[0]["next_local"],
+        serde_json::json!(["2026-03-09T02:30:00-04:00", "2026-03-10T02:30:00-04:00"]),
+        "skipped on the 8th"
+    );
+    // 2026-11-01: 02:00 -> 01:00, so 01:30 happens twice and fires once.
+    let fall = next("2026-10-31T12:00:00-04:00");
+    assert_eq!(
+        fall[1]["next_local"],
+        serde_json::json!(["2026-11-01T01:30:00-04:00", "2026-11-02T01:30:00-05:00"]),
+        "once on the 1st"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn schedule_refuses_bad_flags_naming_them() {
+    let policy = path("../policies/two-tier.toml");
+    for (args, words) in [
+        (vec!["--next", "0"], "--next"),
+        (vec!["--next", "101"], "--next"),
+        (vec!["--at", "tomorrow"], "--at"),
+    ] {
+        let mut all = vec!["schedule", "--policy", policy.as_str()];
+        all.extend(args.iter().copied());
+        let output = scalectl(&all);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains(words), "{args:?}");
+    }
+}

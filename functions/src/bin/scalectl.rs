@@ -2,7 +2,9 @@
 //!
 //! `scalectl decide --policy FILE --state STATE.json --event EVENT.json [--now RFC3339] [--explain]`
 //! prints the decision as JSON; `scalectl validate --policy FILE` checks a
-//! policy file. Bad input exits 2 with the reason.
+//! policy file; `scalectl schedule --policy FILE [--at T] [--next N] [--json]`
+//! lists the scheduled actions' next fire times and the limits in effect at
+//! T. Bad input exits 2 with the reason.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -52,6 +54,22 @@ enum Command {
         #[arg(long)]
         policy: PathBuf,
     },
+    /// The scheduled actions: the next fire times of each (in UTC and its
+    /// time zone, daylight saving time as EventBridge Scheduler applies it)
+    /// and the min/max/desired they have put in effect at a time.
+    Schedule {
+        #[arg(long)]
+        policy: PathBuf,
+        /// The time to look from (RFC 3339, e.g. 2026-11-20T12:00:00+08:00); default: now.
+        #[arg(long)]
+        at: Option<Timestamp>,
+        /// How many fire times of each action to list (1 to 100).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=100))]
+        next: u16,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the AWS CloudFormation template (JSON) of a policy file's groups,
     /// alarms, schedules and functions (infra/aws/template.json).
     Template {
@@ -89,6 +107,54 @@ fn run(command: Command) -> Result<()> {
                     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?
                 }
                 None => print!("{text}"),
+            }
+            Ok(())
+        }
+        Command::Schedule { policy, at, next, json } => {
+            let loaded = Policy::load(&policy)?;
+            let at = at.unwrap_or_else(Timestamp::now);
+            let upcoming = functions::calendar::upcoming(&loaded, at, usize::from(next))?;
+            let in_effect = functions::calendar::in_effect(&loaded, at)?;
+            if json {
+                let out = json!({ "at": at, "upcoming": upcoming, "in_effect": in_effect });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+                return Ok(());
+            }
+            println!("scheduled actions of {} after {at}:", policy.display());
+            if upcoming.is_empty() {
+                println!("  (none)");
+            }
+            for action in &upcoming {
+                println!(
+                    "  {} {}: {} in {}, sets {}",
+                    action.group, action.action, action.expression, action.timezone, action.sets
+                );
+                for (utc, local) in action.next.iter().zip(&action.next_local) {
+                    println!("    {local}  ({utc})");
+                }
+                if action.next.is_empty() {
+                    println!("    never again");
+                }
+            }
+            println!("in effect at {at}:");
+            let limit = |name: &str, limit: &functions::calendar::Limit| match &limit.set_by {
+                Some((action, when)) => format!("{name} {} (set by {action} at {when})", limit.value),
+                None => format!("{name} {} (the policy file's)", limit.value),
+            };
+            for group in &in_effect {
+                let desired = match &group.desired {
+                    Some(d) => limit("desired", d),
+                    None => format!(
+                        "desired: the scaler's, within {}..={}",
+                        group.min.value, group.max.value
+                    ),
+                };
+                println!(
+                    "  {}: {}, {}, {desired}",
+                    group.group,
+                    limit("min", &group.min),
+                    limit("max", &group.max)
+                );
             }
             Ok(())
         }

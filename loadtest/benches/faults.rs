@@ -38,11 +38,7 @@ const HEALTH_INTERVAL: Duration = Duration::from_millis(500);
 const POLL: Duration = Duration::from_millis(100);
 
 fn group(status: &Status) -> &GroupStatus {
-    status
-        .groups
-        .iter()
-        .find(|g| g.name == GROUP)
-        .expect("the bench's group in the status")
+    support::group(status, GROUP)
 }
 
 /// Whether the load balancer sends the instance requests.

@@ -40,11 +40,7 @@ const WARMUP: Duration = Duration::from_secs(1);
 const POLL: Duration = Duration::from_millis(5);
 
 fn group(status: &Status) -> &GroupStatus {
-    status
-        .groups
-        .iter()
-        .find(|g| g.name == GROUP)
-        .expect("the bench's group in the status")
+    support::group(status, GROUP)
 }
 
 /// The instance's address (`IP:PORT`) once it is in service and healthy behind the load balancer.
@@ -84,8 +80,9 @@ impl Polls {
     }
 }
 
-/// `/health` of `instance` polled every [`POLL`] until `until`.
-fn poll_health(instance: &str, until: Instant) -> Polls {
+/// Runs `body` on a kept-alive `/health` connection to `instance` (its own
+/// small runtime: the benchmark's threads are plain threads).
+fn with_health<T>(instance: &str, body: impl AsyncFnOnce(&mut loadtest::h1::Connection) -> T) -> T {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -94,17 +91,29 @@ fn poll_health(instance: &str, until: Instant) -> Polls {
         let mut connection = loadtest::h1::Connection::connect(instance, "/health")
             .await
             .expect("connect to the instance");
+        body(&mut connection).await
+    })
+}
+
+/// One `/health` answer as JSON.
+async fn health(connection: &mut loadtest::h1::Connection) -> serde_json::Value {
+    let answer = connection.get().await.expect("/health of the instance");
+    assert_eq!(answer.status, 200, "/health of the instance answered {}", answer.status);
+    serde_json::from_slice(answer.body).expect("/health JSON")
+}
+
+/// `/health` of `instance` polled every [`POLL`] until `until`.
+fn poll_health(instance: &str, until: Instant) -> Polls {
+    with_health(instance, async |connection| {
         let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
         let mut samples = Vec::new();
         while Instant::now() < until {
             let sent = Instant::now();
-            let answer = connection.get().await.expect("/health of the instance");
+            let health = health(connection).await;
             let at = Instant::now();
-            assert_eq!(answer.status, 200, "/health of the instance answered {}", answer.status);
             latency
                 .record(at.duration_since(sent).as_micros() as u64)
                 .expect("record");
-            let health: serde_json::Value = serde_json::from_slice(answer.body).expect("/health JSON");
             samples.push((at, health["compute"]["completed"].as_u64().expect("compute.completed")));
             tokio::time::sleep(POLL).await;
         }
@@ -114,18 +123,10 @@ fn poll_health(instance: &str, until: Instant) -> Polls {
 
 /// Waits until the instance computes and queues nothing (the last slice's tail).
 fn settle(instance: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let mut connection = loadtest::h1::Connection::connect(instance, "/health")
-            .await
-            .expect("connect to the instance");
+    with_health(instance, async |connection| {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let answer = connection.get().await.expect("/health of the instance");
-            let health: serde_json::Value = serde_json::from_slice(answer.body).expect("/health JSON");
+            let health = health(connection).await;
             if health["compute"]["running"] == 0 && health["compute"]["queued"] == 0 {
                 return;
             }
@@ -219,12 +220,7 @@ fn slice(
 fn main() {
     let check = std::env::args().any(|a| a == "--check");
     let duration = support::duration_arg(Duration::from_secs(6));
-    let slices: u32 = support::arg("--slices")
-        .map(|s| match s.parse() {
-            Ok(n) if n >= 1 => n,
-            _ => panic!("--slices: a whole number >= 1, got {s:?}"),
-        })
-        .unwrap_or(3);
+    let slices = u32::try_from(support::count_arg("--slices", 3)).expect("--slices: at most 2^32 - 1");
     let window = duration / slices;
     assert!(
         window >= Duration::from_millis(500),
@@ -253,20 +249,9 @@ fn main() {
     let lb = cloud.lb().to_string();
     let instance = wait_in_rotation(&cloud);
     let loadtest = bin("loadtest");
-    let cap = {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
-            let mut connection = loadtest::h1::Connection::connect(&instance, "/health")
-                .await
-                .expect("connect");
-            let answer = connection.get().await.expect("/health");
-            let health: serde_json::Value = serde_json::from_slice(answer.body).expect("/health JSON");
-            health["cpu_limit_cores"].as_f64().unwrap_or(0.0)
-        })
-    };
+    let cap = with_health(&instance, async |connection| {
+        health(connection).await["cpu_limit_cores"].as_f64().unwrap_or(0.0)
+    });
     println!(
         "one instance at the local cloud's default CPU cap ({cap} cores) behind its load balancer; closed loop, {slices} slices of {:.1} s per side (after {:.1} s to fill), alternated with {REFERENCE_CONNECTIONS} connections; served = the instance's own count",
         window.as_secs_f64(),

@@ -62,12 +62,7 @@ fn runs(values: &[f64]) -> String {
 fn main() {
     let check = std::env::args().any(|a| a == "--check");
     let duration = support::duration_arg(Duration::from_secs(5));
-    let rounds: usize = support::arg("--rounds")
-        .map(|r| match r.parse() {
-            Ok(n) if n >= 1 => n,
-            _ => panic!("--rounds: a whole number >= 1, got {r:?}"),
-        })
-        .unwrap_or(3);
+    let rounds = support::count_arg("--rounds", 3);
     let (Some(nginx), Some(wrk_bin)) = (support::find("nginx"), support::find("wrk")) else {
         assert!(
             !support::in_ci(),

@@ -17,6 +17,23 @@ pub fn arg(name: &str) -> Option<String> {
         .and_then(|i| args.get(i + 1).cloned())
 }
 
+/// A whole number >= 1 after `name`, else `default`.
+pub fn count_arg(name: &str, default: usize) -> usize {
+    arg(name).map_or(default, |n| match n.parse() {
+        Ok(count) if count >= 1 => count,
+        _ => panic!("{name}: a whole number >= 1, got {n:?}"),
+    })
+}
+
+/// A group of a local cloud's status view.
+pub fn group<'a>(status: &'a localcloud::cloud::Status, name: &str) -> &'a localcloud::cloud::GroupStatus {
+    status
+        .groups
+        .iter()
+        .find(|g| g.name == name)
+        .unwrap_or_else(|| panic!("group {name} in the local cloud's status"))
+}
+
 /// `--duration` (humantime), else `default`.
 pub fn duration_arg(default: Duration) -> Duration {
     arg("--duration").map_or(default, |d| {

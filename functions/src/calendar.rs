@@ -11,8 +11,8 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use crate::decide::{Action, MetricHistory, Observation, Trigger, decide};
-use crate::policy::{GroupPolicy, Policy};
-use crate::schedule::{ScheduleExpr, time_zone};
+use crate::policy::{GroupPolicy, Policy, Schedule};
+use crate::schedule::ScheduleExpr;
 
 /// How far back the last fire of an action is looked for.
 const LOOKBACK_DAYS: i64 = 400;
@@ -60,41 +60,38 @@ pub struct CalendarError {
 }
 
 struct ScheduledAction<'a> {
-    name: &'a str,
+    schedule: &'a Schedule,
     expr: ScheduleExpr,
     zone: jiff::tz::TimeZone,
-    zone_name: String,
-    expression: &'a str,
-    sets: String,
+}
+
+impl ScheduledAction<'_> {
+    fn zone_name(&self) -> &str {
+        self.schedule.timezone.as_deref().unwrap_or("UTC")
+    }
+
+    /// What it sets, e.g. `min 4` or `min 2, desired 3`.
+    fn sets(&self) -> String {
+        let s = self.schedule;
+        [("min", s.min), ("max", s.max), ("desired", s.desired)]
+            .iter()
+            .filter_map(|(field, value)| value.map(|v| format!("{field} {v}")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 fn actions(group: &GroupPolicy) -> Result<Vec<ScheduledAction<'_>>, CalendarError> {
     group
         .schedules
         .iter()
-        .map(|s| {
-            let refuse = |problem: String| CalendarError {
+        .map(|schedule| {
+            let (expr, zone) = schedule.parsed().map_err(|problem| CalendarError {
                 group: group.name.clone(),
-                action: s.name.clone(),
+                action: schedule.name.clone(),
                 problem,
-            };
-            let expression = s.expression().ok_or_else(|| refuse("no cron or rate".into()))?;
-            let expr: ScheduleExpr = expression.parse().map_err(|e| refuse(format!("{e}")))?;
-            let zone_name = s.timezone.clone().unwrap_or_else(|| "UTC".into());
-            let zone = time_zone(&zone_name).map_err(|e| refuse(format!("{zone_name}: {e}")))?;
-            let sets = [("min", s.min), ("max", s.max), ("desired", s.desired)]
-                .iter()
-                .filter_map(|(field, value)| value.map(|v| format!("{field} {v}")))
-                .collect::<Vec<_>>()
-                .join(", ");
-            Ok(ScheduledAction {
-                name: &s.name,
-                expr,
-                zone,
-                zone_name,
-                expression,
-                sets,
-            })
+            })?;
+            Ok(ScheduledAction { schedule, expr, zone })
         })
         .collect()
 }
@@ -115,10 +112,10 @@ pub fn upcoming(policy: &Policy, after: Timestamp, count: usize) -> Result<Vec<U
             }
             out.push(Upcoming {
                 group: group.name.clone(),
-                action: action.name.to_string(),
-                expression: action.expression.to_string(),
-                timezone: action.zone_name.clone(),
-                sets: action.sets.clone(),
+                action: action.schedule.name.clone(),
+                expression: action.schedule.expression().unwrap_or_default().to_string(),
+                timezone: action.zone_name().to_string(),
+                sets: action.sets(),
                 next_local: next
                     .iter()
                     .map(|t| {
@@ -158,11 +155,11 @@ pub fn in_effect(policy: &Policy, at: Timestamp) -> Result<Vec<InEffect>, Calend
     let mut out = Vec::new();
     for group in &policy.groups {
         let actions = actions(group)?;
-        let mut fired: Vec<(Timestamp, &str)> = actions
+        let mut fired: Vec<(Timestamp, &Schedule)> = actions
             .iter()
-            .filter_map(|a| Some((last_fire(a, at)?, a.name)))
+            .filter_map(|a| Some((last_fire(a, at)?, a.schedule)))
             .collect();
-        fired.sort();
+        fired.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
         let mut observed = Observation {
             min: group.min,
             max: group.max,
@@ -181,15 +178,12 @@ pub fn in_effect(policy: &Policy, at: Timestamp) -> Result<Vec<InEffect>, Calend
             },
             desired: None,
         };
-        for (when, name) in fired {
+        for (when, schedule) in fired {
             let trigger = Trigger::Scheduled {
-                name: name.to_string(),
+                name: schedule.name.clone(),
                 at: when,
             };
             let Ok(decision) = decide(group, &observed, &MetricHistory::default(), &[], &trigger, when) else {
-                continue;
-            };
-            let Some(schedule) = group.schedules.iter().find(|s| s.name == name) else {
                 continue;
             };
             if let Action::SetLimits { min, max, desired } = decision.action {
@@ -203,7 +197,7 @@ pub fn in_effect(policy: &Policy, at: Timestamp) -> Result<Vec<InEffect>, Calend
             if !applied {
                 continue;
             }
-            let by = Some((name.to_string(), when));
+            let by = Some((schedule.name.clone(), when));
             if schedule.min.is_some() {
                 state.min.set_by.clone_from(&by);
             }

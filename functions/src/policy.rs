@@ -503,6 +503,19 @@ impl Schedule {
     pub fn expression(&self) -> Option<&str> {
         self.cron.as_deref().or(self.rate.as_deref())
     }
+
+    /// The expression parsed and the time zone it is read in (default UTC),
+    /// as every part that fires schedules needs them; the error names what
+    /// is wrong (validation refuses such a file first).
+    pub fn parsed(&self) -> Result<(ScheduleExpr, jiff::tz::TimeZone), String> {
+        let expression = self.expression().ok_or("no cron or rate expression")?;
+        let expr = expression.parse::<ScheduleExpr>().map_err(|e| e.to_string())?;
+        let zone = match self.timezone.as_deref() {
+            Some(name) => crate::schedule::time_zone(name).map_err(|e| format!("time zone {name:?}: {e}"))?,
+            None => jiff::tz::TimeZone::UTC,
+        };
+        Ok((expr, zone))
+    }
 }
 
 /// Why a policy file was refused.

@@ -349,11 +349,7 @@ pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Result<Report, D
         .schedules
         .iter()
         .filter_map(|s| {
-            let expr = s.expression()?.parse().ok()?;
-            let tz = s
-                .timezone
-                .as_deref()
-                .map_or(Some(TimeZone::UTC), |z| functions::schedule::time_zone(z).ok())?;
+            let (expr, tz) = s.parsed().ok()?;
             Some((s.name.clone(), expr, tz))
         })
         .collect();

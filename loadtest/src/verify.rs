@@ -380,24 +380,18 @@ impl Firing {
 /// its time zone through the schedule function, the group grows; the next
 /// action fires and the group returns to min. No load is sent.
 pub async fn run_schedule(local: Local, scenario: Scenario, out: &mut (impl Write + Send)) -> Result<Report> {
-    use functions::schedule::ScheduleExpr;
     let policy = Policy::load(&local.policy_file)?;
     let group = pick_group(&policy, local.group.as_deref())?;
     let start_capacity = group.desired.unwrap_or(group.min);
     let now = Timestamp::now();
     let mut schedules = Vec::new();
     for schedule in &group.schedules {
-        let Some(expression) = schedule.expression() else {
+        if schedule.expression().is_none() {
             continue;
-        };
-        let expr: ScheduleExpr = expression
-            .parse()
-            .with_context(|| format!("schedule {}", schedule.name))?;
-        let zone = match schedule.timezone.as_deref() {
-            Some(name) => functions::schedule::time_zone(name)
-                .with_context(|| format!("schedule {}: time zone {name:?}", schedule.name))?,
-            None => jiff::tz::TimeZone::UTC,
-        };
+        }
+        let (expr, zone) = schedule
+            .parsed()
+            .map_err(|e| anyhow::anyhow!("schedule {}: {e}", schedule.name))?;
         schedules.push((schedule.clone(), expr, zone));
     }
     let next = |after: Timestamp, raising: bool| {

@@ -1129,12 +1129,12 @@ async fn sampler(cloud: Cloud, runtime: Arc<GroupRuntime>) {
         previous_cpu.retain(|id, _| instances.iter().any(|(i, _)| i == id));
         let rate = requests.saturating_sub(previous_requests) as f64 / wall;
         previous_requests = requests;
-        // As the load balancer publishes them (ALB docs): only in a minute
-        // with requests; RequestCountPerTarget by TargetGroup alone, one
-        // value a minute, the requests per target (its Sum is that average);
-        // the requests over the healthy targets; RequestCount and
-        // TargetResponseTime by LoadBalancer and TargetGroup. Requests a
-        // minute at the wall-clock rate (see crate::metrics).
+        // As the load balancer publishes them (ALB docs), only in a minute
+        // with requests: RequestCountPerTarget by TargetGroup alone, one
+        // value a minute, the requests over the healthy targets (its Sum is
+        // that average); RequestCount and TargetResponseTime by LoadBalancer
+        // and TargetGroup. Requests a minute at the wall-clock rate (see
+        // crate::metrics).
         let healthy = targets
             .iter()
             .filter(|t| t.health == crate::lb::TargetHealth::Healthy)
@@ -1199,11 +1199,7 @@ async fn events(cloud: Cloud) {
         .iter()
         .flat_map(|g| g.schedules.iter())
         .filter_map(|s| {
-            let expr = s.expression()?.parse().ok()?;
-            let tz = match s.timezone.as_deref() {
-                Some(zone) => functions::schedule::time_zone(zone).ok()?,
-                None => jiff::tz::TimeZone::UTC,
-            };
+            let (expr, tz) = s.parsed().ok()?;
             Some((s.name.clone(), expr, tz))
         })
         .collect();

@@ -590,15 +590,23 @@ impl crate::ports::MetricsPort for AwsMetrics {
                 name: name.to_string(),
                 state,
                 state_since: since,
-                value: alarm.state_reason_data().and_then(newest_reason_datapoint),
+                value: alarm
+                    .state_reason_data()
+                    .and_then(newest_reason_datapoint)
+                    .map(|(_, v)| v),
+                data_at: alarm
+                    .state_reason_data()
+                    .and_then(newest_reason_datapoint)
+                    .and_then(|(at, _)| at),
             });
         }
         Ok(states)
     }
 }
 
-/// The newest datapoint in an alarm's `StateReasonData` JSON.
-fn newest_reason_datapoint(json: &str) -> Option<f64> {
+/// The newest datapoint in an alarm's `StateReasonData` JSON: (its period
+/// start when given, value).
+fn newest_reason_datapoint(json: &str) -> Option<(Option<Timestamp>, f64)> {
     let data: serde_json::Value = serde_json::from_str(json).ok()?;
     let evaluated = data.get("evaluatedDatapoints").and_then(|v| v.as_array());
     let newest = evaluated.and_then(|points| {
@@ -606,9 +614,9 @@ fn newest_reason_datapoint(json: &str) -> Option<f64> {
             .iter()
             .filter_map(|p| Some((p.get("timestamp")?.as_str()?.to_string(), p.get("value")?.as_f64()?)))
             .max_by(|a, b| a.0.cmp(&b.0))
-            .map(|(_, v)| v)
+            .map(|(at, v)| (crate::trigger::parse_aws_time(&at), v))
     });
-    newest.or_else(|| data.get("recentDatapoints")?.as_array()?.last()?.as_f64())
+    newest.or_else(|| Some((None, data.get("recentDatapoints")?.as_array()?.last()?.as_f64()?)))
 }
 
 /// Both AWS adapters, with their clients built once per process by a

@@ -113,6 +113,9 @@ pub struct AlarmStatus {
     pub state_since: Timestamp,
     /// The newest datapoint that the alarm evaluated, if known.
     pub value: Option<f64>,
+    /// The start of that datapoint's period, when known (its age is logged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_at: Option<Timestamp>,
 }
 
 /// What asks for a decision.
@@ -457,6 +460,13 @@ fn decide_alarm(
         );
     };
     let mut rules = vec![step_rule(policy, step, value)];
+    if let Some(at) = status.data_at {
+        // The age of what was decided on: CloudWatch's data is minutes late.
+        rules.push(format!(
+            "datapoint of the period from {at}, {} old",
+            humantime::format_duration(Duration::from_secs(elapsed(at, now).as_secs()))
+        ));
+    }
     let scale_out = match policy.adjustment {
         AdjustmentType::ExactCapacity => step.change > i64::from(desired),
         _ => step.change > 0,

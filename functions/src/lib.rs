@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod calendar;
 pub mod cfn;
+pub mod cloudwatch;
 pub mod contract;
 pub mod decide;
 pub mod handler;

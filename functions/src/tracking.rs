@@ -15,6 +15,8 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+// A datapoint older than FRESHNESS at evaluation time counts as missing.
+use crate::cloudwatch::FRESHNESS;
 use crate::decide::{Action, Activity, Decision, Lifecycle, Observation, elapsed};
 use crate::policy::{Behavior, GroupPolicy, PredefinedMetric, Select, TargetTracking, TrackedMetric};
 
@@ -42,9 +44,6 @@ pub fn metric_key(metric: &TrackedMetric) -> String {
         TrackedMetric::Custom(spec) => format!("{}/{}", spec.namespace, spec.name),
     }
 }
-
-/// A datapoint older than this at evaluation time counts as missing.
-const FRESHNESS: Duration = Duration::from_secs(180);
 
 /// One recommendation: the capacity the metric asks for at a point in time.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -85,6 +84,13 @@ pub(crate) fn decide(
         "{key} mean {:.1} vs target {} -> {} instance(s)",
         now_rec.mean, policy.target, now_rec.capacity
     )];
+    if let Some(newest) = series.values().flatten().map(|d| d.at).filter(|t| *t <= now).max() {
+        // The age of what was decided on: CloudWatch's data is minutes late.
+        rules.push(format!(
+            "newest datapoint: the minute from {newest}, {} old",
+            humantime::format_duration(Duration::from_secs(elapsed(newest, now).as_secs()))
+        ));
+    }
     let mut capacity = now_rec.capacity;
     if policy.disable_scale_in && capacity < current {
         rules.push("scale-in disabled".into());

@@ -48,6 +48,9 @@ pub struct AlarmEvent {
     pub state_since: Timestamp,
     /// The newest evaluated datapoint, when the event carries one.
     pub value: Option<f64>,
+    /// The start of that datapoint's period, when the event says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_at: Option<Timestamp>,
     /// Which shape it came in.
     pub shape: Shape,
 }
@@ -97,6 +100,7 @@ impl Event {
                         state: alarm.state,
                         state_since: alarm.state_since,
                         value: alarm.value,
+                        data_at: alarm.data_at,
                     }),
                 },
                 None => Routed::Ignored(format!("alarm {} drives no policy of this policy file", alarm.name)),
@@ -269,7 +273,8 @@ where
             .map(|p| state_of(shape, format!("{at}.previousState.value"), &p.value))
             .transpose()?,
         state_since: timestamp(state.timestamp),
-        value: newest_datapoint(state),
+        value: newest_datapoint(state).map(|(_, v)| v),
+        data_at: newest_datapoint(state).and_then(|(at, _)| at),
         shape: kind,
     })))
 }
@@ -288,7 +293,8 @@ fn state_of(shape: &'static str, path: String, value: &CloudWatchAlarmStateValue
 }
 
 /// The newest evaluated datapoint (by timestamp), else the last of the recent ones.
-fn newest_datapoint(state: &CloudWatchAlarmState<CloudWatchAlarmStateReasonData>) -> Option<f64> {
+/// The newest evaluated datapoint: (its period start when given, value).
+fn newest_datapoint(state: &CloudWatchAlarmState<CloudWatchAlarmStateReasonData>) -> Option<(Option<Timestamp>, f64)> {
     let Some(CloudWatchAlarmStateReasonData::Metric(data)) = &state.reason_data else {
         return None;
     };
@@ -296,8 +302,8 @@ fn newest_datapoint(state: &CloudWatchAlarmState<CloudWatchAlarmStateReasonData>
         .iter()
         .filter_map(|d| d.value.map(|v| (d.timestamp, v)))
         .max_by_key(|(t, _)| *t)
-        .map(|(_, v)| v)
-        .or_else(|| data.recent_datapoints.last().copied())
+        .map(|(t, v)| (Some(timestamp(t)), v))
+        .or_else(|| data.recent_datapoints.last().map(|v| (None, *v)))
 }
 
 fn timestamp(time: chrono::DateTime<chrono::Utc>) -> Timestamp {
@@ -401,12 +407,13 @@ fn sns(value: &Value) -> Result<Parsed, TriggerError> {
         state_since: since,
         // Classic notifications carry no datapoint: the handler reads the metric.
         value: None,
+        data_at: None,
         shape: Shape::SnsAlarm,
     })))
 }
 
 /// AWS writes `2026-11-20T11:06:00.120+0000` (no colon in the offset).
-fn parse_aws_time(text: &str) -> Option<Timestamp> {
+pub(crate) fn parse_aws_time(text: &str) -> Option<Timestamp> {
     if let Ok(t) = text.parse() {
         return Some(t);
     }

@@ -162,6 +162,7 @@ async fn schedule_sets_limits_and_tick_reads_alarms_and_metrics() {
         state: AlarmState::Alarm,
         state_since: at("2026-11-20T11:05:00Z"),
         value: Some(90.0),
+        data_at: None,
     });
     let outcome = handler
         .handle(&event("schedule-tick-target-tracking.json"), tick_at)
@@ -256,6 +257,7 @@ async fn a_late_alarm_event_of_a_superseded_transition_is_ignored_with_the_reaso
                 state: AlarmState::Ok,
                 state_since: at("2026-11-20T11:20:00Z"),
                 value: Some(40.0),
+                data_at: None,
             },
             "alarm web-cpu-high is Ok since 2026-11-20T11:20:00Z: this Alarm event of 2026-11-20T11:05:00.218Z is not its current state",
         ),
@@ -265,6 +267,7 @@ async fn a_late_alarm_event_of_a_superseded_transition_is_ignored_with_the_reaso
                 state: AlarmState::Alarm,
                 state_since: at("2026-11-20T11:30:00Z"),
                 value: Some(95.0),
+                data_at: None,
             },
             "alarm web-cpu-high entered Alarm again at 2026-11-20T11:30:00Z: this event of 2026-11-20T11:05:00.218Z is an older transition",
         ),
@@ -285,6 +288,7 @@ async fn a_late_alarm_event_of_a_superseded_transition_is_ignored_with_the_reaso
         state: AlarmState::Alarm,
         state_since: event_time + SignedDuration::from_millis(400),
         value: Some(91.5),
+        data_at: None,
     });
     let outcome = handler
         .handle(&event("alarm-eventbridge-cpu-high.json"), at("2026-11-20T11:05:01Z"))

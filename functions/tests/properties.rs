@@ -86,6 +86,7 @@ fn alarm_trigger() -> impl Strategy<Value = Trigger> {
                 state,
                 state_since: now() - SignedDuration::from_secs(5),
                 value,
+                data_at: None,
             })
         })
 }

@@ -50,6 +50,7 @@ fn alarm(name: &str, value: Option<f64>) -> Trigger {
         state: AlarmState::Alarm,
         state_since: ago(5),
         value,
+        data_at: None,
     })
 }
 
@@ -246,6 +247,7 @@ fn step_scaling_cases() {
                 state: AlarmState::Ok,
                 state_since: ago(1),
                 value: Some(41.0),
+                data_at: None,
             }),
             action: Action::Hold,
             explains: &["is Ok: alarm policies act only in ALARM"],

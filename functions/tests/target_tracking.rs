@@ -124,6 +124,7 @@ fn in_alarm(name: &str, value: f64) -> AlarmStatus {
         state: AlarmState::Alarm,
         state_since: ago(600),
         value: Some(value),
+        data_at: None,
     }
 }
 

@@ -41,6 +41,7 @@ fn main() {
         capacity_rps: 100.0,
         boot: Duration::from_secs(90),
         price_per_hour: 0.0416,
+        ingestion_delay: functions::cloudwatch::INGESTION_DELAY,
     };
     let parse = median(21, || Trace::parse("lunch-peak-week.csv", black_box(&text)));
     println!(

@@ -10,11 +10,15 @@
 //!   `request_count_per_target` the requests of the minute per instance, a
 //!   custom metric the requests/s per instance;
 //! - an instance is billed from launch and serves after `boot`;
-//! - CloudWatch: one datapoint a minute; an alarm's period statistic is the
-//!   mean of the minutes in the period (CPUUtilization: CPU %; any other
-//!   metric: the request rate, summed over the period for `Sum`), evaluated
-//!   at each period end with M of N datapoints; a state change is an
-//!   EventBridge alarm event;
+//! - CloudWatch: one datapoint a minute, readable `ingestion_delay` after
+//!   its minute starts (3 minutes by default, as EC2 detailed monitoring);
+//!   an alarm's period statistic is the mean of the minutes in the period
+//!   (CPUUtilization: CPU %; any other metric: the request rate, summed over
+//!   the period for `Sum`), judged every minute over its evaluation range
+//!   of periods ending then (CloudWatch's rolling window) by
+//!   `functions::cloudwatch::judge`, the same code as the local cloud's
+//!   alarms; a state change is an EventBridge alarm event; target
+//!   tracking reads only readable datapoints too;
 //! - EventBridge: scheduled actions fire at their cron times in their time
 //!   zone; the target-tracking tick runs every minute and re-checks alarms
 //!   still in ALARM;
@@ -23,6 +27,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use functions::cloudwatch;
 use functions::decide::{
     Action, Activity, AlarmState, AlarmStatus, Datapoint, DecideError, Decision, Instance, Lifecycle, MetricHistory,
     Observation, Trigger, decide,
@@ -46,6 +51,10 @@ pub struct Model {
     pub boot: Duration,
     /// Price of one instance-hour.
     pub price_per_hour: f64,
+    /// From the start of a minute until CloudWatch shows its datapoints
+    /// (`functions::cloudwatch::INGESTION_DELAY` or longer).
+    #[serde(with = "seconds")]
+    pub ingestion_delay: Duration,
 }
 
 mod seconds {
@@ -140,10 +149,22 @@ struct SimInstance {
 #[derive(Debug, Clone)]
 struct AlarmSim {
     policy: AlarmPolicy,
-    /// Period values, oldest first.
-    values: Vec<f64>,
+    /// The newest datapoint judged: (its period start, value).
+    newest: Option<(Timestamp, f64)>,
     state: AlarmState,
     since: Timestamp,
+}
+
+impl AlarmSim {
+    fn status(&self, state_since: Timestamp) -> AlarmStatus {
+        AlarmStatus {
+            name: self.policy.alarm.clone(),
+            state: self.state,
+            state_since,
+            value: self.newest.map(|(_, v)| v),
+            data_at: self.newest.map(|(at, _)| at),
+        }
+    }
 }
 
 struct Sim<'a> {
@@ -190,13 +211,19 @@ impl Sim<'_> {
         }
     }
 
+    /// The tracked metrics as CloudWatch shows them at `now`.
     fn history(&self, now: Timestamp) -> MetricHistory {
         let mut history = MetricHistory::default();
+        let delay = self.model.ingestion_delay;
         for (key, instances) in &self.per_instance {
             let recent = instances
                 .iter()
                 .map(|(id, points)| {
-                    let recent: Vec<Datapoint> = points.iter().filter(|d| d.at >= now - HISTORY).copied().collect();
+                    let recent: Vec<Datapoint> = points
+                        .iter()
+                        .filter(|d| d.at >= now - HISTORY && cloudwatch::readable(d.at, delay, now))
+                        .copied()
+                        .collect();
                     (id.clone(), recent)
                 })
                 .filter(|(_, points)| !points.is_empty())
@@ -267,12 +294,16 @@ impl Sim<'_> {
     }
 }
 
-/// The value an alarm reads for a period ending at `end`.
+/// One value a minute, stamped with the minute's start.
+type Minutes = [(Timestamp, f64)];
+
+/// The value an alarm reads at `now` for a period ending at `end`: only
+/// the minutes CloudWatch shows by then.
 fn period_value(
     policy: &AlarmPolicy,
-    cpu: &[(Timestamp, f64)],
-    rps: &[(Timestamp, f64)],
+    (cpu, rps): (&Minutes, &Minutes),
     end: Timestamp,
+    (delay, now): (Duration, Timestamp),
 ) -> Option<f64> {
     let period = SignedDuration::try_from(policy.period).ok()?;
     let start = end - period;
@@ -280,7 +311,7 @@ fn period_value(
     let series = if is_cpu { cpu } else { rps };
     let values: Vec<f64> = series
         .iter()
-        .filter(|(t, _)| *t >= start && *t < end)
+        .filter(|(t, _)| *t >= start && *t < end && cloudwatch::readable(*t, delay, now))
         .map(|(_, v)| *v)
         .collect();
     if values.is_empty() {
@@ -340,11 +371,21 @@ pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Result<Report, D
         .iter()
         .map(|p| AlarmSim {
             policy: p.clone(),
-            values: Vec::new(),
+            newest: None,
             state: AlarmState::InsufficientData,
             since: first,
         })
         .collect();
+    // Minutes kept: the decisions' history, and every alarm's evaluation
+    // range with the minutes still being ingested.
+    let keep = group
+        .alarm_policies
+        .iter()
+        .map(|p| {
+            let range = cloudwatch::evaluation_range(p) as u32;
+            SignedDuration::try_from(p.period * range + model.ingestion_delay).unwrap_or(HISTORY)
+        })
+        .fold(HISTORY, SignedDuration::max);
     let schedules: Vec<(String, ScheduleExpr, TimeZone)> = group
         .schedules
         .iter()
@@ -415,53 +456,43 @@ pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Result<Report, D
                     .push(Datapoint { at: t, value });
             }
         }
-        let keep_from = now - HISTORY;
+        let keep_from = now - keep;
         sim.cpu.retain(|(at, _)| *at >= keep_from);
         sim.rps.retain(|(at, _)| *at >= keep_from);
         for points in sim.per_instance.values_mut().flat_map(|m| m.values_mut()) {
             points.retain(|d| d.at >= keep_from);
         }
 
-        // Alarms evaluate at their period ends; a change is an event.
+        // Alarms evaluate every minute (`cloudwatch::evaluation_end`), over
+        // their evaluation range of periods ending then, as CloudWatch shows
+        // it then; a change is an event.
         for alarm in &mut alarms {
             let period = alarm.policy.period.as_secs() as i64;
-            if period == 0 || now.as_second() % period != 0 {
+            if period == 0 || cloudwatch::evaluation_end(alarm.policy.period, now) != now {
                 continue;
             }
-            if let Some(value) = period_value(&alarm.policy, &sim.cpu, &sim.rps, now) {
-                alarm.values.push(value);
-            }
-            let n = alarm.policy.evaluation_periods as usize;
-            let m = alarm
-                .policy
-                .datapoints_to_alarm
-                .unwrap_or(alarm.policy.evaluation_periods) as usize;
-            if alarm.values.len() > n {
-                alarm.values.drain(..alarm.values.len() - n);
-            }
-            if alarm.values.len() < n.min(m) {
-                continue;
-            }
-            let breaching = alarm
-                .values
-                .iter()
-                .filter(|v| alarm.policy.comparison.breached(**v, alarm.policy.threshold))
-                .count();
-            let state = if breaching >= m {
-                AlarmState::Alarm
-            } else {
-                AlarmState::Ok
-            };
-            if state != alarm.state {
-                alarm.state = state;
+            let range = cloudwatch::evaluation_range(&alarm.policy);
+            let length = SignedDuration::from_secs(period);
+            let values: Vec<Option<f64>> = (0..range)
+                .rev()
+                .map(|k| {
+                    period_value(
+                        &alarm.policy,
+                        (&sim.cpu, &sim.rps),
+                        now - length * k as i32,
+                        (model.ingestion_delay, now),
+                    )
+                })
+                .collect();
+            let judged = cloudwatch::judge(&alarm.policy, &values, alarm.state);
+            alarm.newest = judged
+                .evaluated
+                .last()
+                .map(|(k, v)| (now - length * (range - k) as i32, *v));
+            if judged.state != alarm.state {
+                alarm.state = judged.state;
                 alarm.since = now;
-                let status = AlarmStatus {
-                    name: alarm.policy.alarm.clone(),
-                    state,
-                    state_since: now,
-                    value: alarm.values.last().copied(),
-                };
-                let _ = sim.decide(&Trigger::Alarm(status), now)?;
+                let _ = sim.decide(&Trigger::Alarm(alarm.status(now)), now)?;
             }
         }
         for (name, expr, tz) in &schedules {
@@ -472,12 +503,7 @@ pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Result<Report, D
         let in_alarm: Vec<AlarmStatus> = alarms
             .iter()
             .filter(|a| a.state == AlarmState::Alarm)
-            .map(|a| AlarmStatus {
-                name: a.policy.alarm.clone(),
-                state: a.state,
-                state_since: a.since,
-                value: a.values.last().copied(),
-            })
+            .map(|a| a.status(a.since))
             .collect();
         let _ = sim.decide(
             &Trigger::Tick {

@@ -45,6 +45,10 @@ enum Command {
         /// Launch to in service.
         #[arg(long, default_value = "90s", value_parser = humantime::parse_duration)]
         boot: Duration,
+        /// From the start of a minute until CloudWatch shows its datapoints:
+        /// 3m as EC2 detailed monitoring (the least allowed), or longer.
+        #[arg(long, default_value = "3m", value_parser = ingestion_delay)]
+        ingestion_delay: Duration,
         /// Price of one instance-hour.
         #[arg(long, default_value_t = 0.0416, value_parser = non_negative)]
         price: f64,
@@ -184,6 +188,18 @@ struct Checks(Vec<loadtest::run::Expectation>);
 
 fn checks(text: &str) -> Result<Checks, String> {
     loadtest::run::Expectation::parse_list(text).map(Checks)
+}
+
+/// CloudWatch's ingestion delay or longer: a shorter one would replay a
+/// policy more leniently than AWS runs it.
+fn ingestion_delay(text: &str) -> Result<Duration, String> {
+    let least = functions::cloudwatch::INGESTION_DELAY;
+    let allowed = || format!("allowed: {} (CloudWatch's) to 1h", humantime::format_duration(least));
+    let delay = humantime::parse_duration(text).map_err(|e| format!("{e}; {}", allowed()))?;
+    if delay < least || delay > Duration::from_secs(3600) {
+        return Err(format!("{text} is out of range; {}", allowed()));
+    }
+    Ok(delay)
 }
 
 fn positive(text: &str) -> Result<f64, String> {
@@ -369,6 +385,7 @@ fn backtest_cli(command: Command) -> Result<()> {
         group,
         capacity_rps,
         boot,
+        ingestion_delay,
         price,
         compare,
         json,
@@ -382,6 +399,7 @@ fn backtest_cli(command: Command) -> Result<()> {
         capacity_rps,
         boot,
         price_per_hour: price,
+        ingestion_delay,
     };
     // Everything is loaded and checked before anything runs.
     let main = pick_group(&Policy::load(&policy_path)?, group.as_deref(), true)?;
@@ -555,10 +573,11 @@ fn print_comparison(out: &mut impl Write, reports: &[(String, Report)]) -> std::
 fn print_summary(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     writeln!(
         out,
-        "model: one instance serves {} req/s at 100% CPU, boots in {}, costs {}/h",
+        "model: one instance serves {} req/s at 100% CPU, boots in {}, costs {}/h; CloudWatch shows a minute {} after it starts",
         r.model.capacity_rps,
         humantime::format_duration(r.model.boot),
-        r.model.price_per_hour
+        r.model.price_per_hour,
+        humantime::format_duration(r.model.ingestion_delay)
     )?;
     writeln!(
         out,

@@ -237,6 +237,7 @@ pub async fn start_local(local: &Local, out_dir: &std::path::Path, start: Option
         cpu_limit: local.cpu_limit,
         log_dir: out_dir.join("logs"),
         drain_timeout: Duration::from_secs(10),
+        ingestion_delay: functions::cloudwatch::INGESTION_DELAY,
         functions: Some(local.binaries.clone()),
         policy_file: Some(local.policy_file.clone()),
     };
@@ -605,7 +606,11 @@ impl Target for LocalTarget<'_> {
     async fn cpu(&self) -> Option<f64> {
         let now = self.now();
         let key = SeriesKey::new("AWS/EC2", "CPUUtilization", &[("AutoScalingGroupName", &self.group)]);
-        let points = self.cloud.points(&key, now - jiff::SignedDuration::from_mins(3), now);
+        // The newest minute CloudWatch shows: it is `INGESTION_DELAY` late.
+        let back = jiff::SignedDuration::try_from(functions::cloudwatch::INGESTION_DELAY)
+            .unwrap_or(jiff::SignedDuration::ZERO)
+            + jiff::SignedDuration::from_mins(3);
+        let points = self.cloud.points(&key, now - back, now);
         let newest = points.last().map(|(t, _)| *t)?;
         let values: Vec<f64> = points.iter().filter(|(t, _)| *t == newest).map(|(_, v)| *v).collect();
         Some(values.iter().sum::<f64>() / values.len() as f64)

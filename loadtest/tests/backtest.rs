@@ -29,6 +29,7 @@ const MODEL: Model = Model {
     capacity_rps: 100.0,
     boot: Duration::from_secs(90),
     price_per_hour: 0.0416,
+    ingestion_delay: functions::cloudwatch::INGESTION_DELAY,
 };
 
 #[test]
@@ -60,7 +61,11 @@ fn a_steady_load_in_the_policy_band_never_scales() {
 #[test]
 fn a_step_up_scales_by_the_step_after_three_periods_and_the_boot() {
     // 150 -> 270 req/s at 00:30 on 3 instances: CPU 50% -> 90%. The alarm needs
-    // three 300 s periods above 70% (00:30-00:45), then +2, in service 90 s later.
+    // three 300 s periods above 70%. CloudWatch evaluates it every minute on
+    // periods ending then, with the minutes it has (3 minutes late): at 00:43
+    // the periods end 00:33, 00:38, 00:43 and hold the minutes to 00:39, all
+    // above 70% (the oldest 50, 50, 90, 90, 90 = 74%). Then +2, in service
+    // 90 s later.
     let rates = (0..120).map(|m| if m < 30 { 150.0 } else { 270.0 });
     let report = run(&trace(rates), &shipped("seed-step.toml").groups[0], MODEL).expect("backtest");
     let at = |hhmm: &str| {
@@ -70,16 +75,16 @@ fn a_step_up_scales_by_the_step_after_three_periods_and_the_boot() {
             .find(|m| m.at.to_string() == format!("2026-11-16T{hhmm}:00Z"))
             .expect("minute")
     };
-    assert_eq!((at("00:44").instances, at("00:44").in_service), (3, 3));
-    // Decided at the end of the 00:44 minute (the period end, 00:45).
-    assert_eq!((at("00:45").instances, at("00:45").in_service), (5, 3));
-    assert_eq!(at("00:46").in_service, 3, "still booting");
-    assert_eq!(at("00:47").in_service, 5, "in service 90 s after launch");
+    assert_eq!((at("00:42").instances, at("00:42").in_service), (3, 3));
+    // Decided at the end of the 00:42 minute (the evaluation at 00:43).
+    assert_eq!((at("00:43").instances, at("00:43").in_service), (5, 3));
+    assert_eq!(at("00:44").in_service, 3, "still booting");
+    assert_eq!(at("00:45").in_service, 5, "in service 90 s after launch");
     // 270 req/s on 5 instances is 54%: inside the band, no further action.
     assert_eq!(report.scaling_actions, 1);
     // Short of capacity? 270 <= 300: never.
     assert_eq!(report.minutes_over_capacity, 0);
-    assert!((at("00:47").cpu_percent - 54.0).abs() < 1e-9);
+    assert!((at("00:45").cpu_percent - 54.0).abs() < 1e-9);
 }
 
 #[test]
@@ -91,8 +96,14 @@ fn a_surge_beyond_capacity_is_counted_until_capacity_covers_it() {
     assert_eq!(report.shortfalls.len(), 1);
     let shortfall = report.shortfalls[0];
     assert_eq!(shortfall.start.to_string(), "2026-11-16T00:10:00Z");
-    // Doubling per 15 s period at most, with 90 s boots: covered within minutes.
-    assert!(shortfall.minutes >= 2 && shortfall.minutes <= 6, "{shortfall:?}");
+    // CPU saturates at 100%, so each decision at most doubles the group, and
+    // each waits for a minute with the new instances in service to reach
+    // CloudWatch: the first surge minute (00:10) is readable at 00:13, then a
+    // 90 s boot and 3 minutes of delay between doublings: 2 -> 4 -> 8 -> 10.
+    let steps: Vec<(String, u32)> = report.actions.iter().map(|a| (a.at.to_string(), a.to)).collect();
+    let want = [("00:13", 4), ("00:18", 8), ("00:23", 10)].map(|(t, n)| (format!("2026-11-16T{t}:00Z"), n));
+    assert_eq!(steps, want);
+    assert_eq!(shortfall.minutes, 10, "{shortfall:?}");
     assert!(report.highest_cpu_percent >= 250.0 - 1e-9);
     // At the end the group sits near 50% of 500 req/s: 10 instances (the max).
     assert_eq!(report.timeline.last().expect("minute").in_service, 10);
@@ -131,14 +142,18 @@ fn the_recommended_policy_meets_its_targets_on_the_lunch_peak_week() {
 }
 
 #[test]
-fn the_recommended_policy_follows_a_flash_crowd_within_five_minutes() {
+fn the_recommended_policy_follows_a_flash_crowd_within_six_minutes() {
     let trace = recorded("flash-crowd-day.csv");
     let ours = run(&trace, &shipped("recommended.toml").groups[0], MODEL).expect("backtest");
     assert_eq!(ours.surges.len(), 1, "{:?}", ours.surges);
     let surge = &ours.surges[0];
     assert_eq!(surge.onset.to_string(), "2026-11-16T09:18:00Z");
     assert!(surge.peak_rps > 10.0 * surge.baseline_rps, "{surge:?}");
-    assert!(surge.minutes_to_capacity.is_some_and(|m| m <= 5), "{surge:?}");
+    // Issue 7 asked for 5 minutes, measured with data read at once; 3 of the
+    // 6 are CloudWatch's ingestion delay (the first surge minute is readable
+    // 3 minutes after it starts), then a tick and a 90 s boot, as the load
+    // still climbs.
+    assert!(surge.minutes_to_capacity.is_some_and(|m| m <= 6), "{surge:?}");
     assert!(ours.over_capacity_fraction <= 0.02, "{}", ours.over_capacity_fraction);
     // The course's policy (max 10, CPU only) cannot: it is what we improve on.
     let course = run(&trace, &shipped("course-target-tracking.toml").groups[0], MODEL).expect("backtest");
@@ -151,7 +166,12 @@ fn the_recommended_policy_rides_out_attack_bursts_without_thrashing() {
     let ours = run(&trace, &shipped("recommended.toml").groups[0], MODEL).expect("backtest");
     assert_eq!(ours.surges.len(), 3, "{:?}", ours.surges);
     for surge in &ours.surges {
-        assert!(surge.scaling_actions <= 3, "{surge:?}");
+        // Out, out again at max, in: 3. With CloudWatch's delay one burst
+        // takes a 4th (40 -> 4 -> 2, then 3 again): the scale-in reads a
+        // per-target datapoint from when 40 served, applied to 4 instances
+        // (issue 22's yardstick work; issue 7 asked <= 3 with data read at
+        // once).
+        assert!(surge.scaling_actions <= 4, "{surge:?}");
         assert!(surge.minutes_back_to_baseline.is_some_and(|m| m <= 30), "{surge:?}");
         assert!(surge.minutes_to_capacity.is_some_and(|m| m <= 5), "{surge:?}");
     }
@@ -172,10 +192,11 @@ fn surges_are_found_against_the_trailing_baseline() {
         Some("2026-11-16T01:20:00Z")
     );
     assert_eq!((surge.baseline_rps, surge.peak_rps), (100.0, 800.0));
-    // 2 instances before; the datapoint of 01:00 is read at 01:01, the
-    // instances boot for 90 s: in service for the minute of 01:03.
+    // 2 instances before; the datapoint of 01:00 is readable at 01:03
+    // (CloudWatch's ingestion delay), the instances boot for 90 s: in
+    // service for the minute of 01:05.
     assert_eq!(surge.instances_before, 2);
-    assert_eq!(surge.minutes_to_capacity, Some(3));
+    assert_eq!(surge.minutes_to_capacity, Some(5));
     // One scale-out (100 -> 800 req/s needs 16 at 50 req/s each), one scale-in
     // after the 10-minute stabilisation.
     assert_eq!(surge.scaling_actions, 2, "{:?}", report.actions);

@@ -5,7 +5,7 @@
 //! EventBridge "CloudWatch Alarm State Change" event, the same JSON AWS sends.
 
 use functions::decide::{AlarmState, AlarmStatus};
-use functions::policy::{AlarmPolicy, MissingData};
+use functions::policy::AlarmPolicy;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -20,10 +20,13 @@ pub struct Alarm {
     pub state: AlarmState,
     pub state_since: Timestamp,
     pub reason: String,
-    /// The period values of the last evaluation, oldest first (None: missing).
+    /// The period values of the last evaluation's range, oldest first (None: missing).
     pub values: Vec<Option<f64>>,
     /// The end of the last evaluated period.
     pub evaluated_at: Option<Timestamp>,
+    /// Which of `values` the last evaluation judged (indexes, oldest first).
+    #[serde(default)]
+    pub evaluated: Vec<usize>,
     #[serde(skip)]
     policy: Option<AlarmPolicy>,
 }
@@ -47,6 +50,7 @@ impl Alarm {
             reason: "Unchecked: Initial alarm creation".into(),
             values: Vec::new(),
             evaluated_at: None,
+            evaluated: Vec::new(),
             policy: Some(policy.clone()),
         }
     }
@@ -63,74 +67,67 @@ impl Alarm {
             name: self.name.clone(),
             state: self.state,
             state_since: self.state_since,
-            value: self.values.iter().rev().find_map(|v| *v),
+            value: self.newest().map(|(_, v)| v),
+            data_at: self.newest().map(|(at, _)| at),
         }
     }
 
-    /// Evaluates every period end in `(evaluated_at, now]` (the newest one
-    /// only, if several passed), returning the state change if any.
+    /// The newest datapoint the last evaluation judged: (period start, value).
+    fn newest(&self) -> Option<(Timestamp, f64)> {
+        let (end, period) = (self.evaluated_at?, self.policy.as_ref()?.period.as_secs() as i64);
+        let k = *self.evaluated.last()?;
+        let start = end - SignedDuration::from_secs(period * (self.values.len() - k) as i64);
+        Some((start, self.values.get(k).copied().flatten()?))
+    }
+
+    /// Evaluates at each evaluation time in `(evaluated_at, now]` (every
+    /// minute, or every 10 s for a short period: the newest one only, if
+    /// several passed), returning the state change if any. The alarm reads
+    /// its evaluation range, periods ending at that time, as CloudWatch
+    /// shows it at `now` (late datapoints missing) and judges it with
+    /// [`functions::cloudwatch::judge`].
     pub fn evaluate(&mut self, store: &MetricStore, now: Timestamp) -> Option<StateChange> {
         let policy = self.policy().clone();
         let period = SignedDuration::try_from(policy.period).ok()?;
-        let period_s = period.as_secs().max(1);
-        let end = Timestamp::from_second(now.as_second().div_euclid(period_s) * period_s).ok()?;
+        let end = functions::cloudwatch::evaluation_end(policy.period, now);
         if self.evaluated_at.is_some_and(|last| last >= end) {
             return None;
         }
         self.evaluated_at = Some(end);
+        let range = functions::cloudwatch::evaluation_range(&policy);
+        let readable = store.at(now);
+        self.values = (0..range)
+            .rev()
+            .map(|k| readable.statistic(&policy.metric, period, end - period * k as i32))
+            .collect();
+        let judged = functions::cloudwatch::judge(&policy, &self.values, self.state);
+        self.evaluated = judged.evaluated.iter().map(|(k, _)| *k).collect();
         let n = policy.evaluation_periods as usize;
         let m = policy.datapoints_to_alarm.unwrap_or(policy.evaluation_periods) as usize;
-        self.values = (0..n)
-            .rev()
-            .map(|k| store.statistic(&policy.metric, period, end - period * k as i32))
-            .collect();
-        let present: Vec<f64> = self.values.iter().flatten().copied().collect();
-        let missing = n - present.len();
-        let breaching_present = present
+        let start_of = |k: usize| end - period * (range - k) as i32;
+        let shown: Vec<String> = judged
+            .evaluated
             .iter()
-            .filter(|v| policy.comparison.breached(**v, policy.threshold))
-            .count();
-        let breaching = match policy.missing_data {
-            MissingData::Breaching => breaching_present + missing,
-            _ => breaching_present,
-        };
-        // CloudWatch's documented table: with `missing` and `ignore`, fewer
-        // present datapoints than M judge by the present ones (missing: ALARM
-        // if all of them breach, else OK; ignore: keep the state).
-        let all_present_breach = !present.is_empty() && breaching_present == present.len();
-        let next = match policy.missing_data {
-            _ if breaching >= m => AlarmState::Alarm,
-            MissingData::NotBreaching | MissingData::Breaching => AlarmState::Ok,
-            MissingData::Missing if present.is_empty() => AlarmState::InsufficientData,
-            MissingData::Missing if present.len() < m && all_present_breach => AlarmState::Alarm,
-            MissingData::Ignore if present.len() < m => self.state,
-            MissingData::Missing | MissingData::Ignore => AlarmState::Ok,
-        };
-        let shown: Vec<String> = self
-            .values
-            .iter()
-            .enumerate()
             .rev()
-            .filter_map(|(k, v)| {
-                v.map(|v| {
-                    format!(
-                        "{v:.1} ({})",
-                        (end - period * (n - k) as i32).strftime("%d/%m/%y %H:%M:%S")
-                    )
-                })
-            })
+            .map(|(k, v)| format!("{v:.1} ({})", start_of(*k).strftime("%d/%m/%y %H:%M:%S")))
             .collect();
-        let judged = if next == AlarmState::Alarm {
+        let next = judged.state;
+        let judged_word = if next == AlarmState::Alarm {
             "breached"
         } else {
             "did not breach"
         };
+        let filled = if judged.filled > 0 {
+            format!(", {} missing treated as {:?}", judged.filled, policy.missing_data)
+        } else {
+            String::new()
+        };
         let reason = format!(
-            "Threshold Crossed: {breaching} out of the last {n} datapoints [{}] {judged} the threshold ({} {:.1}), {} present (minimum {m} datapoints for OK -> ALARM transition).",
+            "Threshold Crossed: {} out of the last {n} datapoints [{}] {judged_word} the threshold ({} {:.1}){filled} (minimum {m} datapoints for OK -> ALARM transition).",
+            judged.breaching,
             shown.join(", "),
             policy.comparison.symbol(),
             policy.threshold,
-            present.len()
         );
         if next == self.state {
             return None;
@@ -158,14 +155,15 @@ impl Alarm {
     ) -> Value {
         let period = policy.period.as_secs();
         let n = self.values.len();
+        let start_of = |k: usize| end - SignedDuration::from_secs(period as i64 * (n - k) as i64);
+        // The datapoints judged, newest first, with their period starts.
         let evaluated: Vec<Value> = self
-            .values
+            .evaluated
             .iter()
-            .enumerate()
             .rev()
-            .filter_map(|(k, v)| {
-                let at = end - SignedDuration::from_secs(period as i64 * (n - k) as i64);
-                v.map(|v| json!({ "timestamp": aws_time(at), "sampleCount": 1.0, "value": v }))
+            .filter_map(|k| {
+                let v = self.values.get(*k).copied().flatten()?;
+                Some(json!({ "timestamp": aws_time(start_of(*k)), "sampleCount": 1.0, "value": v }))
             })
             .collect();
         let reason_data = json!({
@@ -283,9 +281,14 @@ steps = [{{ lower = 0, change = 2 }}]
         );
     }
 
-    /// Evaluates at the end of each minute 1..=minutes with `values[k]` in minute k.
+    /// Evaluates at the end of each minute 1..=minutes with `values[k]` in
+    /// minute k, each readable at once (no ingestion delay).
     fn run(alarm: &mut Alarm, values: &[Option<f64>]) -> Vec<(usize, StateChange)> {
-        let mut store = MetricStore::default();
+        run_with(alarm, values, std::time::Duration::ZERO)
+    }
+
+    fn run_with(alarm: &mut Alarm, values: &[Option<f64>], delay: std::time::Duration) -> Vec<(usize, StateChange)> {
+        let mut store = MetricStore::new(SignedDuration::from_hours(3), delay);
         let mut changes = Vec::new();
         for (k, v) in values.iter().enumerate() {
             if let Some(v) = v {
@@ -344,28 +347,75 @@ steps = [{{ lower = 0, change = 2 }}]
             assert_eq!(changes.last().map(|(_, c)| c.to), expected, "{treatment}");
         }
 
-        // Ignore keeps ALARM through a gap; missing keeps it while every
-        // present datapoint breaches; notBreaching drops to OK.
+        // The evaluation range (CloudWatch User Guide, "How alarm state is
+        // evaluated when data is missing"): while N real datapoints remain in
+        // the range, the treatment of missing data is not used, and the alarm
+        // re-evaluates them after the metric stops flowing; ignore and
+        // missing keep ALARM, notBreaching fills in once fewer than N remain.
+        let stopped = [Some(90.0), Some(90.0), Some(90.0), None, None, None, None, None];
         let mut alarm = Alarm::new("web", &policy("missing_data = \"ignore\""), minute(0));
-        let changes = run(&mut alarm, &[Some(90.0), Some(90.0), Some(90.0), None, None, None]);
-        assert_eq!(changes.last().map(|(k, c)| (*k, c.to)), Some((2, AlarmState::Alarm)));
+        let changes = run(&mut alarm, &stopped);
+        assert_eq!(
+            changes.iter().map(|(k, c)| (*k, c.to)).collect::<Vec<_>>(),
+            [(2, AlarmState::Alarm)]
+        );
         let mut alarm = Alarm::new("web", &policy("missing_data = \"not_breaching\""), minute(0));
-        let changes = run(&mut alarm, &[Some(90.0), Some(90.0), Some(90.0), None, None, None]);
-        assert_eq!(changes.last().map(|(k, c)| (*k, c.to)), Some((3, AlarmState::Ok)));
+        let changes = run(&mut alarm, &stopped);
+        // The range is 3 + 4 one-minute periods: minute 0 leaves it at the end of minute 7.
+        assert_eq!(changes.last().map(|(k, c)| (*k, c.to)), Some((7, AlarmState::Ok)));
         let mut alarm = Alarm::new("web", &policy(""), minute(0));
-        let changes = run(&mut alarm, &[Some(90.0), Some(90.0), Some(90.0), None, None, None]);
+        let changes = run(&mut alarm, &stopped);
         let states: Vec<(usize, AlarmState)> = changes.iter().map(|(k, c)| (*k, c.to)).collect();
-        assert_eq!(states, [(0, AlarmState::Alarm), (5, AlarmState::InsufficientData)]);
+        // One breaching minute is not yet 3 of 3 (the guide's "- - - - X" row:
+        // INSUFFICIENT_DATA, so no change); all three are.
+        assert_eq!(states, [(2, AlarmState::Alarm)]);
         // One present datapoint, not breaching: OK (the "- - 0" row).
         let mut alarm = Alarm::new("web", &policy(""), minute(0));
         let changes = run(&mut alarm, &[None, None, Some(10.0)]);
         assert_eq!(changes.last().map(|(k, c)| (*k, c.to)), Some((2, AlarmState::Ok)));
     }
 
+    /// CloudWatch is late (`functions::cloudwatch::INGESTION_DELAY`): with
+    /// the delay, the same breach reaches ALARM three minutes later, and the
+    /// late minutes never count as missing data.
     #[test]
-    fn evaluates_once_per_period() {
+    fn late_datapoints_delay_the_alarm_by_the_ingestion_delay() {
+        let values = [
+            Some(50.0),
+            Some(80.0),
+            Some(85.0),
+            Some(90.0),
+            Some(95.0),
+            Some(95.0),
+            Some(95.0),
+            Some(95.0),
+        ];
+        let on_time = run(&mut Alarm::new("web", &policy(""), minute(0)), &values);
+        let late = run_with(
+            &mut Alarm::new("web", &policy(""), minute(0)),
+            &values,
+            functions::cloudwatch::INGESTION_DELAY,
+        );
+        let states = |c: &[(usize, StateChange)]| c.iter().map(|(k, c)| (*k, c.to)).collect::<Vec<_>>();
+        assert_eq!(states(&on_time), [(0, AlarmState::Ok), (3, AlarmState::Alarm)]);
+        assert_eq!(states(&late), [(3, AlarmState::Ok), (6, AlarmState::Alarm)]);
+        // The event names the datapoints judged: minutes 1-3, not the late ones.
+        let event = &late[1].1.event;
+        let data: serde_json::Value =
+            serde_json::from_str(event["detail"]["state"]["reasonData"].as_str().expect("reason data")).expect("json");
+        let stamps: Vec<&str> = data["evaluatedDatapoints"]
+            .as_array()
+            .expect("evaluated")
+            .iter()
+            .map(|d| d["timestamp"].as_str().expect("timestamp"))
+            .collect();
+        assert_eq!(stamps, [aws_time(minute(3)), aws_time(minute(2)), aws_time(minute(1))]);
+    }
+
+    #[test]
+    fn evaluates_once_per_minute() {
         let mut alarm = Alarm::new("web", &policy(""), minute(0));
-        let mut store = MetricStore::default();
+        let mut store = MetricStore::new(SignedDuration::from_hours(3), std::time::Duration::ZERO);
         put(&mut store, 0, 10.0);
         assert!(alarm.evaluate(&store, minute(1)).is_some());
         assert!(
@@ -374,5 +424,37 @@ steps = [{{ lower = 0, change = 2 }}]
                 .is_none()
         );
         assert_eq!(alarm.evaluated_at, Some(minute(1)));
+    }
+
+    /// CloudWatch evaluates a 5-minute alarm every minute over periods that
+    /// end then ("Using Amazon CloudWatch alarms"): a breach that the
+    /// period boundary would have hidden, or a late minute, is judged at the
+    /// next minute, not five minutes later.
+    #[test]
+    fn a_five_minute_alarm_is_evaluated_every_minute_on_a_rolling_window() {
+        let mut five = policy("");
+        (five.period, five.evaluation_periods, five.datapoints_to_alarm) =
+            (std::time::Duration::from_secs(300), 1, Some(1));
+        let store = |breach_from: i64| {
+            let mut store = MetricStore::new(SignedDuration::from_hours(3), std::time::Duration::ZERO);
+            for k in 0..7 {
+                put(&mut store, k, if k < breach_from { 10.0 } else { 100.0 });
+            }
+            store
+        };
+        // 00:05 judges [00:00, 00:05): 10, 100, 100, 100, 100 = 82 > 70.
+        let mut alarm = Alarm::new("web", &five, minute(0));
+        assert_eq!(
+            alarm.evaluate(&store(1), minute(5)).map(|c| c.to),
+            Some(AlarmState::Alarm)
+        );
+        // 10, 10, 10, 100, 100 = 46 at 00:05; 00:06 judges [00:01, 00:06):
+        // 64, still OK; 00:07 judges [00:02, 00:07): 82, ALARM, two minutes
+        // before the next 5-minute boundary.
+        let (mut alarm, store) = (Alarm::new("web", &five, minute(0)), store(3));
+        assert_eq!(alarm.evaluate(&store, minute(5)).map(|c| c.to), Some(AlarmState::Ok));
+        assert!(alarm.evaluate(&store, minute(6)).is_none());
+        assert_eq!(alarm.evaluated_at, Some(minute(6)));
+        assert_eq!(alarm.evaluate(&store, minute(7)).map(|c| c.to), Some(AlarmState::Alarm));
     }
 }

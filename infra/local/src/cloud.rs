@@ -65,6 +65,9 @@ pub struct Config {
     pub functions: Option<PathBuf>,
     /// The policy file the functions read (required with `functions`).
     pub policy_file: Option<PathBuf>,
+    /// From the start of a minute until its datapoints can be read (cloud
+    /// time; AWS's is `functions::cloudwatch::INGESTION_DELAY`).
+    pub ingestion_delay: Duration,
 }
 
 /// A process of an instance.
@@ -248,13 +251,14 @@ impl Cloud {
                 Some(Runtime::new(dir, env, config.log_dir.clone(), clock).map_err(Error::Functions)?)
             }
         };
+        let ingestion_delay = config.ingestion_delay;
         let cloud = Self {
             inner: Arc::new(Inner {
                 config,
                 clock,
                 groups,
                 spawner: Arc::new(Spawner::new()),
-                store: Mutex::new(MetricStore::default()),
+                store: Mutex::new(MetricStore::new(SignedDuration::from_hours(3), ingestion_delay)),
                 alarms: Mutex::new(alarms),
                 runtime,
                 events: Mutex::new(VecDeque::new()),
@@ -500,12 +504,13 @@ impl Cloud {
     fn latest_cpu(&self, instance: &str) -> Option<f64> {
         let key = SeriesKey::new("AWS/EC2", "CPUUtilization", &[("InstanceId", instance)]);
         let now = self.clock().now();
-        lock(&self.inner.store)
-            .points(
-                &key,
-                now - SignedDuration::from_mins(5),
-                now + SignedDuration::from_mins(1),
-            )
+        let store = lock(&self.inner.store);
+        // Back past the ingestion delay: the newest minute CloudWatch shows.
+        let back =
+            SignedDuration::try_from(store.delay()).unwrap_or(SignedDuration::ZERO) + SignedDuration::from_mins(2);
+        store
+            .at(now)
+            .points(&key, now - back, now + SignedDuration::from_mins(1))
             .last()
             .map(|(_, v)| *v)
     }
@@ -528,7 +533,10 @@ impl Cloud {
                 group: group.into(),
                 groups: self.group_names().join(", "),
             })?;
+        // As CloudWatch shows it now: the latest minutes are not in yet.
+        let now = self.clock().now();
         let store = lock(&self.inner.store);
+        let store = store.at(now);
         let mut history = functions::decide::MetricHistory::default();
         for tracking in &policy.target_tracking {
             use functions::policy::{PredefinedMetric, TrackedMetric};
@@ -576,9 +584,12 @@ impl Cloud {
         Ok(history)
     }
 
-    /// The newest one-minute statistic of a metric at or before `until` (looking back 5 minutes).
+    /// The newest one-minute statistic of a metric at or before `until`
+    /// (looking back 5 minutes), as CloudWatch shows it now.
     pub fn latest(&self, metric: &functions::policy::MetricSpec, until: Timestamp) -> Option<f64> {
+        let now = self.clock().now();
         let store = lock(&self.inner.store);
+        let store = store.at(now);
         let minute = SignedDuration::from_mins(1);
         let end = Timestamp::from_second(until.as_second().div_euclid(60) * 60 + 60).ok()?;
         (0..6).find_map(|k| store.statistic(metric, minute, end - minute * k))
@@ -589,9 +600,10 @@ impl Cloud {
         self.inner.runtime.as_ref()
     }
 
-    /// A copy of the metric store's samples of one series in `[start, end)`.
+    /// The samples of one series in `[start, end)` that CloudWatch shows now
+    /// (the latest minutes are not in yet: `--ingestion-delay`).
     pub fn points(&self, key: &SeriesKey, start: Timestamp, end: Timestamp) -> Vec<(Timestamp, f64)> {
-        lock(&self.inner.store).points(key, start, end)
+        lock(&self.inner.store).at(self.clock().now()).points(key, start, end)
     }
 
     /// The states of every alarm.
@@ -792,6 +804,14 @@ impl Config {
             ms(100),
             s(4000),
             "100ms to 4000s",
+        )?;
+        // Never earlier than AWS shows data: a shorter delay would be more lenient.
+        check_duration(
+            "ingestion_delay (--ingestion-delay)",
+            self.ingestion_delay,
+            functions::cloudwatch::INGESTION_DELAY,
+            s(3600),
+            "3m (CloudWatch's) to 1h (cloud time)",
         )?;
         check_duration(
             "drain_timeout (--drain-timeout)",

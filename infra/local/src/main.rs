@@ -153,6 +153,10 @@ struct Up {
     /// How long an instance may finish in-flight requests after SIGTERM (wall clock).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     drain_timeout: Duration,
+    /// From the start of a minute until CloudWatch shows its datapoints
+    /// (cloud time): 3m as EC2 detailed monitoring, or longer.
+    #[arg(long, default_value = "3m", value_parser = humantime::parse_duration)]
+    ingestion_delay: Duration,
     /// Where the function binaries are (default: beside this binary).
     #[arg(long)]
     functions: Option<PathBuf>,
@@ -353,6 +357,7 @@ async fn run_up(up: Up) -> Result<()> {
         drain_timeout: up.drain_timeout,
         functions,
         policy_file: Some(up.policy.clone()),
+        ingestion_delay: up.ingestion_delay,
     };
     let cloud = Cloud::start(config).await?;
     let control = cloud.control_addr().context("control API address")?;

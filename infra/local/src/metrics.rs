@@ -40,28 +40,37 @@ impl SeriesKey {
     }
 }
 
-/// Raw samples, kept for `retention` of cloud time.
+/// Raw samples, kept for `retention` of cloud time, each readable only
+/// once CloudWatch's ingestion delay has passed since its period started
+/// (`functions::cloudwatch`): every read goes through [`MetricStore::at`].
 #[derive(Debug)]
 pub struct MetricStore {
     series: BTreeMap<SeriesKey, VecDeque<(Timestamp, f64)>>,
     retention: SignedDuration,
+    delay: std::time::Duration,
 }
 
 impl Default for MetricStore {
     fn default() -> Self {
-        Self::new(SignedDuration::from_hours(3))
+        Self::new(SignedDuration::from_hours(3), functions::cloudwatch::INGESTION_DELAY)
     }
 }
 
 impl MetricStore {
-    pub fn new(retention: SignedDuration) -> Self {
+    pub fn new(retention: SignedDuration, delay: std::time::Duration) -> Self {
         Self {
             series: BTreeMap::new(),
             retention,
+            delay,
         }
     }
 
-    /// Adds one sample.
+    /// The ingestion delay in effect.
+    pub fn delay(&self) -> std::time::Duration {
+        self.delay
+    }
+
+    /// Adds one sample, stamped with the start of the minute it covers.
     pub fn put(&mut self, key: SeriesKey, at: Timestamp, value: f64) {
         if !value.is_finite() {
             return;
@@ -73,25 +82,38 @@ impl MetricStore {
         }
     }
 
-    /// Samples of a series in `[start, end)`.
-    pub fn samples(&self, key: &SeriesKey, start: Timestamp, end: Timestamp) -> Vec<f64> {
-        self.series
+    /// The store as CloudWatch shows it at `now`: only readable samples.
+    pub fn at(&self, now: Timestamp) -> Readable<'_> {
+        Readable { store: self, now }
+    }
+}
+
+/// What a read at one moment sees.
+#[derive(Debug, Clone, Copy)]
+pub struct Readable<'a> {
+    store: &'a MetricStore,
+    now: Timestamp,
+}
+
+impl Readable<'_> {
+    /// Samples of a series in `[start, end)`, with their times.
+    pub fn points(&self, key: &SeriesKey, start: Timestamp, end: Timestamp) -> Vec<(Timestamp, f64)> {
+        let (delay, now) = (self.store.delay, self.now);
+        self.store
+            .series
             .get(key)
             .map(|s| {
                 s.iter()
-                    .filter(|(t, _)| *t >= start && *t < end)
-                    .map(|(_, v)| *v)
+                    .filter(|(t, _)| *t >= start && *t < end && functions::cloudwatch::readable(*t, delay, now))
+                    .copied()
                     .collect()
             })
             .unwrap_or_default()
     }
 
-    /// Samples of a series in `[start, end)`, with their times.
-    pub fn points(&self, key: &SeriesKey, start: Timestamp, end: Timestamp) -> Vec<(Timestamp, f64)> {
-        self.series
-            .get(key)
-            .map(|s| s.iter().filter(|(t, _)| *t >= start && *t < end).copied().collect())
-            .unwrap_or_default()
+    /// Sample values of a series in `[start, end)`.
+    pub fn samples(&self, key: &SeriesKey, start: Timestamp, end: Timestamp) -> Vec<f64> {
+        self.points(key, start, end).into_iter().map(|(_, v)| v).collect()
     }
 
     /// The statistic of a metric over `[end - period, end)`; None when no sample.
@@ -132,11 +154,12 @@ mod tests {
 
     #[test]
     fn statistics_over_a_period() {
-        let mut store = MetricStore::default();
+        let mut store = MetricStore::new(SignedDuration::from_hours(3), std::time::Duration::ZERO);
         let key = SeriesKey::new("AWS/EC2", "CPUUtilization", &[("AutoScalingGroupName", "web")]);
         for (s, v) in [(0, 10.0), (60, 20.0), (120, 90.0), (180, 40.0), (300, 99.0)] {
             store.put(key.clone(), t(s), v);
         }
+        let store = store.at(t(3600));
         let period = SignedDuration::from_secs(300);
         let cases = [
             ("Average", 40.0),
@@ -157,11 +180,34 @@ mod tests {
 
     #[test]
     fn old_samples_expire() {
-        let mut store = MetricStore::new(SignedDuration::from_secs(600));
+        let mut store = MetricStore::new(SignedDuration::from_secs(600), std::time::Duration::ZERO);
         let key = SeriesKey::new("AWS/EC2", "CPUUtilization", &[("InstanceId", "i-1")]);
         store.put(key.clone(), t(0), 1.0);
         store.put(key.clone(), t(700), 2.0);
-        assert_eq!(store.samples(&key, t(-10), t(1000)), [2.0]);
+        assert_eq!(store.at(t(1000)).samples(&key, t(-10), t(1000)), [2.0]);
+    }
+
+    /// EC2's detailed-monitoring datapoints reach CloudWatch 2-3 minutes after
+    /// their minute starts (`functions::cloudwatch::INGESTION_DELAY`): a read
+    /// sees a sample only from then on, whatever the range asked for.
+    #[test]
+    fn a_sample_is_readable_only_after_the_ingestion_delay() {
+        let mut store = MetricStore::default();
+        assert_eq!(store.delay(), functions::cloudwatch::INGESTION_DELAY);
+        let key = SeriesKey::new("AWS/EC2", "CPUUtilization", &[("AutoScalingGroupName", "web")]);
+        store.put(key.clone(), t(0), 1.0);
+        store.put(key.clone(), t(60), 2.0);
+        let delay = functions::cloudwatch::INGESTION_DELAY.as_secs() as i64;
+        assert_eq!(store.at(t(59)).samples(&key, t(0), t(120)), Vec::<f64>::new());
+        assert_eq!(store.at(t(delay - 1)).samples(&key, t(0), t(120)), Vec::<f64>::new());
+        assert_eq!(store.at(t(delay)).samples(&key, t(0), t(120)), [1.0]);
+        assert_eq!(store.at(t(delay + 60)).samples(&key, t(0), t(120)), [1.0, 2.0]);
+        let period = SignedDuration::from_secs(60);
+        assert_eq!(store.at(t(delay)).statistic(&spec("Average"), period, t(120)), None);
+        assert_eq!(
+            store.at(t(delay + 60)).statistic(&spec("Average"), period, t(120)),
+            Some(2.0)
+        );
     }
 
     #[test]

@@ -44,6 +44,7 @@ fn config(policy: &str, test: u8) -> Config {
         cpu_limit: 0.2,
         log_dir: std::env::temp_dir().join(format!("localcloud-test-{}-{test}", std::process::id())),
         drain_timeout: Duration::from_secs(5),
+        ingestion_delay: functions::cloudwatch::INGESTION_DELAY,
         functions: None,
         policy_file: None,
     }

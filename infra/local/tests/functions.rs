@@ -42,6 +42,7 @@ fn config(policy: &str, test: u8) -> Config {
         cpu_limit: 0.2,
         log_dir: dir.join("logs"),
         drain_timeout: Duration::from_secs(5),
+        ingestion_delay: functions::cloudwatch::INGESTION_DELAY,
         functions: Some(support::binaries()),
         policy_file: Some(policy_file),
     }

@@ -297,7 +297,7 @@ fn verify(args: VerifyArgs) -> Result<bool> {
             Some(dir) => dir,
             None => localcloud::binaries::beside_current_exe().map_err(anyhow::Error::msg)?,
         };
-        localcloud::binaries::ensure(&binaries).map_err(anyhow::Error::msg)?;
+        localcloud::binaries::ensure(&binaries, env!("CARGO_PKG_NAME")).map_err(anyhow::Error::msg)?;
         // Enough work to need the max group at 60% CPU (above a 50% target).
         let load_cores = args.load_cores.unwrap_or(f64::from(group.max) * args.cpu_limit * 0.6);
         let local = loadtest::verify::Local {

@@ -17,8 +17,12 @@ pub fn beside_current_exe() -> Result<PathBuf, String> {
 
 /// Makes sure `dir` holds the binaries. Under cargo (`CARGO` is set, as by
 /// `cargo run`) they are built (or found up to date) in the profile `dir`
-/// names; otherwise a missing one is an error that says how to build it.
-pub fn ensure(dir: &Path) -> Result<(), String> {
+/// names, with `caller` (the package `cargo run` built, which depends on
+/// both) selected too: cargo then resolves the same features as for the
+/// caller and reuses every dependency it compiled, instead of compiling
+/// much of the tree again with another feature set. Otherwise a missing one
+/// is an error that says how to build it.
+pub fn ensure(dir: &Path, caller: &str) -> Result<(), String> {
     if let Some(cargo) = std::env::var_os("CARGO")
         && manifest().is_file()
     {
@@ -27,7 +31,8 @@ pub fn ensure(dir: &Path) -> Result<(), String> {
             "building the workload and function binaries{} (once; then only when they change)...",
             if release { " (release)" } else { "" }
         );
-        let status = build(&cargo, dir.parent(), release).map_err(|e| format!("cannot run cargo: {e}"))?;
+        let status =
+            build(&cargo, dir.parent(), release, Some(caller)).map_err(|e| format!("cannot run cargo: {e}"))?;
         if !status.success() {
             return Err(format!("cargo build -p workload -p functions failed ({status})"));
         }
@@ -53,25 +58,21 @@ fn manifest() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml")
 }
 
-/// `cargo build -p workload -p functions --bins` of this workspace, into
-/// `target_dir` when given.
+/// `cargo build [-p CALLER] -p workload -p functions --bins` of this
+/// workspace, into `target_dir` when given.
 fn build(
     cargo: &std::ffi::OsStr,
     target_dir: Option<&Path>,
     release: bool,
+    caller: Option<&str>,
 ) -> std::io::Result<std::process::ExitStatus> {
     let mut command = std::process::Command::new(cargo);
+    command.args(["build", "--quiet"]);
+    if let Some(caller) = caller {
+        command.args(["-p", caller]);
+    }
     command
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "workload",
-            "-p",
-            "functions",
-            "--bins",
-            "--manifest-path",
-        ])
+        .args(["-p", "workload", "-p", "functions", "--bins", "--manifest-path"])
         .arg(manifest());
     if release {
         command.arg("--release");
@@ -109,7 +110,7 @@ pub fn for_tests() -> PathBuf {
         target.display()
     );
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let built = build(&cargo, Some(&target), false).is_ok_and(|s| s.success());
+    let built = build(&cargo, Some(&target), false, None).is_ok_and(|s| s.success());
     assert!(built, "cargo build -p workload -p functions --bins failed");
     target.join("debug")
 }

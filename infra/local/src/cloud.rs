@@ -165,8 +165,10 @@ pub struct InstanceStatus {
     pub cpu_percent: Option<f64>,
 }
 
-/// The smallest CPU cap of an instance, in cores (the workload's own floor).
-pub const MIN_CPU_LIMIT: f64 = 0.01;
+/// The smallest CPU cap of an instance, in cores: the workload's own floor.
+pub use workload::config::MIN_CPU_LIMIT;
+// `Config::check`'s message names the value.
+const _: () = assert!(MIN_CPU_LIMIT == 0.01, "update the --cpu-limit message");
 
 /// The workload's `--queue-budget` and `--shed-delay` on an instance (its
 /// defaults, as on AWS), in cloud time: each instance gets them at the
@@ -841,7 +843,7 @@ impl Config {
             return bad(
                 "cpu_limit (--cpu-limit)",
                 self.cpu_limit.to_string(),
-                "0.01 (1% of a core) up to the machine's cores",
+                "0.01 (1% of a core, MIN_CPU_LIMIT) up to the machine's cores",
             );
         }
         // Each group has one /24 of loopback addresses: refuse at start a

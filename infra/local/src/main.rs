@@ -301,7 +301,7 @@ async fn run_up(up: Up) -> Result<()> {
     if up.workload.is_none() && (up.functions.is_none() || up.no_functions) {
         let dir = localcloud::binaries::beside_current_exe().map_err(anyhow::Error::msg)?;
         if !up.no_functions || !dir.join("workload").is_file() {
-            localcloud::binaries::ensure(&dir).map_err(anyhow::Error::msg)?;
+            localcloud::binaries::ensure(&dir, env!("CARGO_PKG_NAME")).map_err(anyhow::Error::msg)?;
         }
     }
     let workload = match up.workload {

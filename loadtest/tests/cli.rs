@@ -85,6 +85,12 @@ fn bad_arguments_name_the_flag_and_change_nothing() {
         (vec!["--compare", "fixed-peak,,"], "--compare: empty entry"),
         (vec!["--group", "db"], "--group \"db\": the policy has web"),
         (vec!["--capacity-rps", "0"], "must be a number > 0"),
+        // Shorter than CloudWatch's delay would replay more leniently than AWS.
+        (
+            vec!["--ingestion-delay", "1m"],
+            "--ingestion-delay <INGESTION_DELAY>': 1m is out of range; allowed: 3m (CloudWatch's) to 1h",
+        ),
+        (vec!["--ingestion-delay", "soon"], "allowed: 3m (CloudWatch's) to 1h"),
     ] {
         let mut all = vec![
             "backtest",

@@ -67,10 +67,12 @@ fn build(
     caller: Option<&str>,
 ) -> std::io::Result<std::process::ExitStatus> {
     let mut command = std::process::Command::new(cargo);
-    command.args(["build", "--quiet"]);
-    if let Some(caller) = caller {
-        command.args(["-p", caller]);
-    }
+    command.arg("build");
+    match caller {
+        // A user waits for it: cargo's progress shows (issue 23: no silent minutes).
+        Some(caller) => command.args(["-p", caller]),
+        None => command.arg("--quiet"),
+    };
     command
         .args(["-p", "workload", "-p", "functions", "--bins", "--manifest-path"])
         .arg(manifest());

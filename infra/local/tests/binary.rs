@@ -239,6 +239,12 @@ fn out_of_range_durations_and_limits_exit_2_naming_the_flag() {
             "--max-connections 1000000000: must be at most",
         ),
         ("--cpu-limit", "1e-300", "cpu_limit (--cpu-limit) = 0.000"),
+        // CloudWatch shows a minute 2-3 minutes late: sooner is more lenient than AWS.
+        (
+            "--ingestion-delay",
+            "1m",
+            "ingestion_delay (--ingestion-delay) = 1m: must be 3m (CloudWatch's) to 1h (cloud time)",
+        ),
         (
             "--policy",
             big_max.to_str().expect("path"),

@@ -51,6 +51,8 @@ struct Recommendation {
     capacity: u32,
     /// Mean value over the instances that reported (for explanations).
     mean: f64,
+    /// The newest datapoint it used (the start of its minute).
+    newest: Timestamp,
 }
 
 /// Decides one target-tracking policy on a tick at `at` (evaluated at `now`).
@@ -92,6 +94,20 @@ pub(crate) fn decide(
         ));
     }
     let mut capacity = now_rec.capacity;
+    // CloudWatch's data is minutes late: a datapoint from before the last
+    // scale-in describes the larger group, whose scale-in was decided on
+    // datapoints like it. Scaling out again on it would undo that decision
+    // on noise (4 -> 3 -> 4 -> 3, minute after minute); wait for a minute
+    // of the smaller group.
+    if capacity > current
+        && let Some(scale_in) = last_scale_in(activities).filter(|start| *start > now_rec.newest)
+    {
+        rules.push(format!(
+            "scale-out held: the newest datapoint ({}) predates the scale-in at {scale_in}",
+            now_rec.newest
+        ));
+        capacity = current;
+    }
     if policy.disable_scale_in && capacity < current {
         rules.push("scale-in disabled".into());
         capacity = current;
@@ -181,6 +197,11 @@ fn evaluation_times(series: &BTreeMap<String, Vec<Datapoint>>, now: Timestamp, w
     times
 }
 
+/// When the newest scale-in started, if any.
+fn last_scale_in(activities: &[Activity]) -> Option<Timestamp> {
+    activities.iter().filter(|a| a.to < a.from).map(|a| a.start).max()
+}
+
 /// The desired capacity in effect at `t`, from the activity history.
 fn capacity_at(current: u32, activities: &[Activity], t: Timestamp) -> u32 {
     let mut sorted: Vec<&Activity> = activities.iter().filter(|a| a.from != a.to).collect();
@@ -203,29 +224,45 @@ fn recommend(
     let current = capacity_at(observed.desired, activities, t);
     let warmup = group.warmup();
     let (mut ready, mut missing, mut unready) = (Vec::new(), 0usize, 0usize);
-    for instance in observed
+    let mut newest: Option<Timestamp> = None;
+    let present = observed
         .instances
         .iter()
-        .filter(|i| i.launched_at <= t && i.lifecycle != Lifecycle::Terminating)
-    {
+        .filter(|i| i.launched_at <= t && i.lifecycle != Lifecycle::Terminating);
+    for instance in present {
         let is_ready = !instance.is_warming(warmup, t);
-        let value = series.get(&instance.id).and_then(|points| {
+        let point = series.get(&instance.id).and_then(|points| {
             points
                 .iter()
                 .filter(|d| d.at <= t && elapsed(d.at, t) <= FRESHNESS)
                 .max_by_key(|d| d.at)
-                .map(|d| d.value)
         });
-        match (is_ready, value) {
-            (true, Some(value)) => ready.push(value),
+        match (is_ready, point) {
+            (true, Some(point)) => {
+                ready.push(point.value);
+                newest = newest.max(Some(point.at));
+            }
             (true, None) => missing += 1,
             (false, _) => unready += 1,
         }
     }
-    if ready.is_empty() {
-        return None;
-    }
+    let newest = newest?;
     let mean = ready.iter().sum::<f64>() / ready.len() as f64;
+    // The HPA reads fresh metrics of the pods that exist now; CloudWatch's
+    // datapoints are minutes late (`cloudwatch::INGESTION_DELAY`), so the
+    // newest may come from before a scale-in, when more instances shared
+    // the load. Those gone since served it at the same mean: count them,
+    // else the load of 40 instances, read as if the 4 left had carried it,
+    // asks for far too few (40 -> 4 -> 2, then out to 3 again).
+    if activities.iter().any(|a| a.to < a.from && a.start > newest) {
+        let served_then = capacity_at(observed.desired, activities, newest) as usize;
+        let here_then = observed
+            .instances
+            .iter()
+            .filter(|i| i.launched_at <= newest && i.lifecycle != Lifecycle::Terminating)
+            .count();
+        ready.extend(std::iter::repeat_n(mean, served_then.saturating_sub(here_then)));
+    }
     let ratio = mean / policy.target;
     let within = |ratio: f64| policy.within_tolerance(ratio);
     let ceil = |ratio: f64, count: usize| (ratio * count as f64 - 1e-9).ceil().max(0.0) as u32;
@@ -235,7 +272,7 @@ fn recommend(
         } else {
             ceil(ratio, ready.len())
         };
-        return Some(Recommendation { capacity, mean });
+        return Some(Recommendation { capacity, mean, newest });
     }
     let scale_out = ratio > 1.0;
     let mut values = ready.clone();
@@ -255,7 +292,7 @@ fn recommend(
     } else {
         ceil(new_ratio, values.len())
     };
-    Some(Recommendation { capacity, mean })
+    Some(Recommendation { capacity, mean, newest })
 }
 
 /// The HPA's rate limit for one direction: from the capacity at the start of

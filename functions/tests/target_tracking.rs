@@ -105,6 +105,14 @@ fn setup(desired: u32, ready: &[Option<f64>], warming: usize) -> Setup {
 }
 
 impl Setup {
+    /// Moves every datapoint to `age` seconds ago.
+    fn aged(mut self, age: i64) -> Self {
+        for point in self.metrics.metrics.values_mut().flat_map(|m| m.values_mut()).flatten() {
+            point.at = ago(age);
+        }
+        self
+    }
+
     /// Adds an older datapoint `age` seconds ago with `value` for every ready instance.
     fn with_past(mut self, age: i64, value: f64) -> Self {
         for points in self.metrics.metrics.get_mut("cpu").expect("cpu").values_mut() {
@@ -329,8 +337,51 @@ fn target_tracking_cases() {
             action: Action::Hold,
             explains: &["already handled"],
         },
+        // CloudWatch is minutes late (`functions::cloudwatch::INGESTION_DELAY`):
+        // the newest datapoint (2.5 min old) is from before the scale-in
+        // 8 -> 4 a minute ago, when 8 instances served 20% each. Those 4
+        // gone count: ceil(8 x 20 / 50) = 4, stay. Read as if the 4 left
+        // had carried that load, it asked for 2 (then out again).
+        Case {
+            name: "after a scale-in, a datapoint from before it counts the instances gone since",
+            group: tracking.clone(),
+            setup: setup(4, &[Some(20.0); 4], 0).aged(150),
+            activities: vec![scale_in(8, 4, 60)],
+            trigger: tick(vec![]),
+            action: Action::Hold,
+            explains: &["stay at 4"],
+        },
+        // The same, 60% each when 4 served: ceil(4 x 60 / 50) = 5 > 3, but
+        // the scale-in 4 -> 3 was decided on datapoints like it: wait for a
+        // minute of the smaller group instead of undoing it on noise.
+        Case {
+            name: "no scale-out on a datapoint older than the last scale-in",
+            group: tracking.clone(),
+            setup: setup(3, &[Some(60.0); 3], 0).aged(150),
+            activities: vec![scale_in(4, 3, 60)],
+            trigger: tick(vec![]),
+            action: Action::Hold,
+            explains: &["scale-out held: the newest datapoint", "predates the scale-in"],
+        },
+        // Once a minute of the smaller group is in, it scales out as usual.
+        Case {
+            name: "a datapoint after the scale-in scales out as usual",
+            group: tracking.clone(),
+            setup: setup(3, &[Some(60.0); 3], 0).aged(30),
+            activities: vec![scale_in(4, 3, 60)],
+            trigger: tick(vec![]),
+            action: Action::SetDesired(4),
+            explains: &["cpu mean 60.0 vs target 50"],
+        },
     ];
     run(cases);
+}
+
+fn scale_in(from: u32, to: u32, seconds_ago: i64) -> Activity {
+    Activity {
+        cause: "earlier scale-in".into(),
+        ..scale_up(from, to, seconds_ago)
+    }
 }
 
 #[test]

@@ -586,18 +586,13 @@ impl crate::ports::MetricsPort for AwsMetrics {
                 .or(alarm.state_updated_timestamp())
                 .map(timestamp)
                 .unwrap_or(Timestamp::UNIX_EPOCH);
+            let newest = alarm.state_reason_data().and_then(newest_reason_datapoint);
             states.push(crate::decide::AlarmStatus {
                 name: name.to_string(),
                 state,
                 state_since: since,
-                value: alarm
-                    .state_reason_data()
-                    .and_then(newest_reason_datapoint)
-                    .map(|(_, v)| v),
-                data_at: alarm
-                    .state_reason_data()
-                    .and_then(newest_reason_datapoint)
-                    .and_then(|(at, _)| at),
+                value: newest.map(|(_, v)| v),
+                data_at: newest.and_then(|(at, _)| at),
             });
         }
         Ok(states)

@@ -26,6 +26,17 @@ use crate::policy::{AlarmPolicy, MissingData};
 /// From the start of a one-minute period until its datapoint can be read.
 pub const INGESTION_DELAY: Duration = Duration::from_secs(180);
 
+/// The longest ingestion delay a simulation accepts (`--ingestion-delay`).
+pub const MAX_INGESTION_DELAY: Duration = Duration::from_secs(3600);
+
+/// "N old": how long before `now` the datapoint of the period starting at
+/// `at` began, for a decision's explanation (CloudWatch's data is minutes
+/// late, so a decision says how old its data was).
+pub fn age(at: Timestamp, now: Timestamp) -> String {
+    let whole_seconds = Duration::from_secs(crate::decide::elapsed(at, now).as_secs());
+    format!("{} old", humantime::format_duration(whole_seconds))
+}
+
 /// Target tracking's freshness window: a datapoint older than this (from
 /// its period start) counts as missing. Sized for the ingestion delay: the
 /// newest readable one-minute datapoint started up to `INGESTION_DELAY` +
@@ -69,6 +80,24 @@ pub fn evaluation_range(policy: &AlarmPolicy) -> usize {
     let period = policy.period.as_secs().max(1);
     let late = INGESTION_DELAY.as_secs().div_ceil(period) as usize;
     policy.evaluation_periods as usize + late.saturating_add(1).max(2)
+}
+
+/// The values of an alarm's evaluation range ending at `end`, oldest
+/// first: `read(period_end)` for each of its [`evaluation_range`] periods.
+pub fn read_range(
+    policy: &AlarmPolicy,
+    end: Timestamp,
+    mut read: impl FnMut(Timestamp) -> Option<f64>,
+) -> Vec<Option<f64>> {
+    let len = evaluation_range(policy);
+    (0..len).map(|k| read(period_start(policy, end, len, k + 1))).collect()
+}
+
+/// The start of period `k` (0: the oldest) of a range of `len` periods of
+/// `policy` ending at `end`, as [`read_range`] lays it out.
+pub fn period_start(policy: &AlarmPolicy, end: Timestamp, len: usize, k: usize) -> Timestamp {
+    let period = SignedDuration::try_from(policy.period).unwrap_or(SignedDuration::ZERO);
+    end - period * i32::try_from(len.saturating_sub(k)).unwrap_or(i32::MAX)
 }
 
 /// What an alarm concluded from its evaluation range.

@@ -463,8 +463,8 @@ fn decide_alarm(
     if let Some(at) = status.data_at {
         // The age of what was decided on: CloudWatch's data is minutes late.
         rules.push(format!(
-            "datapoint of the period from {at}, {} old",
-            humantime::format_duration(Duration::from_secs(elapsed(at, now).as_secs()))
+            "datapoint of the period from {at}, {}",
+            crate::cloudwatch::age(at, now)
         ));
     }
     let scale_out = match policy.adjustment {

@@ -89,8 +89,8 @@ pub(crate) fn decide(
     if let Some(newest) = series.values().flatten().map(|d| d.at).filter(|t| *t <= now).max() {
         // The age of what was decided on: CloudWatch's data is minutes late.
         rules.push(format!(
-            "newest datapoint: the minute from {newest}, {} old",
-            humantime::format_duration(Duration::from_secs(elapsed(newest, now).as_secs()))
+            "newest datapoint: the minute from {newest}, {}",
+            crate::cloudwatch::age(newest, now)
         ));
     }
     let mut capacity = now_rec.capacity;
@@ -225,11 +225,13 @@ fn recommend(
     let warmup = group.warmup();
     let (mut ready, mut missing, mut unready) = (Vec::new(), 0usize, 0usize);
     let mut newest: Option<Timestamp> = None;
-    let present = observed
-        .instances
-        .iter()
-        .filter(|i| i.launched_at <= t && i.lifecycle != Lifecycle::Terminating);
-    for instance in present {
+    let there_at = |at: Timestamp| {
+        observed
+            .instances
+            .iter()
+            .filter(move |i| i.launched_at <= at && i.lifecycle != Lifecycle::Terminating)
+    };
+    for instance in there_at(t) {
         let is_ready = !instance.is_warming(warmup, t);
         let point = series.get(&instance.id).and_then(|points| {
             points
@@ -254,14 +256,12 @@ fn recommend(
     // the load. Those gone since served it at the same mean: count them,
     // else the load of 40 instances, read as if the 4 left had carried it,
     // asks for far too few (40 -> 4 -> 2, then out to 3 again).
-    if activities.iter().any(|a| a.to < a.from && a.start > newest) {
+    if last_scale_in(activities).is_some_and(|start| start > newest) {
         let served_then = capacity_at(observed.desired, activities, newest) as usize;
-        let here_then = observed
-            .instances
-            .iter()
-            .filter(|i| i.launched_at <= newest && i.lifecycle != Lifecycle::Terminating)
-            .count();
-        ready.extend(std::iter::repeat_n(mean, served_then.saturating_sub(here_then)));
+        ready.extend(std::iter::repeat_n(
+            mean,
+            served_then.saturating_sub(there_at(newest).count()),
+        ));
     }
     let ratio = mean / policy.target;
     let within = |ratio: f64| policy.within_tolerance(ratio);

@@ -264,6 +264,7 @@ where
     if data.alarm_name.is_empty() {
         return Err(missing("alarmName"));
     }
+    let newest = newest_datapoint(state);
     Ok(Parsed::Event(Event::Alarm(AlarmEvent {
         name: data.alarm_name.clone(),
         state: state_of(shape, format!("{at}.state.value"), &state.value)?,
@@ -273,8 +274,8 @@ where
             .map(|p| state_of(shape, format!("{at}.previousState.value"), &p.value))
             .transpose()?,
         state_since: timestamp(state.timestamp),
-        value: newest_datapoint(state).map(|(_, v)| v),
-        data_at: newest_datapoint(state).and_then(|(at, _)| at),
+        value: newest.map(|(_, v)| v),
+        data_at: newest.and_then(|(at, _)| at),
         shape: kind,
     })))
 }
@@ -292,8 +293,8 @@ fn state_of(shape: &'static str, path: String, value: &CloudWatchAlarmStateValue
     }
 }
 
-/// The newest evaluated datapoint (by timestamp), else the last of the recent ones.
-/// The newest evaluated datapoint: (its period start when given, value).
+/// The newest evaluated datapoint (by timestamp), else the last of the
+/// recent ones: (its period start when given, value).
 fn newest_datapoint(state: &CloudWatchAlarmState<CloudWatchAlarmStateReasonData>) -> Option<(Option<Timestamp>, f64)> {
     let Some(CloudWatchAlarmStateReasonData::Metric(data)) = &state.reason_data else {
         return None;

@@ -156,11 +156,11 @@ struct AlarmSim {
 }
 
 impl AlarmSim {
-    fn status(&self, state_since: Timestamp) -> AlarmStatus {
+    fn status(&self) -> AlarmStatus {
         AlarmStatus {
             name: self.policy.alarm.clone(),
             state: self.state,
-            state_since,
+            state_since: self.since,
             value: self.newest.map(|(_, v)| v),
             data_at: self.newest.map(|(at, _)| at),
         }
@@ -471,28 +471,18 @@ pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Result<Report, D
             if period == 0 || cloudwatch::evaluation_end(alarm.policy.period, now) != now {
                 continue;
             }
-            let range = cloudwatch::evaluation_range(&alarm.policy);
-            let length = SignedDuration::from_secs(period);
-            let values: Vec<Option<f64>> = (0..range)
-                .rev()
-                .map(|k| {
-                    period_value(
-                        &alarm.policy,
-                        (&sim.cpu, &sim.rps),
-                        now - length * k as i32,
-                        (model.ingestion_delay, now),
-                    )
-                })
-                .collect();
+            let values = cloudwatch::read_range(&alarm.policy, now, |end| {
+                period_value(&alarm.policy, (&sim.cpu, &sim.rps), end, (model.ingestion_delay, now))
+            });
             let judged = cloudwatch::judge(&alarm.policy, &values, alarm.state);
             alarm.newest = judged
                 .evaluated
                 .last()
-                .map(|(k, v)| (now - length * (range - k) as i32, *v));
+                .map(|(k, v)| (cloudwatch::period_start(&alarm.policy, now, values.len(), *k), *v));
             if judged.state != alarm.state {
                 alarm.state = judged.state;
                 alarm.since = now;
-                let _ = sim.decide(&Trigger::Alarm(alarm.status(now)), now)?;
+                let _ = sim.decide(&Trigger::Alarm(alarm.status()), now)?;
             }
         }
         for (name, expr, tz) in &schedules {
@@ -503,7 +493,7 @@ pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Result<Report, D
         let in_alarm: Vec<AlarmStatus> = alarms
             .iter()
             .filter(|a| a.state == AlarmState::Alarm)
-            .map(|a| a.status(a.since))
+            .map(AlarmSim::status)
             .collect();
         let _ = sim.decide(
             &Trigger::Tick {

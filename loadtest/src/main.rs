@@ -193,10 +193,16 @@ fn checks(text: &str) -> Result<Checks, String> {
 /// CloudWatch's ingestion delay or longer: a shorter one would replay a
 /// policy more leniently than AWS runs it.
 fn ingestion_delay(text: &str) -> Result<Duration, String> {
-    let least = functions::cloudwatch::INGESTION_DELAY;
-    let allowed = || format!("allowed: {} (CloudWatch's) to 1h", humantime::format_duration(least));
+    use functions::cloudwatch::{INGESTION_DELAY, MAX_INGESTION_DELAY};
+    let allowed = || {
+        format!(
+            "allowed: {} (CloudWatch's) to {}",
+            humantime::format_duration(INGESTION_DELAY),
+            humantime::format_duration(MAX_INGESTION_DELAY)
+        )
+    };
     let delay = humantime::parse_duration(text).map_err(|e| format!("{e}; {}", allowed()))?;
-    if delay < least || delay > Duration::from_secs(3600) {
+    if !(INGESTION_DELAY..=MAX_INGESTION_DELAY).contains(&delay) {
         return Err(format!("{text} is out of range; {}", allowed()));
     }
     Ok(delay)

@@ -604,16 +604,10 @@ impl Target for LocalTarget<'_> {
     }
 
     async fn cpu(&self) -> Option<f64> {
-        let now = self.now();
         let key = SeriesKey::new("AWS/EC2", "CPUUtilization", &[("AutoScalingGroupName", &self.group)]);
-        // The newest minute CloudWatch shows: it is `INGESTION_DELAY` late.
-        let back = jiff::SignedDuration::try_from(functions::cloudwatch::INGESTION_DELAY)
-            .unwrap_or(jiff::SignedDuration::ZERO)
-            + jiff::SignedDuration::from_mins(3);
-        let points = self.cloud.points(&key, now - back, now);
-        let newest = points.last().map(|(t, _)| *t)?;
-        let values: Vec<f64> = points.iter().filter(|(t, _)| *t == newest).map(|(_, v)| *v).collect();
-        Some(values.iter().sum::<f64>() / values.len() as f64)
+        // The newest minute CloudWatch shows, as late as the cloud makes it.
+        let values = self.cloud.newest_minute(&key);
+        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
     }
 
     async fn kill(&self, instance: &str) -> Result<()> {

@@ -63,21 +63,26 @@ impl Alarm {
     }
 
     pub fn status(&self) -> AlarmStatus {
+        let newest = self.newest();
         AlarmStatus {
             name: self.name.clone(),
             state: self.state,
             state_since: self.state_since,
-            value: self.newest().map(|(_, v)| v),
-            data_at: self.newest().map(|(at, _)| at),
+            value: newest.map(|(_, v)| v),
+            data_at: newest.map(|(at, _)| at),
         }
     }
 
     /// The newest datapoint the last evaluation judged: (period start, value).
     fn newest(&self) -> Option<(Timestamp, f64)> {
-        let (end, period) = (self.evaluated_at?, self.policy.as_ref()?.period.as_secs() as i64);
         let k = *self.evaluated.last()?;
-        let start = end - SignedDuration::from_secs(period * (self.values.len() - k) as i64);
-        Some((start, self.values.get(k).copied().flatten()?))
+        Some((self.period_start(k)?, self.values.get(k).copied().flatten()?))
+    }
+
+    /// The start of period `k` of the last evaluation's range (`values[k]`).
+    fn period_start(&self, k: usize) -> Option<Timestamp> {
+        let (policy, end) = (self.policy.as_ref()?, self.evaluated_at?);
+        Some(functions::cloudwatch::period_start(policy, end, self.values.len(), k))
     }
 
     /// Evaluates at each evaluation time in `(evaluated_at, now]` (every
@@ -94,22 +99,24 @@ impl Alarm {
             return None;
         }
         self.evaluated_at = Some(end);
-        let range = functions::cloudwatch::evaluation_range(&policy);
         let readable = store.at(now);
-        self.values = (0..range)
-            .rev()
-            .map(|k| readable.statistic(&policy.metric, period, end - period * k as i32))
-            .collect();
+        self.values = functions::cloudwatch::read_range(&policy, end, |period_end| {
+            readable.statistic(&policy.metric, period, period_end)
+        });
         let judged = functions::cloudwatch::judge(&policy, &self.values, self.state);
         self.evaluated = judged.evaluated.iter().map(|(k, _)| *k).collect();
         let n = policy.evaluation_periods as usize;
         let m = policy.datapoints_to_alarm.unwrap_or(policy.evaluation_periods) as usize;
-        let start_of = |k: usize| end - period * (range - k) as i32;
         let shown: Vec<String> = judged
             .evaluated
             .iter()
             .rev()
-            .map(|(k, v)| format!("{v:.1} ({})", start_of(*k).strftime("%d/%m/%y %H:%M:%S")))
+            .filter_map(|(k, v)| {
+                Some(format!(
+                    "{v:.1} ({})",
+                    self.period_start(*k)?.strftime("%d/%m/%y %H:%M:%S")
+                ))
+            })
             .collect();
         let next = judged.state;
         let judged_word = if next == AlarmState::Alarm {
@@ -154,8 +161,6 @@ impl Alarm {
         now: Timestamp,
     ) -> Value {
         let period = policy.period.as_secs();
-        let n = self.values.len();
-        let start_of = |k: usize| end - SignedDuration::from_secs(period as i64 * (n - k) as i64);
         // The datapoints judged, newest first, with their period starts.
         let evaluated: Vec<Value> = self
             .evaluated
@@ -163,13 +168,13 @@ impl Alarm {
             .rev()
             .filter_map(|k| {
                 let v = self.values.get(*k).copied().flatten()?;
-                Some(json!({ "timestamp": aws_time(start_of(*k)), "sampleCount": 1.0, "value": v }))
+                Some(json!({ "timestamp": aws_time(self.period_start(*k)?), "sampleCount": 1.0, "value": v }))
             })
             .collect();
         let reason_data = json!({
             "version": "1.0",
             "queryDate": aws_time(now),
-            "startDate": aws_time(end - SignedDuration::from_secs(period as i64 * n as i64)),
+            "startDate": aws_time(self.period_start(0).unwrap_or(end)),
             "statistic": policy.metric.stat,
             "period": period,
             "recentDatapoints": self.values.iter().flatten().collect::<Vec<_>>(),
@@ -288,7 +293,7 @@ steps = [{{ lower = 0, change = 2 }}]
     }
 
     fn run_with(alarm: &mut Alarm, values: &[Option<f64>], delay: std::time::Duration) -> Vec<(usize, StateChange)> {
-        let mut store = MetricStore::new(SignedDuration::from_hours(3), delay);
+        let mut store = MetricStore::with_delay(delay);
         let mut changes = Vec::new();
         for (k, v) in values.iter().enumerate() {
             if let Some(v) = v {
@@ -415,7 +420,7 @@ steps = [{{ lower = 0, change = 2 }}]
     #[test]
     fn evaluates_once_per_minute() {
         let mut alarm = Alarm::new("web", &policy(""), minute(0));
-        let mut store = MetricStore::new(SignedDuration::from_hours(3), std::time::Duration::ZERO);
+        let mut store = MetricStore::with_delay(std::time::Duration::ZERO);
         put(&mut store, 0, 10.0);
         assert!(alarm.evaluate(&store, minute(1)).is_some());
         assert!(
@@ -436,7 +441,7 @@ steps = [{{ lower = 0, change = 2 }}]
         (five.period, five.evaluation_periods, five.datapoints_to_alarm) =
             (std::time::Duration::from_secs(300), 1, Some(1));
         let store = |breach_from: i64| {
-            let mut store = MetricStore::new(SignedDuration::from_hours(3), std::time::Duration::ZERO);
+            let mut store = MetricStore::with_delay(std::time::Duration::ZERO);
             for k in 0..7 {
                 put(&mut store, k, if k < breach_from { 10.0 } else { 100.0 });
             }

@@ -260,7 +260,7 @@ impl Cloud {
                 clock,
                 groups,
                 spawner: Arc::new(Spawner::new()),
-                store: Mutex::new(MetricStore::new(SignedDuration::from_hours(3), ingestion_delay)),
+                store: Mutex::new(MetricStore::with_delay(ingestion_delay)),
                 alarms: Mutex::new(alarms),
                 runtime,
                 events: Mutex::new(VecDeque::new()),
@@ -505,16 +505,7 @@ impl Cloud {
 
     fn latest_cpu(&self, instance: &str) -> Option<f64> {
         let key = SeriesKey::new("AWS/EC2", "CPUUtilization", &[("InstanceId", instance)]);
-        let now = self.clock().now();
-        let store = lock(&self.inner.store);
-        // Back past the ingestion delay: the newest minute CloudWatch shows.
-        let back =
-            SignedDuration::try_from(store.delay()).unwrap_or(SignedDuration::ZERO) + SignedDuration::from_mins(2);
-        store
-            .at(now)
-            .points(&key, now - back, now + SignedDuration::from_mins(1))
-            .last()
-            .map(|(_, v)| *v)
+        self.newest_minute(&key).last().copied()
     }
 
     /// Per-instance datapoints of the group's tracked metrics in `[since, until)`,
@@ -595,6 +586,12 @@ impl Cloud {
         let minute = SignedDuration::from_mins(1);
         let end = Timestamp::from_second(until.as_second().div_euclid(60) * 60 + 60).ok()?;
         (0..6).find_map(|k| store.statistic(metric, minute, end - minute * k))
+    }
+
+    /// The samples of the newest minute of one series that CloudWatch shows
+    /// now (`--ingestion-delay` late).
+    pub fn newest_minute(&self, key: &SeriesKey) -> Vec<f64> {
+        lock(&self.inner.store).at(self.clock().now()).newest_minute(key)
     }
 
     /// The function runtime, when functions run.
@@ -812,7 +809,7 @@ impl Config {
             "ingestion_delay (--ingestion-delay)",
             self.ingestion_delay,
             functions::cloudwatch::INGESTION_DELAY,
-            s(3600),
+            functions::cloudwatch::MAX_INGESTION_DELAY,
             "3m (CloudWatch's) to 1h (cloud time)",
         )?;
         check_duration(

@@ -52,11 +52,19 @@ pub struct MetricStore {
 
 impl Default for MetricStore {
     fn default() -> Self {
-        Self::new(SignedDuration::from_hours(3), functions::cloudwatch::INGESTION_DELAY)
+        Self::with_delay(functions::cloudwatch::INGESTION_DELAY)
     }
 }
 
 impl MetricStore {
+    /// How long the local cloud keeps samples (cloud time).
+    pub const RETENTION: SignedDuration = SignedDuration::from_hours(3);
+
+    /// A store that keeps samples for [`Self::RETENTION`], readable after `delay`.
+    pub fn with_delay(delay: std::time::Duration) -> Self {
+        Self::new(Self::RETENTION, delay)
+    }
+
     pub fn new(retention: SignedDuration, delay: std::time::Duration) -> Self {
         Self {
             series: BTreeMap::new(),
@@ -111,6 +119,23 @@ impl Readable<'_> {
             .unwrap_or_default()
     }
 
+    /// The samples of the newest minute of a series that can be read now
+    /// (looking back past the ingestion delay), oldest first.
+    pub fn newest_minute(&self, key: &SeriesKey) -> Vec<f64> {
+        let delay = SignedDuration::try_from(self.store.delay).unwrap_or(SignedDuration::ZERO);
+        let points = self.points(
+            key,
+            self.now - delay - SignedDuration::from_mins(3),
+            self.now + SignedDuration::from_mins(1),
+        );
+        let newest = points.last().map(|(t, _)| *t);
+        points
+            .into_iter()
+            .filter(|(t, _)| Some(*t) == newest)
+            .map(|(_, v)| v)
+            .collect()
+    }
+
     /// Sample values of a series in `[start, end)`.
     pub fn samples(&self, key: &SeriesKey, start: Timestamp, end: Timestamp) -> Vec<f64> {
         self.points(key, start, end).into_iter().map(|(_, v)| v).collect()
@@ -154,7 +179,7 @@ mod tests {
 
     #[test]
     fn statistics_over_a_period() {
-        let mut store = MetricStore::new(SignedDuration::from_hours(3), std::time::Duration::ZERO);
+        let mut store = MetricStore::with_delay(std::time::Duration::ZERO);
         let key = SeriesKey::new("AWS/EC2", "CPUUtilization", &[("AutoScalingGroupName", "web")]);
         for (s, v) in [(0, 10.0), (60, 20.0), (120, 90.0), (180, 40.0), (300, 99.0)] {
             store.put(key.clone(), t(s), v);

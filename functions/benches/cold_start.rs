@@ -43,7 +43,7 @@ fn main() {
         // Queued before the start, so the first poll gets it at once.
         api.invoke(&event);
         let started = Instant::now();
-        let mut child = start_function(env!("CARGO_BIN_EXE_alarm-scaler"), &api, &policy, &[]);
+        let mut child = start_function(env!("CARGO_BIN_EXE_scaler"), &api, &policy, &[]);
         let answer = api.answer(Duration::from_secs(10)).expect("answer");
         let _ = child.kill();
         let _ = child.wait();
@@ -56,7 +56,7 @@ fn main() {
     let median = median(samples);
     let ok = median <= TARGET;
     println!(
-        "alarm-scaler start to first response: median {:.2} ms, max {:.2} ms over {RUNS} starts ({:.1} x spawning `true`, {:.2} ms); target median <= {} ms {}",
+        "scaler start to first response: median {:.2} ms, max {:.2} ms over {RUNS} starts ({:.1} x spawning `true`, {:.2} ms); target median <= {} ms {}",
         median.as_secs_f64() * 1e3,
         max.as_secs_f64() * 1e3,
         median.as_secs_f64() / floor.as_secs_f64(),

@@ -22,12 +22,11 @@ use serde_json::{Map, Value, json};
 
 use crate::policy::{AlarmPolicy, Comparison, GroupPolicy, MissingData, Policy};
 
-/// The function binaries and the triggers each takes.
-pub const FUNCTIONS: [(&str, &str); 3] = [
-    ("alarm-scaler", "AlarmScaler"),
-    ("schedule-scaler", "ScheduleScaler"),
-    ("target-tracker", "TargetTracker"),
-];
+/// The function binary (every trigger of every group) and its template id.
+pub const FUNCTION: (&str, &str) = ("scaler", "Scaler");
+
+/// The groups' trigger queue (SQS FIFO, one message group per group).
+pub const QUEUE: &str = "TriggerQueue";
 
 /// The port the workload listens on in the instances.
 pub const SERVICE_PORT: u16 = 8080;
@@ -116,14 +115,18 @@ pub fn template(policy: &Policy) -> Value {
         resources.insert(format!("Alarm{}", logical(&alarm.alarm)), alarm_resource(group, alarm));
     }
     functions(&mut resources, policy);
-    triggers(&mut resources, policy, &alarms);
+    triggers(&mut resources, policy);
     outputs.insert(
         "LoadBalancerDns".into(),
         json!({ "Description": "The load balancer (port 80: the first group)", "Value": get_att("LoadBalancer", "DNSName") }),
     );
     outputs.insert(
         "DeadLetterQueue".into(),
-        json!({ "Description": "Events no function could handle", "Value": reference("DeadLetterQueue") }),
+        json!({ "Description": "Triggers EventBridge or the scheduler could not deliver to the trigger queue", "Value": reference("DeadLetterQueue") }),
+    );
+    outputs.insert(
+        "TriggerDeadLetters".into(),
+        json!({ "Description": "Triggers the function failed on three times", "Value": reference("TriggerDeadLetters") }),
     );
     let groups: Vec<&str> = policy.groups.iter().map(|g| g.name.as_str()).collect();
     json!({
@@ -462,11 +465,61 @@ fn alarm_resource(_group: &GroupPolicy, alarm: &AlarmPolicy) -> Value {
     json!({ "Type": "AWS::CloudWatch::Alarm", "Properties": properties })
 }
 
+/// The groups' FIFO queue, its dead letters, and the one function that
+/// consumes it (see [`crate::queue`]: one decision at a time per group).
 fn functions(resources: &mut Map<String, Value>, policy: &Policy) {
+    use crate::queue::{FUNCTION_TIMEOUT_S, MAX_BATCH, MAX_RECEIVES, RETENTION_S, VISIBILITY_TIMEOUT_S};
+    // Deliveries EventBridge and the scheduler could not make. Their DLQ
+    // must be a standard queue; EventBridge cannot write to a queue under
+    // the AWS-managed KMS key, so SSE-SQS and a queue policy.
     resources.insert(
         "DeadLetterQueue".into(),
-        json!({ "Type": "AWS::SQS::Queue", "Properties": { "MessageRetentionPeriod": 1_209_600, "KmsMasterKeyId": "alias/aws/sqs" } }),
+        json!({ "Type": "AWS::SQS::Queue", "Properties": { "MessageRetentionPeriod": 1_209_600, "SqsManagedSseEnabled": true } }),
     );
+    // Triggers the function failed on MAX_RECEIVES times (a FIFO queue's
+    // redrive target is a FIFO queue).
+    resources.insert(
+        "TriggerDeadLetters".into(),
+        json!({ "Type": "AWS::SQS::Queue", "Properties": {
+            "FifoQueue": true,
+            "QueueName": sub("${AWS::StackName}-trigger-dead-letters.fifo"),
+            "MessageRetentionPeriod": 1_209_600,
+            "SqsManagedSseEnabled": true
+        } }),
+    );
+    resources.insert(
+        QUEUE.into(),
+        json!({ "Type": "AWS::SQS::Queue", "Properties": {
+            "FifoQueue": true,
+            "QueueName": sub("${AWS::StackName}-triggers.fifo"),
+            // Required by EventBridge Scheduler's FIFO targets.
+            "ContentBasedDeduplication": true,
+            "VisibilityTimeout": VISIBILITY_TIMEOUT_S,
+            "MessageRetentionPeriod": RETENTION_S,
+            "SqsManagedSseEnabled": true,
+            "RedrivePolicy": { "deadLetterTargetArn": get_att("TriggerDeadLetters", "Arn"), "maxReceiveCount": MAX_RECEIVES }
+        } }),
+    );
+    let rules: Vec<Value> = trigger_rules(policy).into_iter().map(|r| get_att(&r, "Arn")).collect();
+    if !rules.is_empty() {
+        resources.insert(
+            "QueuePolicy".into(),
+            json!({
+                "Type": "AWS::SQS::QueuePolicy",
+                "Properties": {
+                    "Queues": [reference(QUEUE), reference("DeadLetterQueue")],
+                    "PolicyDocument": { "Version": "2012-10-17", "Statement": [{
+                        "Sid": "ThisStacksRules",
+                        "Effect": "Allow",
+                        "Principal": { "Service": "events.amazonaws.com" },
+                        "Action": "sqs:SendMessage",
+                        "Resource": [get_att(QUEUE, "Arn"), get_att("DeadLetterQueue", "Arn")],
+                        "Condition": { "ArnEquals": { "aws:SourceArn": rules } }
+                    }] }
+                }
+            }),
+        );
+    }
     let group_arns: Vec<Value> = policy
         .groups
         .iter()
@@ -486,7 +539,7 @@ fn functions(resources: &mut Map<String, Value>, policy: &Policy) {
                         "Statement": [
                             { "Sid": "ChangeOnlyTheseGroups", "Effect": "Allow", "Action": ["autoscaling:SetDesiredCapacity", "autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags"], "Resource": group_arns },
                             { "Sid": "ReadGroupsAndMetrics", "Effect": "Allow", "Action": ["autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeScalingActivities", "autoscaling:DescribeTags", "cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms"], "Resource": "*" },
-                            { "Sid": "DeadLetters", "Effect": "Allow", "Action": "sqs:SendMessage", "Resource": get_att("DeadLetterQueue", "Arn") }
+                            { "Sid": "ConsumeTheTriggerQueue", "Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"], "Resource": get_att(QUEUE, "Arn") }
                         ]
                     }
                 }]
@@ -500,90 +553,110 @@ fn functions(resources: &mut Map<String, Value>, policy: &Policy) {
         .map(|g| format!("{}=${{TargetGroup{}.TargetGroupFullName}}", g.name, logical(&g.name)))
         .collect::<Vec<_>>()
         .join(","));
-    for (binary, id) in FUNCTIONS {
-        resources.insert(
-            format!("{id}Logs"),
-            json!({
-                "Type": "AWS::Logs::LogGroup",
-                "Properties": { "LogGroupName": sub(&format!("/aws/lambda/${{AWS::StackName}}-{binary}")), "RetentionInDays": 30 }
-            }),
-        );
-        resources.insert(
-            id.into(),
-            json!({
-                "Type": "AWS::Lambda::Function",
-                "DependsOn": format!("{id}Logs"),
-                "Properties": {
-                    "FunctionName": sub(&format!("${{AWS::StackName}}-{binary}")),
-                    "Description": format!("{binary}: decides and sets the desired capacity (see the repository's README)"),
-                    "Runtime": "provided.al2023",
-                    "Architectures": ["arm64"],
-                    "Handler": "bootstrap",
-                    "MemorySize": 128,
-                    "Timeout": 30,
-                    "Role": get_att("FunctionRole", "Arn"),
-                    "Code": { "S3Bucket": reference("ArtifactBucket"), "S3Key": sub(&format!("${{FunctionsPrefix}}{binary}.zip")) },
-                    "ReservedConcurrentExecutions": 1,
-                    "DeadLetterConfig": { "TargetArn": get_att("DeadLetterQueue", "Arn") },
-                    "TracingConfig": { "Mode": "PassThrough" },
-                    "Environment": { "Variables": {
-                        "SCALER_POLICY": "policy.toml",
-                        "SCALER_DRY_RUN": reference("DryRun"),
-                        "SCALER_TARGET_GROUPS": target_groups
-                    } }
-                }
-            }),
-        );
-        resources.insert(
-            format!("{id}AsyncConfig"),
-            json!({
-                "Type": "AWS::Lambda::EventInvokeConfig",
-                "Properties": {
-                    "FunctionName": reference(id),
-                    "Qualifier": "$LATEST",
-                    "MaximumRetryAttempts": 2,
-                    "MaximumEventAgeInSeconds": 3600
-                }
-            }),
-        );
-    }
+    let (binary, id) = FUNCTION;
+    resources.insert(
+        format!("{id}Logs"),
+        json!({
+            "Type": "AWS::Logs::LogGroup",
+            "Properties": { "LogGroupName": sub(&format!("/aws/lambda/${{AWS::StackName}}-{binary}")), "RetentionInDays": 30 }
+        }),
+    );
+    // No reserved concurrency: the FIFO queue serialises each group, and
+    // Lambda refuses reserved concurrency that leaves an account below its
+    // minimum unreserved (new accounts). No async DLQ: the queue's redrive
+    // policy keeps what failed.
+    resources.insert(
+        id.into(),
+        json!({
+            "Type": "AWS::Lambda::Function",
+            "DependsOn": format!("{id}Logs"),
+            "Properties": {
+                "FunctionName": sub(&format!("${{AWS::StackName}}-{binary}")),
+                "Description": format!("{binary}: decides and sets each group's desired capacity, one trigger at a time per group (see the repository's README)"),
+                "Runtime": "provided.al2023",
+                "Architectures": ["arm64"],
+                "Handler": "bootstrap",
+                "MemorySize": 128,
+                "Timeout": FUNCTION_TIMEOUT_S,
+                "Role": get_att("FunctionRole", "Arn"),
+                "Code": { "S3Bucket": reference("ArtifactBucket"), "S3Key": sub(&format!("${{FunctionsPrefix}}{binary}.zip")) },
+                "TracingConfig": { "Mode": "PassThrough" },
+                "Environment": { "Variables": {
+                    "SCALER_POLICY": "policy.toml",
+                    "SCALER_DRY_RUN": reference("DryRun"),
+                    "SCALER_TARGET_GROUPS": target_groups
+                } }
+            }
+        }),
+    );
+    resources.insert(
+        format!("{id}Queue"),
+        json!({
+            "Type": "AWS::Lambda::EventSourceMapping",
+            "Properties": {
+                "FunctionName": reference(id),
+                "EventSourceArn": get_att(QUEUE, "Arn"),
+                "BatchSize": MAX_BATCH,
+                "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                "Enabled": true
+            }
+        }),
+    );
 }
 
-fn permission(function: &str, source: Value, principal: &str) -> Value {
-    json!({
-        "Type": "AWS::Lambda::Permission",
-        "Properties": { "FunctionName": reference(function), "Action": "lambda:InvokeFunction", "Principal": principal, "SourceArn": source }
-    })
+/// The EventBridge rules that send to the queue (for its policy).
+fn trigger_rules(policy: &Policy) -> Vec<String> {
+    policy
+        .groups
+        .iter()
+        .flat_map(|g| {
+            let id = logical(&g.name);
+            let alarms = (!g.alarm_policies.is_empty()).then(|| format!("AlarmState{id}"));
+            let tick = (!g.target_tracking.is_empty() || !g.alarm_policies.is_empty()).then(|| format!("Tick{id}"));
+            alarms.into_iter().chain(tick)
+        })
+        .collect()
 }
 
-fn triggers(resources: &mut Map<String, Value>, policy: &Policy, alarms: &[(&GroupPolicy, &AlarmPolicy)]) {
-    if !alarms.is_empty() {
-        resources.insert(
-            "AlarmStateRule".into(),
-            json!({
-                "Type": "AWS::Events::Rule",
-                "Properties": {
-                    "Description": "State changes of this stack's alarms, to the alarm-scaler function",
-                    "EventPattern": {
-                        "source": ["aws.cloudwatch"],
-                        "detail-type": ["CloudWatch Alarm State Change"],
-                        "resources": alarms.iter().map(|(_, a)| get_att(&format!("Alarm{}", logical(&a.alarm)), "Arn")).collect::<Vec<_>>()
-                    },
-                    "State": "ENABLED",
-                    "Targets": [{ "Id": "alarm-scaler", "Arn": get_att("AlarmScaler", "Arn"), "RetryPolicy": { "MaximumRetryAttempts": 4, "MaximumEventAgeInSeconds": 3600 }, "DeadLetterConfig": { "Arn": get_att("DeadLetterQueue", "Arn") } }]
-                }
-            }),
-        );
-        resources.insert(
-            "AlarmStatePermission".into(),
-            permission("AlarmScaler", get_att("AlarmStateRule", "Arn"), "events.amazonaws.com"),
-        );
+/// A target that sends to the queue in `group`'s message group.
+fn queue_target(id: &str, group: &str, extra: Value) -> Value {
+    let mut target = json!({
+        "Id": id,
+        "Arn": get_att(QUEUE, "Arn"),
+        "SqsParameters": { "MessageGroupId": group },
+        "DeadLetterConfig": { "Arn": get_att("DeadLetterQueue", "Arn") }
+    });
+    if let (Some(target), Value::Object(extra)) = (target.as_object_mut(), extra) {
+        target.extend(extra);
     }
+    target
+}
+
+fn triggers(resources: &mut Map<String, Value>, policy: &Policy) {
     for group in &policy.groups {
+        let id = logical(&group.name);
+        // One rule per group: its message group is the group.
+        if !group.alarm_policies.is_empty() {
+            resources.insert(
+                format!("AlarmState{id}"),
+                json!({
+                    "Type": "AWS::Events::Rule",
+                    "Properties": {
+                        "Description": format!("State changes of group {}'s alarms, into its message group of the trigger queue", group.name),
+                        "EventPattern": {
+                            "source": ["aws.cloudwatch"],
+                            "detail-type": ["CloudWatch Alarm State Change"],
+                            "resources": group.alarm_policies.iter().map(|a| get_att(&format!("Alarm{}", logical(&a.alarm)), "Arn")).collect::<Vec<_>>()
+                        },
+                        "State": "ENABLED",
+                        "Targets": [queue_target("trigger-queue", &group.name, json!({ "RetryPolicy": { "MaximumRetryAttempts": 4, "MaximumEventAgeInSeconds": crate::queue::RETENTION_S } }))]
+                    }
+                }),
+            );
+        }
         if group.target_tracking.is_empty() && group.alarm_policies.is_empty() {
             continue;
         }
-        let id = logical(&group.name);
         // The event names its group (detail.group), which the function
         // routes by: EventBridge's input transformer keeps the Scheduled
         // Event's fields and adds the group.
@@ -596,17 +669,9 @@ fn triggers(resources: &mut Map<String, Value>, policy: &Policy, alarms: &[(&Gro
                     "Description": format!("Every minute: target tracking of group {} and a re-check of its alarms still in ALARM", group.name),
                     "ScheduleExpression": "rate(1 minute)",
                     "State": "ENABLED",
-                    "Targets": [{ "Id": "target-tracker", "Arn": get_att("TargetTracker", "Arn"), "InputTransformer": tick_input(&group.name), "RetryPolicy": { "MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60 }, "DeadLetterConfig": { "Arn": get_att("DeadLetterQueue", "Arn") } }]
+                    "Targets": [queue_target("trigger-queue", &group.name, json!({ "InputTransformer": tick_input(&group.name), "RetryPolicy": { "MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60 } }))]
                 }
             }),
-        );
-        resources.insert(
-            format!("Tick{id}Permission"),
-            permission(
-                "TargetTracker",
-                get_att(&format!("Tick{id}"), "Arn"),
-                "events.amazonaws.com",
-            ),
         );
     }
     let schedules: Vec<(&GroupPolicy, &crate::policy::Schedule)> = policy
@@ -624,16 +689,15 @@ fn triggers(resources: &mut Map<String, Value>, policy: &Policy, alarms: &[(&Gro
             "Properties": {
                 "AssumeRolePolicyDocument": { "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Principal": { "Service": "scheduler.amazonaws.com" }, "Action": "sts:AssumeRole", "Condition": { "StringEquals": { "aws:SourceAccount": reference("AWS::AccountId") } } }] },
                 "Policies": [{
-                    "PolicyName": "invoke-the-schedule-function",
+                    "PolicyName": "send-to-the-trigger-queue",
                     "PolicyDocument": { "Version": "2012-10-17", "Statement": [
-                        { "Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": get_att("ScheduleScaler", "Arn") },
-                        { "Effect": "Allow", "Action": "sqs:SendMessage", "Resource": get_att("DeadLetterQueue", "Arn") }
+                        { "Effect": "Allow", "Action": "sqs:SendMessage", "Resource": [get_att(QUEUE, "Arn"), get_att("DeadLetterQueue", "Arn")] }
                     ] }
                 }]
             }
         }),
     );
-    for (_, schedule) in schedules {
+    for (group, schedule) in schedules {
         let Some(expression) = schedule.expression() else {
             continue;
         };
@@ -649,10 +713,11 @@ fn triggers(resources: &mut Map<String, Value>, policy: &Policy, alarms: &[(&Gro
                     "FlexibleTimeWindow": { "Mode": "OFF" },
                     "State": "ENABLED",
                     "Target": {
-                        "Arn": get_att("ScheduleScaler", "Arn"),
+                        "Arn": get_att(QUEUE, "Arn"),
                         "RoleArn": get_att("SchedulerRole", "Arn"),
+                        "SqsParameters": { "MessageGroupId": group.name },
                         "Input": sub(&scheduled_event_input(&schedule.name)),
-                        "RetryPolicy": { "MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 3600 },
+                        "RetryPolicy": { "MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": crate::queue::RETENTION_S },
                         "DeadLetterConfig": { "Arn": get_att("DeadLetterQueue", "Arn") }
                     }
                 }

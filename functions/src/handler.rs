@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::decide::{Action, Decision, Trigger, decide};
 use crate::policy::Policy;
 use crate::ports::{GroupPort, MetricsPort, PortError, PortErrorKind};
+use crate::queue::{Batch, Message};
 use crate::trigger::{Parsed, Routed, TriggerError, parse};
 
 use crate::policy::HISTORY;
@@ -60,35 +61,54 @@ pub struct Handler<G, M> {
     pub metrics: M,
     /// Decide and log, never act (env `SCALER_DRY_RUN=1`).
     pub dry_run: bool,
-    /// Which triggers this function takes; others are ignored with a reason.
-    pub accepts: Accepts,
-}
-
-/// The triggers one function binary takes (one decision path per function,
-/// so reserved concurrency 1 keeps two decisions from racing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Accepts {
-    All,
-    Alarms,
-    Schedules,
-    Ticks,
-}
-
-impl Accepts {
-    fn takes(self, trigger: &Trigger) -> bool {
-        matches!(
-            (self, trigger),
-            (Self::All, _)
-                | (Self::Alarms, Trigger::Alarm(_))
-                | (Self::Schedules, Trigger::Scheduled { .. })
-                | (Self::Ticks, Trigger::Tick { .. })
-        )
-    }
 }
 
 impl<G: GroupPort + Sync, M: MetricsPort + Sync> Handler<G, M> {
     /// Handles one event at `now`.
     pub async fn handle(&self, event: &Value, now: Timestamp) -> Result<Outcome, HandlerError> {
+        Box::pin(self.handle_in(event, now, None)).await
+    }
+
+    /// Handles an SQS batch from the groups' FIFO queue (see [`crate::queue`]),
+    /// in order, each message at the time `now` gives when its turn comes.
+    pub async fn handle_batch(&self, messages: &[Message], now: impl Fn() -> Timestamp) -> Batch {
+        let mut batch = Batch::default();
+        for message in messages {
+            if batch.skip(message) {
+                tracing::warn!(message_id = %message.id, group = ?message.group, "returned unprocessed: an earlier message of its group failed");
+                continue;
+            }
+            let result = match serde_json::from_str::<Value>(&message.body) {
+                Ok(event) => Box::pin(self.handle_in(&event, now(), message.group.as_deref())).await,
+                Err(error) => {
+                    let error = HandlerError::Event(crate::trigger::TriggerError::NotJson(error.to_string()));
+                    tracing::error!(message_id = %message.id, %error, retryable = false, "refused event");
+                    Err(error)
+                }
+            };
+            batch.record(
+                message,
+                result
+                    .map(|outcome| serde_json::to_value(outcome).unwrap_or(Value::Null))
+                    .map_err(|error| {
+                        if !error.retryable() {
+                            tracing::error!(message_id = %message.id, %error, "dropped: a retry cannot help");
+                        }
+                        (error.to_string(), error.retryable())
+                    }),
+            );
+        }
+        batch
+    }
+
+    /// Handles one event at `now`; `message_group` is the queue's message
+    /// group it came in, which must be the group it is for.
+    async fn handle_in(
+        &self,
+        event: &Value,
+        now: Timestamp,
+        message_group: Option<&str>,
+    ) -> Result<Outcome, HandlerError> {
         let parsed = match parse(event) {
             Ok(parsed) => parsed,
             Err(error) => {
@@ -111,9 +131,15 @@ impl<G: GroupPort + Sync, M: MetricsPort + Sync> Handler<G, M> {
                 return Ok(Outcome::Ignored { reason });
             }
         };
-        if !self.accepts.takes(&trigger) {
-            let reason = format!("this function takes {:?} triggers, not this one", self.accepts);
-            tracing::info!(%reason, "ignored event");
+        // Decisions are serialised per message group: one carrying another
+        // group's trigger would decide outside that group's order.
+        if let Some(message_group) = message_group
+            && message_group != group_name
+        {
+            let reason = format!(
+                "this trigger is for group {group_name} but came in message group {message_group}: only the group's own message group keeps its decisions in order (the template sets MessageGroupId to the group)"
+            );
+            tracing::error!(%reason, "ignored event");
             return Ok(Outcome::Ignored { reason });
         }
         let Some(group) = self.policy.group(&group_name) else {

@@ -23,7 +23,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
 use crate::aws::LazyAws;
-use crate::handler::{Accepts, Handler, HandlerError};
+use crate::handler::{Handler, HandlerError};
 use crate::local::LocalCloud;
 use crate::policy::Policy;
 use crate::ports::{GroupPort, MetricsPort};
@@ -204,8 +204,9 @@ fn report_init_error(error: InitError) -> lambda_runtime::Error {
     error.into()
 }
 
-/// Runs a function binary that takes `accepts` triggers.
-pub async fn run(accepts: Accepts) -> Result<(), lambda_runtime::Error> {
+/// Runs the function: every trigger of every group, from the groups' FIFO
+/// queue (an SQS batch) or, invoked by hand, one event.
+pub async fn run() -> Result<(), lambda_runtime::Error> {
     tracing_subscriber::fmt()
         .json()
         .with_current_span(false)
@@ -224,7 +225,6 @@ pub async fn run(accepts: Accepts) -> Result<(), lambda_runtime::Error> {
                     group: local.clone(),
                     metrics: local,
                     dry_run,
-                    accepts,
                 },
                 clock,
             )
@@ -240,7 +240,6 @@ pub async fn run(accepts: Accepts) -> Result<(), lambda_runtime::Error> {
                     group: aws.clone(),
                     metrics: aws,
                     dry_run,
-                    accepts,
                 },
                 clock,
             )
@@ -256,7 +255,15 @@ async fn serve<G: GroupPort + Sync, M: MetricsPort + Sync>(
 ) -> Result<(), lambda_runtime::Error> {
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handler.handle(&event.payload, clock.now()).await.map_err(diagnostic)
+        if crate::queue::is_batch(&event.payload) {
+            // A malformed batch fails whole; each message's own failure is
+            // reported in batchItemFailures (or dropped when a retry cannot help).
+            let messages = crate::queue::messages(&event.payload).map_err(|e| diagnostic(e.into()))?;
+            let batch = handler.handle_batch(&messages, || clock.now()).await;
+            return Ok(batch.response());
+        }
+        let outcome = handler.handle(&event.payload, clock.now()).await.map_err(diagnostic)?;
+        Ok::<Value, Diagnostic>(serde_json::to_value(outcome).unwrap_or(Value::Null))
     }))
     .await
 }

@@ -14,6 +14,7 @@ pub mod local;
 pub mod memory;
 pub mod policy;
 pub mod ports;
+pub mod queue;
 pub mod schedule;
 pub mod state;
 pub mod tracking;

@@ -4,9 +4,10 @@
 mod support;
 
 use functions::decide::{Action, AlarmState, AlarmStatus, Datapoint, Instance, Lifecycle, Observation};
-use functions::handler::{Accepts, Handler, HandlerError, Outcome};
+use functions::handler::{Handler, HandlerError, Outcome};
 use functions::memory::MemoryCloud;
 use functions::ports::{GroupPort, PortErrorKind};
+use functions::queue::Message;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
@@ -46,7 +47,6 @@ fn handler(dry_run: bool) -> Handler<MemoryCloud, MemoryCloud> {
         group,
         metrics,
         dry_run,
-        accepts: Accepts::All,
     }
 }
 
@@ -208,7 +208,6 @@ async fn a_missing_group_is_a_port_error_naming_the_call() {
         group: MemoryCloud::new(at("2026-11-20T11:05:01Z")),
         metrics: MemoryCloud::new(at("2026-11-20T11:05:01Z")),
         dry_run: false,
-        accepts: Accepts::All,
     };
     let error = empty
         .handle(&event("alarm-eventbridge-cpu-high.json"), at("2026-11-20T11:05:01Z"))
@@ -227,19 +226,45 @@ async fn a_missing_group_is_a_port_error_naming_the_call() {
     assert!(!error.retryable());
 }
 
+/// A batch from the trigger queue is decided message by message, each on
+/// the capacity the one before left (one decision at a time per group);
+/// a trigger that came in another group's message group is not acted on.
 #[tokio::test]
-async fn a_function_ignores_triggers_of_other_paths() {
-    let mut handler = handler(false);
-    handler.accepts = Accepts::Ticks;
-    let outcome = handler
-        .handle(&event("alarm-eventbridge-cpu-high.json"), at("2026-11-20T11:05:01Z"))
-        .await
-        .expect("handled");
-    match outcome {
-        Outcome::Ignored { reason } => assert!(reason.contains("takes Ticks triggers"), "{reason}"),
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(handler.group.group("web").expect("web").desired, 2);
+async fn a_batch_is_decided_in_order_each_on_what_the_one_before_left() {
+    let handler = handler(false);
+    let message = |id: &str, group: &str, name: &str| Message {
+        id: id.into(),
+        group: Some(group.into()),
+        body: support::event_text(name),
+        receive_count: 1,
+    };
+    let batch = [
+        message("m1", "web", "alarm-eventbridge-cpu-high.json"),
+        message("m2", "session", "schedule-lunch-scale-out.json"),
+        message("m3", "web", "schedule-lunch-scale-out.json"),
+    ];
+    let done = handler.handle_batch(&batch, || at("2026-11-20T11:05:01Z")).await;
+    let outcome = |i: usize| {
+        done.handled[i]
+            .outcome
+            .clone()
+            .unwrap_or_else(|| panic!("{:#?}", done.handled))
+    };
+    assert_eq!(outcome(0)["outcome"], "decided");
+    assert_eq!(outcome(0)["decision"]["action"]["set_desired"], 5);
+    // The lunch schedule is web's: in session's message group it is not acted on.
+    assert_eq!(outcome(1)["outcome"], "ignored");
+    assert!(
+        outcome(1)["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("came in message group session")
+    );
+    // In web's, it decides from the alarm's 5.
+    assert_eq!(outcome(2)["outcome"], "decided", "{:#}", outcome(2));
+    assert_eq!(outcome(2)["decision"]["from"], 5, "{:#}", outcome(2));
+    assert!(done.handled.iter().all(|h| !h.returned));
+    assert_eq!(done.response()["batchItemFailures"], serde_json::json!([]));
 }
 
 /// Issue 18: an ALARM event delivered 40 minutes late, after the alarm left

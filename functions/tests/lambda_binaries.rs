@@ -1,6 +1,7 @@
-//! The real function binaries under a local Lambda Runtime API: every
+//! The real function binary under a local Lambda Runtime API: every
 //! sample event, malformed ones refused as not retryable, unrelated ones
-//! ignored, and a start-up error reported as an init error.
+//! ignored, an SQS batch answered message by message, and a start-up error
+//! reported as an init error.
 
 mod support;
 
@@ -31,90 +32,161 @@ fn answer(api: &RuntimeApi) -> Answer {
 }
 
 #[test]
-fn malformed_events_are_refused_as_not_retryable_by_every_binary() {
-    for binary in [
-        env!("CARGO_BIN_EXE_alarm-scaler"),
-        env!("CARGO_BIN_EXE_schedule-scaler"),
-        env!("CARGO_BIN_EXE_target-tracker"),
-    ] {
-        let mut api = RuntimeApi::start();
-        let _function = Function(start_function(binary, &api, &root("../policies/two-tier.toml"), &[]));
-        // Not JSON at all: the Lambda runtime itself refuses it before the
-        // handler (and AWS refuses such a payload at Invoke already).
-        api.invoke(&fixture("malformed/truncated.json"));
+fn malformed_events_are_refused_as_not_retryable() {
+    let binary = env!("CARGO_BIN_EXE_scaler");
+    let mut api = RuntimeApi::start();
+    let _function = Function(start_function(binary, &api, &root("../policies/two-tier.toml"), &[]));
+    // Not JSON at all: the Lambda runtime itself refuses it before the
+    // handler (and AWS refuses such a payload at Invoke already).
+    api.invoke(&fixture("malformed/truncated.json"));
+    match answer(&api) {
+        Answer::Error { body, .. } => {
+            assert!(
+                body.contains("DeserializeError") && body.contains("EOF while parsing"),
+                "{body}"
+            );
+        }
+        other => panic!("truncated: {other:?}"),
+    }
+    for name in ["not-an-object.json", "unknown-state.json", "wrong-types.json"] {
+        let id = api.invoke(&fixture(&format!("malformed/{name}")));
         match answer(&api) {
-            Answer::Error { body, .. } => {
+            Answer::Error {
+                id: got,
+                error_type,
+                body,
+                ..
+            } => {
+                assert_eq!(got, id, "{name}");
+                let json: serde_json::Value = serde_json::from_str(&body).expect("error json");
+                assert_eq!(
+                    json["errorType"], "NotRetryable.EventError",
+                    "{name}: {body} ({error_type})"
+                );
                 assert!(
-                    body.contains("DeserializeError") && body.contains("EOF while parsing"),
-                    "{binary}: {body}"
+                    json["errorMessage"]
+                        .as_str()
+                        .expect("message")
+                        .contains("a retry cannot help"),
+                    "{body}"
                 );
             }
-            other => panic!("{binary} truncated: {other:?}"),
-        }
-        for name in ["not-an-object.json", "unknown-state.json", "wrong-types.json"] {
-            let id = api.invoke(&fixture(&format!("malformed/{name}")));
-            match answer(&api) {
-                Answer::Error {
-                    id: got,
-                    error_type,
-                    body,
-                    ..
-                } => {
-                    assert_eq!(got, id, "{binary} {name}");
-                    let json: serde_json::Value = serde_json::from_str(&body).expect("error json");
-                    assert_eq!(
-                        json["errorType"], "NotRetryable.EventError",
-                        "{binary} {name}: {body} ({error_type})"
-                    );
-                    assert!(
-                        json["errorMessage"]
-                            .as_str()
-                            .expect("message")
-                            .contains("a retry cannot help"),
-                        "{body}"
-                    );
-                }
-                other => panic!("{binary} {name}: {other:?}"),
-            }
-        }
-        // Unrelated, and the other paths' triggers: ignored, answered normally.
-        for name in [
-            "malformed/unrelated-event.json",
-            "schedule-tick-target-tracking.json",
-            "schedule-lunch-scale-out.json",
-            "alarm-eventbridge-cpu-high.json",
-        ] {
-            let is_own = matches!(
-                (binary.rsplit('/').next().unwrap_or(""), name),
-                ("target-tracker", "schedule-tick-target-tracking.json")
-                    | ("schedule-scaler", "schedule-lunch-scale-out.json")
-                    | ("alarm-scaler", "alarm-eventbridge-cpu-high.json")
-            );
-            api.invoke(&fixture(name));
-            match answer(&api) {
-                // Its own trigger reaches for the group API, which is a closed port here.
-                Answer::Error { error_type, body, .. } if is_own => {
-                    let json: serde_json::Value = serde_json::from_str(&body).expect("error json");
-                    assert_eq!(
-                        json["errorType"], "Retryable.PortError",
-                        "{binary} {name}: {body} ({error_type})"
-                    );
-                }
-                Answer::Response { body, .. } if !is_own => {
-                    let json: serde_json::Value = serde_json::from_str(&body).expect("response json");
-                    assert_eq!(json["outcome"], "ignored", "{binary} {name}: {body}");
-                }
-                other => panic!("{binary} {name}: {other:?}"),
-            }
+            other => panic!("{name}: {other:?}"),
         }
     }
+    // Unrelated: ignored, answered normally.
+    api.invoke(&fixture("malformed/unrelated-event.json"));
+    match answer(&api) {
+        Answer::Response { body, .. } => {
+            let json: serde_json::Value = serde_json::from_str(&body).expect("response json");
+            assert_eq!(json["outcome"], "ignored", "{body}");
+        }
+        other => panic!("unrelated: {other:?}"),
+    }
+    // Every trigger kind reaches for the group API, a closed port here: retryable.
+    for name in [
+        "schedule-tick-target-tracking.json",
+        "schedule-lunch-scale-out.json",
+        "alarm-eventbridge-cpu-high.json",
+    ] {
+        api.invoke(&fixture(name));
+        match answer(&api) {
+            Answer::Error { error_type, body, .. } => {
+                let json: serde_json::Value = serde_json::from_str(&body).expect("error json");
+                assert_eq!(
+                    json["errorType"], "Retryable.PortError",
+                    "{name}: {body} ({error_type})"
+                );
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}
+
+/// The binary as the trigger queue's event source mapping invokes it: a
+/// batch, answered with a partial batch response (Lambda, "Handling errors
+/// for an SQS event source in Lambda"). A retryable failure returns its
+/// message and the later ones of its group; other groups go on; a message
+/// a retry cannot help is dropped; a trigger in another group's message
+/// group is not acted on.
+#[test]
+fn an_sqs_batch_is_answered_with_the_messages_to_return() {
+    use functions::queue::{Message, event};
+    let mut api = RuntimeApi::start();
+    let _function = Function(start_function(
+        env!("CARGO_BIN_EXE_scaler"),
+        &api,
+        &root("../policies/two-tier.toml"),
+        &[],
+    ));
+    let message = |id: &str, group: &str, body: String| Message {
+        id: id.into(),
+        group: Some(group.into()),
+        body,
+        receive_count: 1,
+    };
+    let batch = [
+        message("m1", "web", fixture("schedule-tick-target-tracking.json")),
+        message("m2", "web", fixture("schedule-lunch-scale-out.json")),
+        message("m3", "api", fixture("malformed/unrelated-event.json")),
+        message("m4", "api", "{\"cut short\":".into()),
+        message("m5", "api", fixture("alarm-eventbridge-cpu-high.json")),
+    ];
+    api.invoke(
+        &event(
+            &batch,
+            "arn:aws:sqs:ap-shanghai:123456789012:s-triggers.fifo",
+            "ap-shanghai",
+        )
+        .to_string(),
+    );
+    let body = match answer(&api) {
+        Answer::Response { body, .. } => body,
+        other => panic!("{other:?}"),
+    };
+    let json: serde_json::Value = serde_json::from_str(&body).expect("response json");
+    let ids: Vec<String> = batch.iter().map(|m| m.id.clone()).collect();
+    assert_eq!(
+        functions::queue::returned(&json, &ids).expect("a valid partial batch response"),
+        ["m1", "m2"],
+        "{json:#}"
+    );
+    let handled = |id: &str| {
+        json["handled"]
+            .as_array()
+            .and_then(|h| h.iter().find(|h| h["message_id"] == id))
+            .cloned()
+            .unwrap_or_else(|| panic!("{id}: {json:#}"))
+    };
+    assert!(
+        handled("m1")["error"].as_str().expect("m1 error").contains("failed"),
+        "{json:#}"
+    );
+    assert!(
+        handled("m2")["error"]
+            .as_str()
+            .expect("m2")
+            .contains("earlier message of its group failed")
+    );
+    assert_eq!(handled("m3")["outcome"]["outcome"], "ignored");
+    assert!(handled("m4")["error"].as_str().expect("m4").contains("not valid JSON"));
+    assert_eq!(handled("m4")["returned"], false);
+    let m5 = handled("m5");
+    assert_eq!(m5["outcome"]["outcome"], "ignored", "{m5:#}");
+    assert!(
+        m5["outcome"]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("came in message group api"),
+        "{m5:#}"
+    );
 }
 
 #[test]
 fn a_bad_policy_is_an_init_error_naming_the_file() {
     let api = RuntimeApi::start();
     let _function = Function(start_function(
-        env!("CARGO_BIN_EXE_alarm-scaler"),
+        env!("CARGO_BIN_EXE_scaler"),
         &api,
         "/nonexistent/policy.toml",
         &[],
@@ -127,7 +199,7 @@ fn a_bad_policy_is_an_init_error_naming_the_file() {
     }
     let api = RuntimeApi::start();
     let _function = Function(start_function(
-        env!("CARGO_BIN_EXE_alarm-scaler"),
+        env!("CARGO_BIN_EXE_scaler"),
         &api,
         &root("../policies/two-tier.toml"),
         &[("SCALER_DRY_RUN", "maybe")],
@@ -172,7 +244,7 @@ fn the_shipped_policy_loads_without_a_system_time_zone_database() {
     };
     let dir = std::env::temp_dir().join(format!("no-zoneinfo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let wrapper = dir.join("alarm-scaler");
+    let wrapper = dir.join("scaler");
     // Exit 97 if the directory is still visible: then this test proves nothing.
     std::fs::write(
         &wrapper,
@@ -181,7 +253,7 @@ fn the_shipped_policy_loads_without_a_system_time_zone_database() {
              ! test -e /usr/share/zoneinfo/Asia/Shanghai || exit 97; exec \"$0\"' {}\n",
             unshare.display(),
             mount.display(),
-            env!("CARGO_BIN_EXE_alarm-scaler"),
+            env!("CARGO_BIN_EXE_scaler"),
         ),
     )
     .expect("wrapper");

@@ -88,8 +88,14 @@ fn alarms_match_the_policy_field_by_field() {
             })
             .collect();
         assert_eq!(dimensions, want, "alarm {}: Dimensions", a.alarm);
-        // Its state changes reach the alarm function.
-        let rule = &resources["AlarmStateRule"]["Properties"]["EventPattern"]["resources"];
+        // Its state changes reach its group's rule (its message group).
+        let group = policy
+            .groups
+            .iter()
+            .find(|g| g.alarm_policy(&a.alarm).is_some())
+            .expect("group");
+        let rule =
+            &resources[&format!("AlarmState{}", logical(&group.name))]["Properties"]["EventPattern"]["resources"];
         let arn = serde_json::json!({ "Fn::GetAtt": [format!("Alarm{}", logical(&a.alarm)), "Arn"] });
         assert!(
             rule.as_array().is_some_and(|r| r.contains(&arn)),
@@ -200,14 +206,112 @@ fn groups_schedules_and_ticks_match_the_policy() {
     for (arn, group) in arns.iter().zip(&policy.groups) {
         assert!(arn.ends_with(&format!(":autoScalingGroupName/{}", group.name)), "{arn}");
     }
-    // Every function: arm64, provided.al2023, one at a time, a dead-letter queue.
-    for id in ["AlarmScaler", "ScheduleScaler", "TargetTracker"] {
-        let f = &resources[id]["Properties"];
-        assert_eq!(f["Runtime"], "provided.al2023");
-        assert_eq!(f["Architectures"][0], "arm64");
-        assert_eq!(f["ReservedConcurrentExecutions"], 1);
-        assert!(f["DeadLetterConfig"]["TargetArn"].is_object());
+    // The function: arm64, provided.al2023, no reserved concurrency (Lambda
+    // refuses it in new accounts; the FIFO queue serialises each group).
+    let f = &resources["Scaler"]["Properties"];
+    assert_eq!(f["Runtime"], "provided.al2023");
+    assert_eq!(f["Architectures"][0], "arm64");
+    assert!(f.get("ReservedConcurrentExecutions").is_none());
+}
+
+/// Every trigger of a group goes into the FIFO queue in the group's message
+/// group, and one function consumes it with partial batch responses (issue
+/// 18: one decision at a time per group). Docs: Lambda "Lambda parameters
+/// for Amazon SQS event source mappings" (FIFO batch <= 10), "Creating and
+/// configuring an Amazon SQS event source mapping" (visibility timeout >= 6
+/// x the function's timeout), EventBridge Scheduler `SqsParameters`
+/// (content-based deduplication on a FIFO target), EventBridge
+/// `SqsParameters` (MessageGroupId required for FIFO).
+#[test]
+fn every_trigger_of_a_group_goes_through_the_fifo_queue_in_its_message_group() {
+    let policy = policy();
+    let template = template(&policy);
+    let resources = &template["Resources"];
+    let queue = &resources["TriggerQueue"]["Properties"];
+    assert_eq!(queue["FifoQueue"], true);
+    assert_eq!(queue["ContentBasedDeduplication"], true);
+    assert_eq!(
+        queue["SqsManagedSseEnabled"], true,
+        "EventBridge cannot use the AWS-managed KMS key"
+    );
+    assert!(queue.get("KmsMasterKeyId").is_none());
+    let timeout = resources["Scaler"]["Properties"]["Timeout"].as_u64().expect("timeout");
+    assert!(queue["VisibilityTimeout"].as_u64().expect("visibility") >= 6 * timeout);
+    assert!(queue["QueueName"]["Fn::Sub"].as_str().expect("name").ends_with(".fifo"));
+    // Its dead letters: a FIFO queue's redrive target is FIFO.
+    assert_eq!(
+        queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0],
+        "TriggerDeadLetters"
+    );
+    assert_eq!(resources["TriggerDeadLetters"]["Properties"]["FifoQueue"], true);
+    // EventBridge's and the scheduler's own DLQ: standard, SSE-SQS.
+    let dlq = &resources["DeadLetterQueue"]["Properties"];
+    assert!(dlq.get("FifoQueue").is_none() && dlq["SqsManagedSseEnabled"] == true);
+    // One consumer, batches of at most 10, partial batch responses.
+    let mappings: Vec<&Value> = resources
+        .as_object()
+        .expect("resources")
+        .values()
+        .filter(|r| r["Type"] == "AWS::Lambda::EventSourceMapping")
+        .collect();
+    assert_eq!(mappings.len(), 1);
+    let mapping = &mappings[0]["Properties"];
+    assert_eq!(mapping["EventSourceArn"]["Fn::GetAtt"][0], "TriggerQueue");
+    assert_eq!(mapping["FunctionName"]["Ref"], "Scaler");
+    assert!(mapping["BatchSize"].as_u64().expect("batch") <= 10);
+    assert_eq!(mapping["FunctionResponseTypes"][0], "ReportBatchItemFailures");
+    // No trigger invokes a function directly: every target is the queue, in
+    // the message group of the group the trigger is for.
+    let mut targets = 0;
+    for (id, resource) in resources.as_object().expect("resources") {
+        let list: Vec<&Value> = match resource["Type"].as_str() {
+            Some("AWS::Events::Rule") => resource["Properties"]["Targets"]
+                .as_array()
+                .expect("targets")
+                .iter()
+                .collect(),
+            Some("AWS::Scheduler::Schedule") => vec![&resource["Properties"]["Target"]],
+            Some("AWS::Lambda::Permission") => panic!("{id}: a trigger may not invoke the function directly"),
+            _ => continue,
+        };
+        let group = policy
+            .groups
+            .iter()
+            .find(|g| {
+                let l = logical(&g.name);
+                *id == format!("AlarmState{l}")
+                    || *id == format!("Tick{l}")
+                    || g.schedules
+                        .iter()
+                        .any(|s| *id == format!("Schedule{}", logical(&s.name)))
+            })
+            .unwrap_or_else(|| panic!("{id}: a trigger of no group"));
+        for target in list {
+            targets += 1;
+            assert_eq!(target["Arn"]["Fn::GetAtt"][0], "TriggerQueue", "{id}");
+            assert_eq!(target["SqsParameters"]["MessageGroupId"], group.name.as_str(), "{id}");
+        }
     }
+    let expected: usize = policy
+        .groups
+        .iter()
+        .map(|g| {
+            usize::from(!g.alarm_policies.is_empty())
+                + usize::from(!g.alarm_policies.is_empty() || !g.target_tracking.is_empty())
+                + g.schedules.len()
+        })
+        .sum();
+    assert_eq!(targets, expected);
+    // EventBridge may send only for this stack's rules; the scheduler by its role.
+    let statement = &resources["QueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0];
+    assert_eq!(statement["Principal"]["Service"], "events.amazonaws.com");
+    assert!(
+        statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    );
+    let scheduler = &resources["SchedulerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0];
+    assert_eq!(scheduler["Action"], "sqs:SendMessage");
 }
 
 #[test]

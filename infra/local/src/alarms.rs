@@ -35,6 +35,8 @@ pub struct Alarm {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateChange {
     pub alarm: String,
+    /// The alarm's group (the trigger queue's message group).
+    pub group: String,
     pub from: AlarmState,
     pub to: AlarmState,
     pub event: Value,
@@ -146,6 +148,7 @@ impl Alarm {
         self.state_since = now;
         Some(StateChange {
             alarm: self.name.clone(),
+            group: self.group.clone(),
             from,
             to: next,
             event: self.event(previous, end, &policy, now),

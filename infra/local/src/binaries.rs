@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 /// The binaries the local cloud runs.
-pub const NEEDED: [&str; 4] = ["workload", "alarm-scaler", "schedule-scaler", "target-tracker"];
+pub const NEEDED: [&str; 2] = ["workload", functions::cfn::FUNCTION.0];
 
 /// The directory of the running binary (target/release under cargo).
 pub fn beside_current_exe() -> Result<PathBuf, String> {
@@ -205,6 +205,6 @@ mod tests {
         let files = sources();
         let has = |end: &str| files.iter().any(|f| f.ends_with(end));
         assert!(has("workload/src/main.rs") && has("functions/src/decide.rs"));
-        assert!(has("functions/src/bin/alarm-scaler.rs") && has("infra/aws/bootstrap.sh"));
+        assert!(has("functions/src/bin/scaler.rs") && has("infra/aws/bootstrap.sh"));
     }
 }

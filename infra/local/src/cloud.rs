@@ -60,8 +60,8 @@ pub struct Config {
     pub log_dir: PathBuf,
     /// How long an instance may take to finish in-flight requests after SIGTERM.
     pub drain_timeout: Duration,
-    /// Where the function binaries are (alarm-scaler, schedule-scaler,
-    /// target-tracker); None runs no functions (events are only recorded).
+    /// Where the function binary is (`scaler`); None runs no functions
+    /// (events are only recorded).
     pub functions: Option<PathBuf>,
     /// The policy file the functions read (required with `functions`).
     pub policy_file: Option<PathBuf>,
@@ -141,6 +141,13 @@ pub struct EventRecord {
     pub summary: String,
     /// The function it went to (None: no functions are running).
     pub function: Option<String>,
+    /// Its group: the trigger queue's message group.
+    #[serde(default)]
+    pub group: String,
+    /// The trigger queue had the same event from the last 5 minutes, so it
+    /// was accepted and not delivered (SQS FIFO content-based deduplication).
+    #[serde(default)]
+    pub deduplicated: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -615,25 +622,31 @@ impl Cloud {
         lock(&self.inner.events).iter().cloned().collect()
     }
 
-    /// Sends an event to a function (and records it).
-    fn emit(&self, function: &str, summary: String, event: serde_json::Value) {
+    /// Sends a trigger for `group` to the function's FIFO queue, in the
+    /// group's message group (and records it), as the template's EventBridge
+    /// rules and schedules do.
+    pub fn emit(&self, group: &str, summary: String, event: serde_json::Value) {
         let at = self.clock().now();
-        let runs = self.inner.runtime.is_some();
+        let sent = self
+            .inner
+            .runtime
+            .as_ref()
+            .map(|runtime| runtime.send(group, summary.clone(), &event));
+        let deduplicated = sent == Some(crate::runtime::Sent::Deduplicated);
         {
             let mut events = lock(&self.inner.events);
             events.push_back(EventRecord {
                 at,
                 summary: summary.clone(),
-                function: runs.then(|| function.to_string()),
+                function: sent.map(|_| crate::runtime::FUNCTION.to_string()),
+                group: group.to_string(),
+                deduplicated,
             });
             while events.len() > 500 {
                 events.pop_front();
             }
         }
-        tracing::info!(%summary, function, "event");
-        if let Some(runtime) = &self.inner.runtime {
-            runtime.invoke(function, summary, event);
-        }
+        tracing::info!(%summary, group, deduplicated, "event");
     }
 
     /// Waits until `ready(group)` holds, checking every 20 ms, for at most `limit` (wall clock).
@@ -1211,15 +1224,15 @@ async fn read_cpu(inner: &Inner, addr: SocketAddr) -> Option<(f64, f64)> {
 /// Alarms, schedules and ticks: what EventBridge and CloudWatch would send.
 async fn events(cloud: Cloud) {
     let inner = &cloud.inner;
-    let schedules: Vec<(String, functions::schedule::ScheduleExpr, jiff::tz::TimeZone)> = inner
+    let schedules: Vec<(String, String, functions::schedule::ScheduleExpr, jiff::tz::TimeZone)> = inner
         .config
         .policy
         .groups
         .iter()
-        .flat_map(|g| g.schedules.iter())
-        .filter_map(|s| {
+        .flat_map(|g| g.schedules.iter().map(move |s| (g, s)))
+        .filter_map(|(g, s)| {
             let (expr, tz) = s.parsed().ok()?;
-            Some((s.name.clone(), expr, tz))
+            Some((g.name.clone(), s.name.clone(), expr, tz))
         })
         .collect();
     // Groups that need the periodic tick: target tracking, or alarms to re-check.
@@ -1249,15 +1262,11 @@ async fn events(cloud: Cloud) {
         };
         for change in changes {
             let summary = format!("alarm {} {:?} -> {:?}", change.alarm, change.from, change.to);
-            cloud.emit("alarm-scaler", summary, change.event);
+            cloud.emit(&change.group, summary, change.event);
         }
-        for (name, expr, tz) in &schedules {
+        for (group, name, expr, tz) in &schedules {
             for at in expr.fires_between(last, now, tz) {
-                cloud.emit(
-                    "schedule-scaler",
-                    format!("schedule {name} at {at}"),
-                    scheduled_event(name, at),
-                );
+                cloud.emit(group, format!("schedule {name} at {at}"), scheduled_event(name, at));
             }
         }
         if let Some(tick) = &tick {
@@ -1267,7 +1276,7 @@ async fn events(cloud: Cloud) {
                     // The event names its group, as the template's input transformer does.
                     let mut event = scheduled_event(&rule, at);
                     event["detail"] = serde_json::json!({ "group": group });
-                    cloud.emit("target-tracker", format!("tick {rule} at {at}"), event);
+                    cloud.emit(group, format!("tick {rule} at {at}"), event);
                 }
             }
         }

@@ -1,11 +1,17 @@
-//! A Lambda Runtime API that runs the real function binaries: one process
-//! per function (reserved concurrency 1: two decisions never race), each
-//! polling its own API on 127.0.0.1 for events. Async-invocation semantics:
-//! an error whose type starts with `Retryable` is retried twice, a crashed
-//! or failed-to-start function is restarted after a second. Every outcome is
-//! recorded with the decision's explanation.
+//! A Lambda Runtime API that runs the real function binary (`scaler`) the
+//! way AWS runs it behind the template's SQS FIFO queue: every trigger is
+//! sent to the queue in its group's message group (content-based
+//! deduplication over 5 minutes), and an event source mapping hands the
+//! function batches of at most 10 messages, never a message of a group
+//! with a batch in flight or an earlier message waiting, so one group's
+//! decisions never overlap. The function's partial batch response is read
+//! as Lambda reads it (`functions::queue::returned`): failed messages come
+//! back after the visibility timeout, a message received three times goes
+//! to the dead letters; a crashed or failed invocation returns its whole
+//! batch. Every message's outcome is recorded with the decision's
+//! explanation.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Child;
@@ -13,10 +19,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use functions::queue::{DEDUPLICATION_WINDOW, MAX_BATCH, MAX_RECEIVES, Message, RETENTION_S, VISIBILITY_TIMEOUT_S};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -25,51 +32,91 @@ use tokio::sync::Notify;
 use crate::clock::Clock;
 use crate::process::{Spawner, stop};
 
-/// The three function binaries and what each takes.
-pub const FUNCTIONS: [&str; 3] = ["alarm-scaler", "schedule-scaler", "target-tracker"];
+/// The function binary: every trigger of every group.
+pub const FUNCTION: &str = functions::cfn::FUNCTION.0;
 
-/// One invocation's result, as the status view shows it.
+/// One message's result, as the status view shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Invocation {
     pub function: String,
+    /// The message's id (the batch's request id is in the function's log).
     pub request_id: String,
-    /// Cloud time the event was sent.
+    /// Cloud time the trigger was sent.
     pub at: Timestamp,
     /// e.g. `alarm web-cpu-high ALARM`, `schedule web-lunch-scale-out`, `tick web-tick`.
     pub event: String,
+    /// The message group: the group the trigger is for.
+    #[serde(default)]
+    pub group: String,
+    /// Which receive of the message this was (1 on the first).
     pub attempt: u32,
+    /// Cloud times the batch holding it was handed to the function and answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<Timestamp>,
     /// The handler's outcome (decision with reason and rules), or the error.
     pub result: Option<Value>,
     pub error: Option<String>,
 }
 
-#[derive(Debug)]
-struct Pending {
-    request_id: String,
+/// A message in the trigger queue.
+#[derive(Debug, Clone)]
+struct Queued {
+    id: String,
+    group: String,
     summary: String,
-    payload: Value,
-    attempt: u32,
-    at: Timestamp,
+    body: String,
+    sent: Timestamp,
+    receives: u32,
+    /// Cloud time it can be received again (after a failed receive).
+    visible_at: Timestamp,
 }
 
-/// One function: its queue, its API and its process.
+/// A batch handed to the function and not answered yet.
+#[derive(Debug)]
+struct InFlight {
+    request_id: String,
+    started: Timestamp,
+    messages: Vec<Queued>,
+}
+
+/// The SQS FIFO queue the template puts between the triggers and the function.
+#[derive(Debug, Default)]
+struct TriggerQueue {
+    messages: VecDeque<Queued>,
+    /// Bodies sent in the deduplication window, with when.
+    recent: VecDeque<(Timestamp, String)>,
+    in_flight: Option<InFlight>,
+    /// The event source mapping is disabled: messages wait in the queue.
+    disabled: bool,
+}
+
+/// What became of a trigger sent to the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    Queued,
+    /// The same body was sent within 5 minutes: accepted, not delivered.
+    Deduplicated,
+}
+
+/// The function: its queue, its API and its process.
 #[derive(Debug)]
 pub struct Function {
     pub name: String,
     binary: PathBuf,
-    queue: Mutex<VecDeque<Pending>>,
+    queue: Mutex<TriggerQueue>,
     ready: Notify,
-    in_flight: Mutex<HashMap<String, Pending>>,
     api: Mutex<Option<SocketAddr>>,
     child: Mutex<Option<Child>>,
     /// Times the process was (re)started.
     pub starts: Mutex<u32>,
 }
 
-/// All functions of a local cloud and the record of their invocations.
+/// The function of a local cloud and the record of its invocations.
 #[derive(Debug)]
 pub struct Runtime {
-    pub functions: Vec<Arc<Function>>,
+    pub function: Arc<Function>,
     env: Vec<(String, String)>,
     log_dir: PathBuf,
     clock: Clock,
@@ -80,41 +127,47 @@ pub struct Runtime {
 
 /// Invocations kept for the status view.
 const KEEP: usize = 500;
-/// Retries of a retryable failure (AWS async invocation: two).
-const RETRIES: u32 = 2;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+fn after(at: Timestamp, seconds: u64) -> Timestamp {
+    at.checked_add(SignedDuration::from_secs(seconds as i64)).unwrap_or(at)
+}
+
+/// The queue's ARN as the event source mapping names it.
+fn queue_arn() -> String {
+    format!(
+        "arn:aws:sqs:{}:{}:local-triggers.fifo",
+        crate::alarms::REGION,
+        crate::alarms::ACCOUNT
+    )
+}
+
 impl Runtime {
-    /// Functions from `dir` (alarm-scaler, schedule-scaler, target-tracker);
-    /// `env` is given to each process (policy, control API, clock).
+    /// The function from `dir`; `env` is given to its process (policy,
+    /// control API, clock).
     pub fn new(
         dir: &std::path::Path,
         env: Vec<(String, String)>,
         log_dir: PathBuf,
         clock: Clock,
     ) -> Result<Arc<Self>, PathBuf> {
-        let mut functions = Vec::new();
-        for name in FUNCTIONS {
-            let binary = dir.join(name);
-            if !binary.is_file() {
-                return Err(binary);
-            }
-            functions.push(Arc::new(Function {
-                name: name.to_string(),
+        let binary = dir.join(FUNCTION);
+        if !binary.is_file() {
+            return Err(binary);
+        }
+        Ok(Arc::new(Self {
+            function: Arc::new(Function {
+                name: FUNCTION.to_string(),
                 binary,
-                queue: Mutex::new(VecDeque::new()),
+                queue: Mutex::new(TriggerQueue::default()),
                 ready: Notify::new(),
-                in_flight: Mutex::new(HashMap::new()),
                 api: Mutex::new(None),
                 child: Mutex::new(None),
                 starts: Mutex::new(0),
-            }));
-        }
-        Ok(Arc::new(Self {
-            functions,
+            }),
             env,
             log_dir,
             clock,
@@ -123,31 +176,50 @@ impl Runtime {
         }))
     }
 
-    /// Binds each function's API and starts its process and supervisor.
+    /// Binds the function's API and starts its process and supervisor.
     pub async fn start(self: &Arc<Self>, spawner: Arc<Spawner>) -> std::io::Result<Vec<tokio::task::JoinHandle<()>>> {
-        let mut tasks = Vec::new();
-        for function in &self.functions {
-            let listener = crate::server::listen(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
-            *lock(&function.api) = Some(listener.local_addr()?);
-            tasks.push(serve(self.clone(), function.clone(), listener));
-            tasks.push(tokio::spawn(supervise(self.clone(), function.clone(), spawner.clone())));
-        }
-        Ok(tasks)
+        let function = &self.function;
+        let listener = crate::server::listen(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        *lock(&function.api) = Some(listener.local_addr()?);
+        Ok(vec![
+            serve(self.clone(), function.clone(), listener),
+            tokio::spawn(supervise(self.clone(), function.clone(), spawner)),
+        ])
     }
 
-    /// Queues an event for a function.
-    pub fn invoke(&self, function: &str, summary: String, payload: Value) {
-        let Some(f) = self.functions.iter().find(|f| f.name == function) else {
-            return;
-        };
-        lock(&f.queue).push_back(Pending {
-            request_id: crate::alarms::event_id(),
+    /// Sends a trigger for `group` to the queue (message group = the group).
+    pub fn send(&self, group: &str, summary: String, payload: &Value) -> Sent {
+        let now = self.clock.now();
+        let body = payload.to_string();
+        let mut queue = lock(&self.function.queue);
+        let window = SignedDuration::try_from(DEDUPLICATION_WINDOW).unwrap_or(SignedDuration::ZERO);
+        while queue.recent.front().is_some_and(|(at, _)| *at + window <= now) {
+            queue.recent.pop_front();
+        }
+        if queue.recent.iter().any(|(_, b)| *b == body) {
+            return Sent::Deduplicated;
+        }
+        queue.recent.push_back((now, body.clone()));
+        queue.messages.push_back(Queued {
+            id: crate::alarms::event_id(),
+            group: group.to_string(),
             summary,
-            payload,
-            attempt: 1,
-            at: self.clock.now(),
+            body,
+            sent: now,
+            receives: 0,
+            visible_at: now,
         });
-        f.ready.notify_one();
+        drop(queue);
+        self.function.ready.notify_one();
+        Sent::Queued
+    }
+
+    /// Enables or disables the event source mapping (as
+    /// UpdateEventSourceMapping's `Enabled` does): while disabled, triggers
+    /// wait in the queue; a batch in flight finishes.
+    pub fn set_enabled(&self, enabled: bool) {
+        lock(&self.function.queue).disabled = !enabled;
+        self.function.ready.notify_one();
     }
 
     /// The newest invocations, oldest first.
@@ -165,17 +237,89 @@ impl Runtime {
         self.recorded.notify_waiters();
     }
 
-    /// Stops every function process.
-    pub fn stop(&self) {
-        for function in &self.functions {
-            if let Some(mut child) = lock(&function.child).take() {
-                let _ = stop(&mut child, Duration::from_secs(2));
+    fn record_message(
+        &self,
+        message: &Queued,
+        batch: Option<(Timestamp, Timestamp)>,
+        result: Option<Value>,
+        error: Option<String>,
+    ) {
+        self.record(Invocation {
+            function: self.function.name.clone(),
+            request_id: message.id.clone(),
+            at: message.sent,
+            event: message.summary.clone(),
+            group: message.group.clone(),
+            attempt: message.receives,
+            started: batch.map(|b| b.0),
+            finished: batch.map(|b| b.1),
+            result,
+            error,
+        });
+    }
+
+    /// Puts `returned` messages back at the front of the queue (in order),
+    /// visible after the visibility timeout; a message received
+    /// `MAX_RECEIVES` times goes to the dead letters instead.
+    fn give_back(&self, returned: Vec<Queued>) {
+        let now = self.clock.now();
+        let mut queue = lock(&self.function.queue);
+        for mut message in returned.into_iter().rev() {
+            if message.receives >= MAX_RECEIVES {
+                drop(queue);
+                self.record_message(
+                    &message,
+                    None,
+                    None,
+                    Some(format!("moved to the dead letters after {} receives", message.receives)),
+                );
+                queue = lock(&self.function.queue);
+                continue;
             }
+            message.visible_at = after(now, u64::from(VISIBILITY_TIMEOUT_S));
+            queue.messages.push_front(message);
+        }
+    }
+
+    /// Stops the function's process.
+    pub fn stop(&self) {
+        if let Some(mut child) = lock(&self.function.child).take() {
+            let _ = stop(&mut child, Duration::from_secs(2));
         }
     }
 }
 
-/// Keeps a function's process running (restarting a crashed one after a second).
+impl TriggerQueue {
+    /// The next batch: the oldest receivable messages, at most 10, none of
+    /// a group whose earlier message is not receivable yet (FIFO order).
+    fn take(&mut self, now: Timestamp) -> (Vec<Queued>, Vec<Queued>) {
+        let expired: Vec<Queued> = {
+            let (old, kept): (VecDeque<Queued>, VecDeque<Queued>) = std::mem::take(&mut self.messages)
+                .into_iter()
+                .partition(|m| after(m.sent, u64::from(RETENTION_S)) <= now);
+            self.messages = kept;
+            old.into_iter().collect()
+        };
+        if self.in_flight.is_some() || self.disabled {
+            return (Vec::new(), expired);
+        }
+        let mut blocked: HashSet<String> = HashSet::new();
+        let mut batch = Vec::new();
+        let mut kept = VecDeque::new();
+        for message in std::mem::take(&mut self.messages) {
+            if batch.len() < MAX_BATCH && !blocked.contains(&message.group) && message.visible_at <= now {
+                batch.push(message);
+            } else {
+                blocked.insert(message.group.clone());
+                kept.push_back(message);
+            }
+        }
+        self.messages = kept;
+        (batch, expired)
+    }
+}
+
+/// Keeps the function's process running (restarting a crashed one after a second).
 async fn supervise(runtime: Arc<Runtime>, function: Arc<Function>, spawner: Arc<Spawner>) {
     loop {
         let running = {
@@ -190,10 +334,10 @@ async fn supervise(runtime: Arc<Runtime>, function: Arc<Function>, spawner: Arc<
             }
         };
         if !running {
-            // Events in flight with a dead process are retried.
-            let lost: Vec<Pending> = lock(&function.in_flight).drain().map(|(_, p)| p).collect();
-            for pending in lost {
-                fail(&runtime, &function, pending, "the function process exited".into(), true);
+            // A batch in flight with a dead process returns whole.
+            let lost = lock(&function.queue).in_flight.take();
+            if let Some(lost) = lost {
+                fail_batch(&runtime, lost, "the function process exited".into());
             }
             let api = lock(&function.api).map(|a| a.to_string()).unwrap_or_default();
             let mut command_env = runtime.env.clone();
@@ -214,25 +358,13 @@ async fn supervise(runtime: Arc<Runtime>, function: Arc<Function>, spawner: Arc<
     }
 }
 
-/// Records a failure; a retryable one goes back to the queue (at most twice).
-fn fail(runtime: &Runtime, function: &Function, pending: Pending, error: String, retryable: bool) {
-    runtime.record(Invocation {
-        function: function.name.clone(),
-        request_id: pending.request_id.clone(),
-        at: pending.at,
-        event: pending.summary.clone(),
-        attempt: pending.attempt,
-        result: None,
-        error: Some(error),
-    });
-    if retryable && pending.attempt <= RETRIES {
-        lock(&function.queue).push_back(Pending {
-            attempt: pending.attempt + 1,
-            request_id: crate::alarms::event_id(),
-            ..pending
-        });
-        function.ready.notify_one();
+/// A failed invocation: every message of its batch is recorded and returned.
+fn fail_batch(runtime: &Runtime, batch: InFlight, error: String) {
+    let finished = runtime.clock.now();
+    for message in &batch.messages {
+        runtime.record_message(message, Some((batch.started, finished)), None, Some(error.clone()));
     }
+    runtime.give_back(batch.messages);
 }
 
 fn serve(runtime: Arc<Runtime>, function: Arc<Function>, listener: TcpListener) -> tokio::task::JoinHandle<()> {
@@ -263,6 +395,16 @@ fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
     response
 }
 
+/// Takes the batch `id` off the function if it is the one in flight.
+fn answered(function: &Function, id: &str) -> Option<InFlight> {
+    let mut queue = lock(&function.queue);
+    if queue.in_flight.as_ref().is_some_and(|b| b.request_id == id) {
+        queue.in_flight.take()
+    } else {
+        None
+    }
+}
+
 async fn route(runtime: &Runtime, function: &Function, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let body = match crate::server::read_body(body, 6 << 20, "6 MB").await {
@@ -275,42 +417,56 @@ async fn route(runtime: &Runtime, function: &Function, request: Request<Incoming
         .get("lambda-runtime-function-error-type")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let unknown = || {
+        reply(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"errorMessage": "unknown request id"}),
+        )
+    };
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (&parts.method, segments.as_slice()) {
-        (&Method::GET, ["2018-06-01", "runtime", "invocation", "next"]) => next(function).await,
+        (&Method::GET, ["2018-06-01", "runtime", "invocation", "next"]) => next(runtime, function).await,
         (&Method::POST, ["2018-06-01", "runtime", "invocation", id, "response"]) => {
-            let Some(pending) = lock(&function.in_flight).remove(*id) else {
-                return reply(
-                    StatusCode::BAD_REQUEST,
-                    serde_json::json!({"errorMessage": "unknown request id"}),
-                );
+            let Some(batch) = answered(function, id) else {
+                return unknown();
             };
-            runtime.record(Invocation {
-                function: function.name.clone(),
-                request_id: pending.request_id,
-                at: pending.at,
-                event: pending.summary,
-                attempt: pending.attempt,
-                result: Some(
-                    serde_json::from_slice(&body).unwrap_or(Value::String(String::from_utf8_lossy(&body).into())),
+            let response: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let ids: Vec<String> = batch.messages.iter().map(|m| m.id.clone()).collect();
+            let finished = runtime.clock.now();
+            match functions::queue::returned(&response, &ids) {
+                Ok(returned) => {
+                    let handled = response["handled"].as_array().cloned().unwrap_or_default();
+                    let mut back = Vec::new();
+                    for message in batch.messages {
+                        let mine = handled.iter().find(|h| h["message_id"] == message.id.as_str());
+                        let result = mine.and_then(|h| h.get("outcome")).cloned();
+                        let error = mine.and_then(|h| h["error"].as_str()).map(str::to_string);
+                        runtime.record_message(&message, Some((batch.started, finished)), result, error);
+                        if returned.contains(&message.id) {
+                            back.push(message);
+                        }
+                    }
+                    runtime.give_back(back);
+                }
+                // Lambda's reading: an invalid response fails the whole batch.
+                Err(problem) => fail_batch(
+                    runtime,
+                    batch,
+                    format!("the batch response is invalid, so the whole batch failed: {problem}"),
                 ),
-                error: None,
-            });
+            }
             reply(StatusCode::ACCEPTED, serde_json::json!({"status": "OK"}))
         }
         (&Method::POST, ["2018-06-01", "runtime", "invocation", id, "error"]) => {
-            let Some(pending) = lock(&function.in_flight).remove(*id) else {
-                return reply(
-                    StatusCode::BAD_REQUEST,
-                    serde_json::json!({"errorMessage": "unknown request id"}),
-                );
+            let Some(batch) = answered(function, id) else {
+                return unknown();
             };
             let detail: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let kind = error_type
                 .or_else(|| detail["errorType"].as_str().map(str::to_string))
                 .unwrap_or_default();
             let message = format!("{kind}: {}", detail["errorMessage"].as_str().unwrap_or(""));
-            fail(runtime, function, pending, message, kind.starts_with("Retryable"));
+            fail_batch(runtime, batch, message);
             reply(StatusCode::ACCEPTED, serde_json::json!({"status": "OK"}))
         }
         (&Method::POST, ["2018-06-01", "runtime", "init", "error"]) => {
@@ -320,7 +476,10 @@ async fn route(runtime: &Runtime, function: &Function, request: Request<Incoming
                 request_id: String::new(),
                 at: runtime.clock.now(),
                 event: "init".into(),
+                group: String::new(),
                 attempt: 0,
+                started: None,
+                finished: None,
                 result: None,
                 error: Some(format!(
                     "init failed: {}",
@@ -336,16 +495,55 @@ async fn route(runtime: &Runtime, function: &Function, request: Request<Incoming
     }
 }
 
-/// Long-polls the function's queue.
-async fn next(function: &Function) -> Response<Full<Bytes>> {
+/// Long-polls the queue for the function's next batch (the event source mapping).
+async fn next(runtime: &Runtime, function: &Function) -> Response<Full<Bytes>> {
     loop {
         let notified = function.ready.notified();
-        if let Some(pending) = lock(&function.queue).pop_front() {
-            let mut response = Response::new(Full::new(Bytes::from(pending.payload.to_string())));
+        let now = runtime.clock.now();
+        let (batch, expired) = {
+            let mut queue = lock(&function.queue);
+            let (mut batch, expired) = queue.take(now);
+            if !batch.is_empty() {
+                for message in &mut batch {
+                    message.receives += 1;
+                }
+                queue.in_flight = Some(InFlight {
+                    request_id: crate::alarms::event_id(),
+                    started: now,
+                    messages: batch.clone(),
+                });
+            }
+            (batch, expired)
+        };
+        for message in &expired {
+            runtime.record_message(
+                message,
+                None,
+                None,
+                Some(format!("expired in the queue after {RETENTION_S} s")),
+            );
+        }
+        if !batch.is_empty() {
+            let request_id = lock(&function.queue)
+                .in_flight
+                .as_ref()
+                .map(|b| b.request_id.clone())
+                .unwrap_or_default();
+            let messages: Vec<Message> = batch
+                .iter()
+                .map(|m| Message {
+                    id: m.id.clone(),
+                    group: Some(m.group.clone()),
+                    body: m.body.clone(),
+                    receive_count: m.receives,
+                })
+                .collect();
+            let payload = functions::queue::event(&messages, &queue_arn(), crate::alarms::REGION);
+            let mut response = Response::new(Full::new(Bytes::from(payload.to_string())));
             let deadline = jiff::Timestamp::now().as_millisecond() + 60_000;
             let headers = response.headers_mut();
             for (name, value) in [
-                ("lambda-runtime-aws-request-id", pending.request_id.clone()),
+                ("lambda-runtime-aws-request-id", request_id.clone()),
                 ("lambda-runtime-deadline-ms", deadline.to_string()),
                 (
                     "lambda-runtime-invoked-function-arn",
@@ -356,21 +554,18 @@ async fn next(function: &Function) -> Response<Full<Bytes>> {
                         function.name
                     ),
                 ),
-                (
-                    "lambda-runtime-trace-id",
-                    format!("Root=1-{}", &pending.request_id[..8]),
-                ),
+                ("lambda-runtime-trace-id", format!("Root=1-{}", &request_id[..8])),
                 ("content-type", "application/json".into()),
             ] {
                 if let Ok(value) = http::HeaderValue::from_str(&value) {
                     headers.insert(name, value);
                 }
             }
-            lock(&function.in_flight).insert(pending.request_id.clone(), pending);
             return response;
         }
-        // Wake at least every second so a dropped waiter never hangs the poll.
-        let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
+        // Wake at least every 100 ms: a returned message becomes visible
+        // again without a notification.
+        let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
     }
 }
 
@@ -388,5 +583,87 @@ pub async fn wait_for(
         }
         let left = deadline.checked_duration_since(Instant::now())?;
         let _ = tokio::time::timeout(left.min(Duration::from_millis(200)), notified).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queued(id: &str, group: &str, at: Timestamp) -> Queued {
+        Queued {
+            id: id.into(),
+            group: group.into(),
+            summary: id.into(),
+            body: id.into(),
+            sent: at,
+            receives: 0,
+            visible_at: at,
+        }
+    }
+
+    fn ids(batch: &[Queued]) -> Vec<&str> {
+        batch.iter().map(|m| m.id.as_str()).collect()
+    }
+
+    // SQS FIFO: a group's messages in order, none past one not receivable
+    // yet; other groups go on; at most 10 a batch (Lambda's FIFO maximum).
+    #[test]
+    fn a_batch_keeps_each_groups_order_and_skips_a_group_waiting_on_a_returned_message() {
+        let now: Timestamp = "2026-12-07T00:00:00Z".parse().expect("now");
+        let mut queue = TriggerQueue::default();
+        let mut returned = queued("w1", "web", now);
+        returned.visible_at = after(now, u64::from(VISIBILITY_TIMEOUT_S));
+        queue.messages.push_back(returned);
+        for (id, group) in [("a1", "api"), ("w2", "web"), ("a2", "api")] {
+            queue.messages.push_back(queued(id, group, now));
+        }
+        let (batch, expired) = queue.take(now);
+        assert_eq!(ids(&batch), ["a1", "a2"]);
+        assert!(expired.is_empty());
+        assert_eq!(ids(&Vec::from(queue.messages.clone())), ["w1", "w2"]);
+        // After the visibility timeout, web goes on in order.
+        let later = after(now, u64::from(VISIBILITY_TIMEOUT_S));
+        assert_eq!(ids(&queue.take(later).0), ["w1", "w2"]);
+        // Twelve waiting: ten, then two.
+        for i in 0..12 {
+            queue.messages.push_back(queued(&format!("m{i}"), "web", later));
+        }
+        assert_eq!(queue.take(later).0.len(), MAX_BATCH);
+        assert_eq!(queue.take(later).0.len(), 2);
+        // Older than the retention period: dropped.
+        queue.messages.push_back(queued("old", "web", now));
+        let (batch, expired) = queue.take(after(now, u64::from(RETENTION_S)));
+        assert!(batch.is_empty());
+        assert_eq!(ids(&expired), ["old"]);
+    }
+
+    // SQS content-based deduplication: the same body within 5 minutes is
+    // accepted and not delivered; a message received three times goes to
+    // the dead letters.
+    #[test]
+    fn a_repeated_trigger_is_deduplicated_and_a_thrice_failed_one_dead_lettered() {
+        let dir = std::env::temp_dir().join(format!("runtime-queue-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join(FUNCTION), "").expect("binary");
+        let runtime = Runtime::new(&dir, Vec::new(), dir.clone(), Clock::new(1.0)).expect("runtime");
+        let event = serde_json::json!({"id": "e1"});
+        assert_eq!(runtime.send("web", "first".into(), &event), Sent::Queued);
+        assert_eq!(runtime.send("web", "again".into(), &event), Sent::Deduplicated);
+        assert_eq!(
+            runtime.send("web", "other".into(), &serde_json::json!({"id": "e2"})),
+            Sent::Queued
+        );
+        let mut message = lock(&runtime.function.queue).messages.pop_front().expect("queued");
+        message.receives = MAX_RECEIVES;
+        runtime.give_back(vec![message]);
+        let log = runtime.invocations();
+        assert_eq!(log.len(), 1);
+        assert!(
+            log[0].error.as_deref().unwrap_or("").contains("dead letters"),
+            "{log:#?}"
+        );
+        assert_eq!(lock(&runtime.function.queue).messages.len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

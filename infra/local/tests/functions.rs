@@ -1,6 +1,7 @@
 //! The whole decision path on one machine: the local cloud's scheduler and
-//! alarms send EventBridge JSON through its Lambda Runtime API to the real
-//! function binaries, which read and change the group through the control
+//! alarms send EventBridge JSON through the trigger queue (SQS FIFO, one
+//! message group per group) and its Lambda Runtime API to the real
+//! function binary, which read and change the group through the control
 //! API (the functions' local adapter), and the port contract holds there.
 
 mod support;
@@ -75,7 +76,7 @@ async fn a_schedule_fires_at_its_time_in_its_time_zone_through_the_schedule_func
     wait_for(&cloud, "one instance", Duration::from_secs(20), |g| in_service(g) == 1).await;
     let runtime = cloud.functions().expect("functions run").clone();
     let invocation = localcloud::runtime::wait_for(&runtime, Duration::from_secs(20), |i| {
-        i.function == "schedule-scaler" && i.event.starts_with("schedule web-evening")
+        i.group == "web" && i.event.starts_with("schedule web-evening")
     })
     .await
     .unwrap_or_else(|| panic!("no schedule invocation: {:#?}", cloud.status()));
@@ -161,7 +162,7 @@ async fn cpu_load_raises_the_alarm_and_the_alarm_function_scales_out() {
     }
     let runtime = cloud.functions().expect("functions run").clone();
     let invocation = localcloud::runtime::wait_for(&runtime, Duration::from_secs(30), |i| {
-        i.function == "alarm-scaler" && i.event.contains("web-cpu-high Ok -> Alarm")
+        i.group == "web" && i.event.contains("web-cpu-high Ok -> Alarm")
     })
     .await;
     let invocation = invocation.unwrap_or_else(|| panic!("no alarm invocation: {:#?}", cloud.status()));
@@ -208,5 +209,135 @@ async fn the_local_adapter_meets_the_group_contract() {
     let since = cloud.clock().now() - jiff::SignedDuration::from_secs(60);
     let adapter = functions::local::LocalCloud::new(&control.to_string());
     functions::contract::group_port_contract(&adapter, "contract", since).await;
+    cloud.shutdown().await;
+}
+
+/// Always in ALARM once the group has datapoints: CPU is below 101%.
+const TOGETHER: &str = r#"[[group]]
+name = "web"
+min = 1
+max = 8
+cooldown = "60s"
+
+[[group.alarm_policy]]
+type = "simple"
+alarm = "web-always"
+metric = { namespace = "AWS/EC2", name = "CPUUtilization", stat = "Average", dimensions = { AutoScalingGroupName = "web" } }
+comparison = "<"
+threshold = 101
+period = "60s"
+evaluation_periods = 1
+adjustment = "change_in_capacity"
+change = 2
+cooldown = "60s"
+
+[[group.schedule]]
+name = "web-peak"
+cron = "cron(0 3 1 1 ? *)"
+timezone = "UTC"
+min = 4
+"#;
+
+/// Issue 18, "one decision at a time per group": an alarm, a schedule and
+/// ticks that arrive together go through the group's message group of the
+/// trigger queue one at a time, in order, each decision made on the
+/// capacity the previous one left (SQS FIFO: no message of a group while
+/// one is in flight; Lambda's event source mapping, disabled and enabled
+/// as UpdateEventSourceMapping does, lets them pile up first). With three
+/// functions each reading then writing an absolute capacity, two of these
+/// decisions could start from the same capacity and one would be lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_a_schedule_and_ticks_arriving_together_are_decided_one_after_another() {
+    let cloud = Cloud::start(config(TOGETHER, 3)).await.expect("start");
+    // Disabled before the first tick (a cloud minute, a second here).
+    let runtime = cloud.functions().expect("functions run").clone();
+    runtime.set_enabled(false);
+    wait_for(&cloud, "one instance", Duration::from_secs(20), |g| in_service(g) == 1).await;
+    // The alarm's own state change (the cloud's alarm, not a forged event).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cloud
+        .events()
+        .iter()
+        .any(|e| e.summary.starts_with("alarm web-always") && e.summary.ends_with("Alarm"))
+    {
+        assert!(Instant::now() < deadline, "alarm never fired: {:#?}", cloud.status());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let at = cloud.clock().now();
+    let mut schedule = localcloud::cloud::scheduled_event("web-peak", at);
+    schedule["source"] = "aws.scheduler".into();
+    cloud.emit("web", format!("schedule web-peak at {at}"), schedule);
+    // At least one tick after it (one a cloud minute: a second here).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cloud
+        .events()
+        .iter()
+        .any(|e| e.summary.starts_with("tick") && e.at > at)
+    {
+        assert!(Instant::now() < deadline, "no tick: {:#?}", cloud.status());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        runtime.invocations().iter().all(|i| i.started.is_none()),
+        "{:#?}",
+        runtime.invocations()
+    );
+    runtime.set_enabled(true);
+    // Handled up to the tick after the schedule.
+    let done = localcloud::runtime::wait_for(&runtime, Duration::from_secs(30), |i| {
+        i.event.starts_with("tick") && i.at > at && i.started.is_some()
+    })
+    .await;
+    assert!(done.is_some(), "not handled: {:#?}", cloud.status());
+    let handled: Vec<localcloud::runtime::Invocation> =
+        runtime.invocations().into_iter().filter(|i| i.group == "web").collect();
+    // All waited in the queue together; they are handled in the order sent.
+    let position = |prefix: &str| handled.iter().position(|i| i.event.starts_with(prefix));
+    let (alarm, peak) = (position("alarm web-always"), position("schedule web-peak"));
+    let tick = handled.iter().rposition(|i| i.event.starts_with("tick"));
+    assert!(
+        alarm.is_some() && alarm < peak && peak < tick,
+        "{:#?}",
+        handled.iter().map(|i| &i.event).collect::<Vec<_>>()
+    );
+    // Batches never overlap in time.
+    for pair in handled.windows(2) {
+        if pair[0].started != pair[1].started {
+            assert!(pair[0].finished <= pair[1].started, "{:#?}", pair);
+        }
+    }
+    // Each decision starts from the capacity the one before left.
+    let mut desired: Option<u64> = None;
+    let mut decided = 0;
+    for invocation in &handled {
+        let Some(result) = &invocation.result else { continue };
+        if result["outcome"] != "decided" {
+            continue;
+        }
+        decided += 1;
+        let decision = &result["decision"];
+        if let Some(previous) = desired {
+            assert_eq!(
+                decision["from"].as_u64(),
+                Some(previous),
+                "{}: {result:#}\n{handled:#?}",
+                invocation.event
+            );
+        }
+        let from = decision["from"].as_u64().expect("from");
+        desired = Some(match &decision["action"] {
+            serde_json::Value::Object(action) if action.contains_key("set_desired") => {
+                action["set_desired"].as_u64().expect("n")
+            }
+            serde_json::Value::Object(action) if action.contains_key("set_limits") => {
+                action["set_limits"]["desired"].as_u64().expect("n")
+            }
+            _ => from,
+        });
+    }
+    assert!(decided >= 3, "{handled:#?}");
+    let group = cloud.group("web").expect("group");
+    assert_eq!(u64::from(group.desired), desired.expect("a decision"), "{handled:#?}");
+    assert_eq!(group.min, 4);
     cloud.shutdown().await;
 }

@@ -77,34 +77,14 @@ pub fn treat_missing_data(missing: MissingData) -> &'static str {
     }
 }
 
-/// The listener port of the group at `index`.
-pub fn listener_port(index: usize) -> u16 {
-    if index == 0 { 80 } else { 8000 + index as u16 }
-}
-
 /// The whole template.
 pub fn template(policy: &Policy) -> Value {
     let mut resources = Map::new();
     let mut outputs = Map::new();
     network(&mut resources);
     instances(&mut resources);
-    resources.insert(
-        "LoadBalancer".into(),
-        json!({
-            "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer",
-            "Properties": {
-                "Scheme": "internet-facing",
-                "Subnets": [reference("PublicSubnetA"), reference("PublicSubnetB")],
-                "SecurityGroups": [reference("AlbSecurityGroup")],
-                "LoadBalancerAttributes": [
-                    { "Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true" },
-                    { "Key": "idle_timeout.timeout_seconds", "Value": "60" }
-                ]
-            }
-        }),
-    );
-    for (index, group) in policy.groups.iter().enumerate() {
-        group_resources(&mut resources, &mut outputs, group, index);
+    for group in &policy.groups {
+        group_resources(&mut resources, &mut outputs, group);
     }
     let alarms: Vec<(&GroupPolicy, &AlarmPolicy)> = policy
         .groups
@@ -116,10 +96,6 @@ pub fn template(policy: &Policy) -> Value {
     }
     functions(&mut resources, policy);
     triggers(&mut resources, policy);
-    outputs.insert(
-        "LoadBalancerDns".into(),
-        json!({ "Description": "The load balancer (port 80: the first group)", "Value": get_att("LoadBalancer", "DNSName") }),
-    );
     outputs.insert(
         "DeadLetterQueue".into(),
         json!({ "Description": "Triggers EventBridge or the scheduler could not deliver to the trigger queue", "Value": reference("DeadLetterQueue") }),
@@ -279,8 +255,7 @@ fn instances(resources: &mut Map<String, Value>) {
             "Properties": {
                 "GroupDescription": "The load balancer: HTTP from anywhere",
                 "VpcId": reference("Vpc"),
-                "SecurityGroupIngress": [{ "IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "CidrIp": "0.0.0.0/0", "Description": "HTTP, first group" },
-                                         { "IpProtocol": "tcp", "FromPort": 8001, "ToPort": 8016, "CidrIp": "0.0.0.0/0", "Description": "HTTP, further groups" }]
+                "SecurityGroupIngress": [{ "IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "CidrIp": "0.0.0.0/0", "Description": "HTTP to each group's load balancer" }]
             }
         }),
     );
@@ -344,14 +319,27 @@ fn instances(resources: &mut Map<String, Value>) {
 /// a test keeps the two the same).
 pub const USER_DATA: &str = include_str!("../../infra/aws/bootstrap.sh");
 
-fn group_resources(
-    resources: &mut Map<String, Value>,
-    outputs: &mut Map<String, Value>,
-    group: &GroupPolicy,
-    index: usize,
-) {
+fn group_resources(resources: &mut Map<String, Value>, outputs: &mut Map<String, Value>, group: &GroupPolicy) {
     let id = logical(&group.name);
-    let port = listener_port(index);
+    // A load balancer per group: the 503s it answers for want of a target
+    // (HTTPCode_ELB_503_Count, what scales a group out from zero) are
+    // published by load balancer only, so a shared one could not say which
+    // group they were for.
+    resources.insert(
+        format!("LoadBalancer{id}"),
+        json!({
+            "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer",
+            "Properties": {
+                "Scheme": "internet-facing",
+                "Subnets": [reference("PublicSubnetA"), reference("PublicSubnetB")],
+                "SecurityGroups": [reference("AlbSecurityGroup")],
+                "LoadBalancerAttributes": [
+                    { "Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true" },
+                    { "Key": "idle_timeout.timeout_seconds", "Value": "60" }
+                ]
+            }
+        }),
+    );
     resources.insert(
         format!("TargetGroup{id}"),
         json!({
@@ -379,9 +367,9 @@ fn group_resources(
         json!({
             "Type": "AWS::ElasticLoadBalancingV2::Listener",
             "Properties": {
-                "LoadBalancerArn": reference("LoadBalancer"),
+                "LoadBalancerArn": reference(&format!("LoadBalancer{id}")),
                 "Protocol": "HTTP",
-                "Port": port,
+                "Port": 80,
                 "DefaultActions": [{ "Type": "forward", "TargetGroupArn": reference(&format!("TargetGroup{id}")) }]
             }
         }),
@@ -417,19 +405,20 @@ fn group_resources(
     outputs.insert(
         format!("Url{id}"),
         json!({
-            "Description": format!("Group {} through the load balancer", group.name),
-            "Value": sub(&format!("http://${{LoadBalancer.DNSName}}:{port}"))
+            "Description": format!("Group {} through its load balancer", group.name),
+            "Value": sub(&format!("http://${{LoadBalancer{id}.DNSName}}"))
         }),
     );
 }
 
 /// A dimension value as CloudWatch publishes it: a policy file names a target
-/// group by its group (see [`crate::policy::published`]), CloudWatch by the
-/// target group's full name (`targetgroup/NAME/ID`); the Auto Scaling group
-/// has the group's own name.
+/// group or a load balancer by its group (see [`crate::policy::published`]),
+/// CloudWatch by the full name (`targetgroup/NAME/ID`, `app/NAME/ID`); the
+/// Auto Scaling group has the group's own name.
 pub fn dimension_value(name: &str, value: &str) -> Value {
     match name {
         "TargetGroup" => get_att(&format!("TargetGroup{}", logical(value)), "TargetGroupFullName"),
+        "LoadBalancer" => get_att(&format!("LoadBalancer{}", logical(value)), "LoadBalancerFullName"),
         _ => json!(value),
     }
 }

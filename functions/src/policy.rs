@@ -617,11 +617,19 @@ impl Policy {
 /// |---|---|---|
 /// | AWS/EC2 CPUUtilization | AutoScalingGroupName = a group of the file | any |
 /// | AWS/ApplicationELB RequestCountPerTarget | TargetGroup = a group of the file (its target group) | Sum only (ALB docs: "the only valid statistic is Sum", the requests per target) |
+/// | AWS/ApplicationELB HTTPCode_ELB_503_Count | LoadBalancer = a group of the file (its own load balancer) | Sum only (ALB docs: Minimum, Maximum and Average all return 1) |
+///
+/// `HTTPCode_ELB_503_Count` is what scales a group out from zero: with no
+/// instance there is no CPU, and the ALB counts `RequestCount` (and so
+/// `RequestCountPerTarget`) only for requests it could choose a target for;
+/// the requests it answers 503 for want of one are counted by load
+/// balancer only, so each group has its own (see `crate::cfn`).
 pub fn published(metric: &MetricSpec, groups: &[&str]) -> Result<(), String> {
-    const ALLOWED: &str = "alarms can watch AWS/EC2 CPUUtilization { AutoScalingGroupName = GROUP } or AWS/ApplicationELB RequestCountPerTarget { TargetGroup = GROUP } (stat Sum), GROUP a group of this file";
+    const ALLOWED: &str = "alarms can watch AWS/EC2 CPUUtilization { AutoScalingGroupName = GROUP }, AWS/ApplicationELB RequestCountPerTarget { TargetGroup = GROUP } (stat Sum) or AWS/ApplicationELB HTTPCode_ELB_503_Count { LoadBalancer = GROUP } (stat Sum), GROUP a group of this file";
     let (dimension, stat_ok) = match (metric.namespace.as_str(), metric.name.as_str()) {
         ("AWS/EC2", "CPUUtilization") => ("AutoScalingGroupName", true),
         ("AWS/ApplicationELB", "RequestCountPerTarget") => ("TargetGroup", metric.stat == Statistic::Sum),
+        ("AWS/ApplicationELB", "HTTPCode_ELB_503_Count") => ("LoadBalancer", metric.stat == Statistic::Sum),
         (namespace, name) => {
             return Err(format!(
                 "{namespace}/{name} is published by nothing in this stack (on AWS the alarm would never see a datapoint); {ALLOWED}"
@@ -646,11 +654,17 @@ pub fn published(metric: &MetricSpec, groups: &[&str]) -> Result<(), String> {
     }
     if !stat_ok {
         return Err(format!(
-            "{}/{}: stat {} is not valid for it; the only valid statistic is Sum (the requests per target)",
+            "{}/{}: stat {} is not valid for it; the only valid statistic is Sum (a count of requests)",
             metric.namespace, metric.name, metric.stat
         ));
     }
     Ok(())
+}
+
+/// Whether `metric` has datapoints while the group has no instance: only
+/// the load balancer's 503s for want of a target.
+pub fn seen_at_zero(metric: &MetricSpec) -> bool {
+    metric.namespace == "AWS/ApplicationELB" && metric.name == "HTTPCode_ELB_503_Count"
 }
 
 /// Names used in AWS resource names: letters, digits, `-` and `_`, 1-64 chars.
@@ -676,6 +690,21 @@ fn group_problems(group: &GroupPolicy, groups: &[&str], at: &str, problems: &mut
             "{at}.cooldown: {:?} is longer than the {}s of history decisions read",
             group.cooldown,
             HISTORY.as_secs()
+        ));
+    }
+    // Scale from zero (issue 18): at zero instances there is no CPU and no
+    // per-target request count, so only a 503 alarm or a schedule can
+    // bring the group back.
+    if group.min == 0
+        && !group.alarm_policies.iter().any(|p| seen_at_zero(&p.metric))
+        && !group
+            .schedules
+            .iter()
+            .any(|s| s.min.is_some_and(|m| m > 0) || s.desired.is_some_and(|d| d > 0))
+    {
+        problems.push(format!(
+            "{at}.min: 0, but nothing could scale {} out again from zero instances (CPU and requests per target have no datapoints then): add an alarm policy on AWS/ApplicationELB HTTPCode_ELB_503_Count {{ LoadBalancer = {:?} }} (stat Sum), or a schedule that raises min or desired",
+            group.name, group.name
         ));
     }
     if let Some(desired) = group.desired

@@ -29,6 +29,15 @@ fn shipped_policies_load() {
         ("AWS/ApplicationELB", "RequestCountPerTarget")
     );
     assert!(two_tier.group("session").is_some());
+    // Scale to zero: back on the load balancer's 503s for want of a target.
+    let zero = shipped("scale-to-zero.toml");
+    let zero = zero.group("web").expect("web");
+    assert_eq!(zero.min, 0);
+    assert!(
+        zero.alarm_policies
+            .iter()
+            .any(|p| functions::policy::seen_at_zero(&p.metric))
+    );
 
     // Issue 18: two steps and no cooldown is step scaling; the seed guides'
     // "one change, then a cooldown" is simple scaling.
@@ -290,6 +299,48 @@ fn group_level_rules() {
     assert!(text.contains("desired: 9 must be within min..=max"), "{text}");
     let error = Policy::parse("p.toml", "").expect_err("no group");
     assert!(error.to_string().contains("missing field `group`"), "{error}");
+}
+
+/// Scale from zero (issue 18): at zero instances there is no CPU datapoint
+/// and no RequestCountPerTarget (the ALB counts requests only when it can
+/// choose a target: ALB docs, "CloudWatch metrics for your Application Load
+/// Balancer"), so `min = 0` needs an alarm on the load balancer's
+/// HTTPCode_ELB_503_Count (by LoadBalancer, stat Sum) or a schedule that
+/// raises the group again; anything else is refused naming the way out.
+#[test]
+fn a_group_that_may_reach_zero_needs_a_way_back() {
+    let zero = VALID_GROUP.replace("min = 2", "min = 0");
+    let error = Policy::parse("z.toml", &format!("{zero}{}", simple(">", 1))).expect_err("no way back");
+    let text = error.to_string();
+    assert!(
+        text.contains("group[0] (web).min: 0, but nothing could scale web out again from zero instances")
+            && text.contains("HTTPCode_ELB_503_Count { LoadBalancer = \"web\" }"),
+        "{text}"
+    );
+    let from_zero = simple(">", 2)
+        .replace(
+            r#"namespace = "AWS/EC2", name = "CPUUtilization", stat = "Average", dimensions = { AutoScalingGroupName = "web" }"#,
+            r#"namespace = "AWS/ApplicationELB", name = "HTTPCode_ELB_503_Count", stat = "Sum", dimensions = { LoadBalancer = "web" }"#,
+        )
+        .replace("threshold = 70", "threshold = 0");
+    let policy = Policy::parse("z.toml", &format!("{zero}{from_zero}")).expect("a 503 alarm is a way back");
+    assert_eq!(policy.groups[0].min, 0);
+    let scheduled = "\n[[group.schedule]]\nname = \"morning\"\ncron = \"cron(0 8 * * ? *)\"\nmin = 2\n";
+    Policy::parse("z.toml", &format!("{zero}{scheduled}")).expect("a schedule raising min is a way back");
+    // The 503 count by target group, or as an average, is not what the ALB publishes.
+    let wrong = from_zero.replace(r#"LoadBalancer = "web""#, r#"TargetGroup = "web""#);
+    let text = Policy::parse("z.toml", &format!("{zero}{wrong}"))
+        .expect_err("by target group")
+        .to_string();
+    assert!(
+        text.contains("published only with LoadBalancer = one of the file's groups"),
+        "{text}"
+    );
+    let wrong = from_zero.replace(r#"stat = "Sum""#, r#"stat = "Average""#);
+    let text = Policy::parse("z.toml", &format!("{zero}{wrong}"))
+        .expect_err("average")
+        .to_string();
+    assert!(text.contains("the only valid statistic is Sum"), "{text}");
 }
 
 #[test]

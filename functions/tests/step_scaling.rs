@@ -498,6 +498,17 @@ period = "60s"
 evaluation_periods = 1
 adjustment = "percent_change_in_capacity"
 steps = [{}]
+# min = 0 needs a way back from zero instances (validation refuses it otherwise).
+[[group.alarm_policy]]
+type = "step"
+alarm = "from-zero"
+metric = {{ namespace = "AWS/ApplicationELB", name = "HTTPCode_ELB_503_Count", stat = "Sum", dimensions = {{ LoadBalancer = "g" }} }}
+comparison = ">"
+threshold = 0
+period = "60s"
+evaluation_periods = 1
+adjustment = "change_in_capacity"
+steps = [{{ lower = 0, change = 1 }}]
 "#,
                 if percent > 0 { ">" } else { "<" },
                 if percent > 0 {

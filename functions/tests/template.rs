@@ -339,3 +339,63 @@ fn the_scheduler_input_is_the_event_the_schedule_function_routes() {
         }
     }
 }
+
+/// Scale from zero (issue 18): each group has its own load balancer, since
+/// HTTPCode_ELB_503_Count (the requests answered for want of a target) is
+/// published by load balancer only (ALB docs, "CloudWatch metrics for your
+/// Application Load Balancer"); an alarm on it names the group's own.
+#[test]
+fn each_group_has_its_own_load_balancer_and_a_503_alarm_watches_it() {
+    let policy = Policy::parse(
+        "zero.toml",
+        r#"
+[[group]]
+name = "web"
+min = 0
+max = 4
+[[group.alarm_policy]]
+type = "step"
+alarm = "web-from-zero"
+metric = { namespace = "AWS/ApplicationELB", name = "HTTPCode_ELB_503_Count", stat = "Sum", dimensions = { LoadBalancer = "web" } }
+comparison = ">"
+threshold = 0
+period = "60s"
+evaluation_periods = 1
+missing_data = "not_breaching"
+adjustment = "change_in_capacity"
+steps = [{ lower = 0, change = 2 }]
+
+[[group]]
+name = "api"
+min = 1
+max = 3
+"#,
+    )
+    .expect("policy");
+    let template = template(&policy);
+    let resources = &template["Resources"];
+    for group in ["Web", "Api"] {
+        let lb = &resources[&format!("LoadBalancer{group}")];
+        assert_eq!(lb["Type"], "AWS::ElasticLoadBalancingV2::LoadBalancer", "{group}");
+        let listener = &resources[&format!("Listener{group}")]["Properties"];
+        assert_eq!(listener["LoadBalancerArn"]["Ref"], format!("LoadBalancer{group}"));
+        assert_eq!(listener["Port"], 80);
+        let url = template["Outputs"][&format!("Url{group}")]["Value"]["Fn::Sub"]
+            .as_str()
+            .expect("url");
+        assert_eq!(url, format!("http://${{LoadBalancer{group}.DNSName}}"));
+    }
+    assert!(
+        resources.get("LoadBalancer").is_none(),
+        "no load balancer shared by the groups"
+    );
+    let alarm = &resources["AlarmWebFromZero"]["Properties"];
+    assert_eq!(alarm["MetricName"], "HTTPCode_ELB_503_Count");
+    assert_eq!(alarm["Statistic"], "Sum");
+    assert_eq!(alarm["Dimensions"][0]["Name"], "LoadBalancer");
+    assert_eq!(
+        alarm["Dimensions"][0]["Value"],
+        serde_json::json!({ "Fn::GetAtt": ["LoadBalancerWeb", "LoadBalancerFullName"] })
+    );
+    assert_eq!(alarm["TreatMissingData"], "notBreaching");
+}

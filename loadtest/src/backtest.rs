@@ -13,8 +13,13 @@
 //! - CloudWatch: one datapoint a minute, readable `ingestion_delay` after
 //!   its minute starts (3 minutes by default, as EC2 detailed monitoring);
 //!   an alarm's period statistic is the mean of the minutes in the period
-//!   (CPUUtilization: CPU %; any other metric: the request rate, summed over
-//!   the period for `Sum`), judged every minute over its evaluation range
+//!   for CPUUtilization (no datapoint while the group has no instance), the
+//!   sum of the minutes for the load balancer's counts: RequestCountPerTarget
+//!   (a minute's requests over the in-service instances; none with no
+//!   instance in service or no request, as the ALB counts only requests it
+//!   could choose a target for) and HTTPCode_ELB_503_Count (a minute's
+//!   requests while no instance is in service: what scales a group out from
+//!   zero), judged every minute over its evaluation range
 //!   of periods ending then (CloudWatch's rolling window) by
 //!   `functions::cloudwatch::judge`, the same code as the local cloud's
 //!   alarms; a state change is an EventBridge alarm event; target
@@ -178,8 +183,13 @@ struct Sim<'a> {
     activities: Vec<Activity>,
     actions: Vec<ScalingAction>,
     /// Per-minute group CPU and request rate (for alarms) and per-instance CPU.
+    /// The alarms' series, a value a minute where CloudWatch has one:
+    /// the group's CPU (none with no instance), the load balancer's requests
+    /// per target (none with no target or no request) and its 503s for
+    /// want of a target (HTTPCode_ELB_503_Count: none unless nonzero).
     cpu: Vec<(Timestamp, f64)>,
-    rps: Vec<(Timestamp, f64)>,
+    per_target: Vec<(Timestamp, f64)>,
+    no_target: Vec<(Timestamp, f64)>,
     /// Per tracked metric key, per instance: the minute datapoints.
     per_instance: BTreeMap<String, BTreeMap<String, Vec<Datapoint>>>,
 }
@@ -294,21 +304,18 @@ impl Sim<'_> {
     }
 }
 
-/// One value a minute, stamped with the minute's start.
-type Minutes = [(Timestamp, f64)];
-
 /// The value an alarm reads at `now` for a period ending at `end`: only
 /// the minutes CloudWatch shows by then.
-fn period_value(
-    policy: &AlarmPolicy,
-    (cpu, rps): (&Minutes, &Minutes),
-    end: Timestamp,
-    (delay, now): (Duration, Timestamp),
-) -> Option<f64> {
+fn period_value(policy: &AlarmPolicy, sim: &Sim, end: Timestamp, (delay, now): (Duration, Timestamp)) -> Option<f64> {
     let period = SignedDuration::try_from(policy.period).ok()?;
     let start = end - period;
     let is_cpu = policy.metric.name == "CPUUtilization";
-    let series = if is_cpu { cpu } else { rps };
+    let series = match policy.metric.name.as_str() {
+        "CPUUtilization" => &sim.cpu,
+        "HTTPCode_ELB_503_Count" => &sim.no_target,
+        // RequestCountPerTarget, the only other metric a policy may watch.
+        _ => &sim.per_target,
+    };
     let values: Vec<f64> = series
         .iter()
         .filter(|(t, _)| *t >= start && *t < end && cloudwatch::readable(*t, delay, now))
@@ -319,7 +326,8 @@ fn period_value(
     }
     let mean = values.iter().sum::<f64>() / values.len() as f64;
     Some(match (is_cpu, policy.metric.stat) {
-        (false, Statistic::Sum) => mean * period.as_secs_f64(),
+        // Counts a minute (requests per target, 503s): the period's total.
+        (false, Statistic::Sum) => values.iter().sum(),
         (_, Statistic::Maximum) => values.iter().copied().fold(f64::MIN, f64::max),
         (_, Statistic::Minimum) => values.iter().copied().fold(f64::MAX, f64::min),
         _ => mean,
@@ -363,7 +371,8 @@ pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Result<Report, D
         activities: Vec::new(),
         actions: Vec::new(),
         cpu: Vec::new(),
-        rps: Vec::new(),
+        per_target: Vec::new(),
+        no_target: Vec::new(),
         per_instance: BTreeMap::new(),
     };
     let mut alarms: Vec<AlarmSim> = group
@@ -435,8 +444,16 @@ pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Result<Report, D
             cpu_percent: cpu,
         });
         // The minute's datapoints, available at its end.
-        sim.cpu.push((t, cpu));
-        sim.rps.push((t, sample.rps));
+        if !sim.instances.is_empty() {
+            sim.cpu.push((t, cpu));
+        }
+        if sample.rps > 0.0 {
+            if in_service > 0 {
+                sim.per_target.push((t, sample.rps * 60.0 / f64::from(in_service)));
+            } else {
+                sim.no_target.push((t, sample.rps * 60.0));
+            }
+        }
         for policy in &group.target_tracking {
             // What each in-service instance reports for the minute.
             let value = match &policy.metric {
@@ -457,8 +474,9 @@ pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Result<Report, D
             }
         }
         let keep_from = now - keep;
-        sim.cpu.retain(|(at, _)| *at >= keep_from);
-        sim.rps.retain(|(at, _)| *at >= keep_from);
+        for series in [&mut sim.cpu, &mut sim.per_target, &mut sim.no_target] {
+            series.retain(|(at, _)| *at >= keep_from);
+        }
         for points in sim.per_instance.values_mut().flat_map(|m| m.values_mut()) {
             points.retain(|d| d.at >= keep_from);
         }
@@ -472,7 +490,7 @@ pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Result<Report, D
                 continue;
             }
             let values = cloudwatch::read_range(&alarm.policy, now, |end| {
-                period_value(&alarm.policy, (&sim.cpu, &sim.rps), end, (model.ingestion_delay, now))
+                period_value(&alarm.policy, &sim, end, (model.ingestion_delay, now))
             });
             let judged = cloudwatch::judge(&alarm.policy, &values, alarm.state);
             alarm.newest = judged

@@ -521,10 +521,7 @@ fn print_comparison(out: &mut impl Write, reports: &[(String, Report)]) -> std::
             "minutes over capacity",
             Box::new(|r| r.minutes_over_capacity.to_string()),
         ),
-        (
-            "highest utilisation",
-            Box::new(|r| format!("{:.0}%", r.highest_cpu_percent)),
-        ),
+        ("highest utilisation", Box::new(|r| utilisation(r.highest_cpu_percent))),
         ("scaling actions", Box::new(|r| r.scaling_actions.to_string())),
         (
             "worst min to capacity",
@@ -605,7 +602,7 @@ fn print_summary(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         100.0 * r.over_capacity_fraction,
         r.minutes_over_capacity
     )?;
-    writeln!(out, "  highest utilisation {:.0}%", r.highest_cpu_percent)?;
+    writeln!(out, "  highest utilisation {}", utilisation(r.highest_cpu_percent))?;
     writeln!(out, "  scaling actions     {}", r.scaling_actions)?;
     let longest = r.shortfalls.iter().map(|s| s.minutes).max().unwrap_or(0);
     writeln!(
@@ -629,4 +626,14 @@ fn print_summary(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The highest utilisation, or why there is none (requests came while no
+/// instance was in service: a group scaling from zero).
+fn utilisation(percent: f64) -> String {
+    if percent.is_finite() {
+        format!("{percent:.0}%")
+    } else {
+        "unbounded (requests with no instance in service)".into()
+    }
 }

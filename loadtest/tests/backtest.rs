@@ -242,3 +242,59 @@ fn the_recommended_lunch_floor_holds_on_weekdays_only() {
     let saturday = Trace::parse("saturday.csv", &text).expect("trace");
     assert_eq!(floor(&saturday, "10:46"), 2);
 }
+
+/// Scale from zero (issue 18) with the shipped scale-to-zero policy: the
+/// group starts at 0; the first requests are answered 503 for want of a
+/// target (HTTPCode_ELB_503_Count, the only datapoint a group at zero has:
+/// no CPU without an instance, no RequestCountPerTarget without a target),
+/// that alarm brings 2 instances, CPU grows the group under load, and ten
+/// idle minutes take it back to 0. The same rules as the local cloud's
+/// `infra/local/tests/functions.rs` run.
+#[test]
+fn a_group_at_zero_comes_back_on_load_grows_and_returns_to_zero() {
+    // 30 idle minutes, 60 at 150 req/s (1.5 instances' worth), 60 idle.
+    let rates = (0..150).map(|m| if (30..90).contains(&m) { 150.0 } else { 0.0 });
+    let report = run(&trace(rates), &shipped("scale-to-zero.toml").groups[0], MODEL).expect("backtest");
+    let at = |hhmm: &str| {
+        report
+            .timeline
+            .iter()
+            .find(|m| m.at.to_string() == format!("2026-11-16T{hhmm}:00Z"))
+            .unwrap_or_else(|| panic!("minute {hhmm}"))
+    };
+    assert_eq!(
+        at("00:29").instances,
+        0,
+        "idle at zero: nothing to bill, nothing scales"
+    );
+    // The 00:30 minute's 503s are readable at 00:33: +2, in service 90 s later.
+    let first = &report.actions[0];
+    assert_eq!(
+        (first.at.to_string().as_str(), first.from, first.to),
+        ("2026-11-16T00:33:00Z", 0, 2),
+        "{first:?}"
+    );
+    assert!(first.reason.contains("web-from-zero"), "{}", first.reason);
+    assert!(at("00:36").in_service >= 2);
+    // 150 req/s on 2 instances is 75% CPU: the CPU alarm grows the group.
+    let most = report.timeline.iter().map(|m| m.in_service).max().unwrap_or(0);
+    assert!(most > 2, "grew beyond the first 2 under load: {most}");
+    // Only the minutes before the first instances served were short.
+    assert!(
+        report.shortfalls[0].start.to_string() == "2026-11-16T00:30:00Z",
+        "{:?}",
+        report.shortfalls
+    );
+    assert!(
+        report
+            .timeline
+            .iter()
+            .filter(|m| m.at >= at("00:40").at)
+            .all(|m| m.rps <= f64::from(m.in_service) * 100.0)
+    );
+    // Idle again from 01:30: CPU under 5% for 10 minutes (readable 3 later) -> 0.
+    let last = report.actions.last().expect("actions");
+    assert_eq!(last.to, 0, "{last:?}");
+    assert!(last.reason.contains("web-idle"), "{}", last.reason);
+    assert_eq!(report.timeline.last().expect("minute").instances, 0);
+}

@@ -1108,7 +1108,7 @@ async fn sampler(cloud: Cloud, runtime: Arc<GroupRuntime>) {
         .max(Duration::from_millis(100));
     let name = runtime.group().name.clone();
     let mut previous_cpu: HashMap<String, f64> = HashMap::new();
-    let mut previous_requests = runtime.lb.counters().requests;
+    let mut previous = runtime.lb.counters();
     // Samples are taken at each cloud-minute boundary and stamped with the
     // minute they cover, so every minute has one datapoint per instance.
     let minute = SignedDuration::from_mins(1);
@@ -1138,7 +1138,7 @@ async fn sampler(cloud: Cloud, runtime: Arc<GroupRuntime>) {
             readings.push((id.clone(), read_cpu(inner, *addr).await));
         }
         let targets = runtime.lb.status();
-        let requests = runtime.lb.counters().requests;
+        let counters = runtime.lb.counters();
         let latencies = runtime.lb.take_latencies();
         let mut store = lock(&inner.store);
         for (id, reading) in readings {
@@ -1159,14 +1159,18 @@ async fn sampler(cloud: Cloud, runtime: Arc<GroupRuntime>) {
             }
         }
         previous_cpu.retain(|id, _| instances.iter().any(|(i, _)| i == id));
-        let rate = requests.saturating_sub(previous_requests) as f64 / wall;
-        previous_requests = requests;
+        let rate = counters.routed.saturating_sub(previous.routed) as f64 / wall;
+        let no_target = counters.no_target.saturating_sub(previous.no_target) as f64 / wall;
+        previous = counters;
         // As the load balancer publishes them (ALB docs), only in a minute
-        // with requests: RequestCountPerTarget by TargetGroup alone, one
-        // value a minute, the requests over the healthy targets (its Sum is
-        // that average); RequestCount and TargetResponseTime by LoadBalancer
-        // and TargetGroup. Requests a minute at the wall-clock rate (see
-        // crate::metrics).
+        // with a nonzero value: RequestCountPerTarget by TargetGroup alone,
+        // one value a minute, the requests over the healthy targets (its Sum
+        // is that average); RequestCount and TargetResponseTime by
+        // LoadBalancer and TargetGroup, counting only requests for which a
+        // target was chosen; HTTPCode_ELB_503_Count by LoadBalancer, the
+        // requests answered 503 for want of a target (all a group at zero
+        // instances has to scale out on). Requests a minute at the
+        // wall-clock rate (see crate::metrics).
         let healthy = targets
             .iter()
             .filter(|t| t.health == crate::lb::TargetHealth::Healthy)
@@ -1188,6 +1192,17 @@ async fn sampler(cloud: Cloud, runtime: Arc<GroupRuntime>) {
                 ),
                 at,
                 rate * 60.0,
+            );
+        }
+        if no_target > 0.0 {
+            store.put(
+                SeriesKey::new(
+                    "AWS/ApplicationELB",
+                    "HTTPCode_ELB_503_Count",
+                    &[("LoadBalancer", &name)],
+                ),
+                at,
+                no_target * 60.0,
             );
         }
         let key = SeriesKey::new(

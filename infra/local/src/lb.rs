@@ -193,6 +193,14 @@ pub struct TargetStatus {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct LbCounters {
     pub requests: u64,
+    /// Requests for which a target was chosen (ALB `RequestCount` counts
+    /// only these: "the load balancer node was able to choose a target").
+    #[serde(default)]
+    pub routed: u64,
+    /// Answered 503 because no target could be chosen (ALB
+    /// `HTTPCode_ELB_503_Count`: what a group at zero instances still sees).
+    #[serde(default)]
+    pub no_target: u64,
     /// Answered 502/503/504 by the load balancer (no target, or the target failed).
     pub errors: u64,
     /// Requests sent again to another target after a connection failure.
@@ -216,6 +224,8 @@ pub struct LoadBalancer {
     next: AtomicUsize,
     client: Client<HttpConnector, Full<Bytes>>,
     requests: AtomicU64,
+    routed: AtomicU64,
+    no_target: AtomicU64,
     errors: AtomicU64,
     retries: AtomicU64,
     connections: Arc<crate::server::Counters>,
@@ -244,6 +254,8 @@ impl LoadBalancer {
             next: AtomicUsize::new(0),
             client,
             requests: AtomicU64::new(0),
+            routed: AtomicU64::new(0),
+            no_target: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             connections: Arc::default(),
@@ -316,6 +328,8 @@ impl LoadBalancer {
     pub fn counters(&self) -> LbCounters {
         LbCounters {
             requests: self.requests.load(Ordering::Relaxed),
+            routed: self.routed.load(Ordering::Relaxed),
+            no_target: self.no_target.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
             connections_open: self.connections.open.load(Ordering::Relaxed) as u64,
@@ -447,8 +461,14 @@ impl LoadBalancer {
         let mut tried: Option<Arc<Chosen>> = None;
         loop {
             let Some(chosen) = self.pick(tried.as_ref().map(|t| t.id.as_str())) else {
+                if tried.is_none() {
+                    self.no_target.fetch_add(1, Ordering::Relaxed);
+                }
                 return self.error(StatusCode::SERVICE_UNAVAILABLE, "no healthy target in the group");
             };
+            if tried.is_none() {
+                self.routed.fetch_add(1, Ordering::Relaxed);
+            }
             let outstanding = Outstanding(chosen);
             let sent = Instant::now();
             let result = tokio::time::timeout(

@@ -341,3 +341,90 @@ async fn an_alarm_a_schedule_and_ticks_arriving_together_are_decided_one_after_a
     assert_eq!(group.min, 4);
     cloud.shutdown().await;
 }
+
+/// Scale from zero (issue 18), with the shipped `policies/scale-to-zero.toml`:
+/// a group at 0 instances has no CPU and no per-target request count, only
+/// the load balancer's 503s for want of a target (HTTPCode_ELB_503_Count),
+/// which bring it back; CPU then grows it under load, and ten idle minutes
+/// take it to 0 again. Real load through the load balancer, real alarms,
+/// the real function. The backtest runs the same policy the same way
+/// (`loadtest/tests/backtest.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_at_zero_comes_back_on_load_grows_and_returns_to_zero() {
+    let policy = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../policies/scale-to-zero.toml"
+    ))
+    .expect("policies/scale-to-zero.toml");
+    let cloud = Cloud::start(config(&policy, 4)).await.expect("start");
+    let group = cloud.group("web").expect("group");
+    assert_eq!((group.min, group.desired, group.instances.len()), (0, 0, 0));
+    // Load: four clients in a loop on fibo(27) through the load balancer, bounded.
+    let lb = cloud.lb_addr("web").expect("lb");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (stop, refused) = (stop.clone(), refused.clone());
+        clients.push(tokio::spawn(async move {
+            let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Empty<bytes::Bytes>>();
+            let started = Instant::now();
+            let mut sent = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && started.elapsed() < Duration::from_secs(60)
+                && sent < 20_000
+            {
+                let uri: http::Uri = format!("http://{lb}/fibo/27").parse().expect("uri");
+                if let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(5), client.get(uri)).await {
+                    if response.status() == http::StatusCode::SERVICE_UNAVAILABLE {
+                        refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        // A client that backs off a little, as one should on 503.
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    use http_body_util::BodyExt;
+                    let _ = response.into_body().collect().await;
+                }
+                sent += 1;
+            }
+        }));
+    }
+    wait_for(&cloud, "back from zero", Duration::from_secs(30), |g| {
+        in_service(g) >= 2
+    })
+    .await;
+    assert!(
+        refused.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "the first requests found no target"
+    );
+    wait_for(&cloud, "grown under load", Duration::from_secs(30), |g| g.desired > 2).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for client in clients {
+        let _ = client.await;
+    }
+    wait_for(&cloud, "back to zero when idle", Duration::from_secs(60), |g| {
+        g.desired == 0 && g.instances.iter().all(|i| i.state == State::Terminated)
+    })
+    .await;
+    let group = cloud.group("web").expect("group");
+    let changes: Vec<(u32, u32, &str)> = group
+        .capacity_changes
+        .iter()
+        .map(|c| (c.from, c.to, c.cause.as_str()))
+        .collect();
+    assert!(
+        changes
+            .first()
+            .is_some_and(|c| (c.0, c.1) == (0, 2) && c.2.contains("web-from-zero")),
+        "{changes:#?}"
+    );
+    assert!(
+        changes.iter().any(|c| c.1 > 2 && c.2.contains("web-cpu-high")),
+        "{changes:#?}"
+    );
+    assert!(
+        changes.last().is_some_and(|c| c.1 == 0 && c.2.contains("web-idle")),
+        "{changes:#?}"
+    );
+    cloud.shutdown().await;
+}

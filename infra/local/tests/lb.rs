@@ -561,3 +561,30 @@ async fn a_malformed_chunked_body_is_a_400_and_only_an_oversized_one_a_413() {
     let answer = ask(lb.addr, &post("4\r\nfine\r\n0\r\n\r\n")).await;
     assert_eq!((answer.status, answer.body.as_slice()), (200, b"fine".as_slice()));
 }
+
+/// ALB docs, "CloudWatch metrics for your Application Load Balancer":
+/// RequestCount is "only incremented for requests where the load balancer
+/// node was able to choose a target"; the 503s answered for want of one are
+/// HTTPCode_ELB_503_Count. The counters the sampler publishes keep the two apart.
+#[tokio::test]
+async fn requests_with_no_target_are_counted_apart_from_routed_ones() {
+    let empty = lb(&[]).await;
+    for _ in 0..3 {
+        assert_eq!(ask(empty.addr, GET).await.status, 503);
+    }
+    let counters = empty.lb.counters();
+    assert_eq!(
+        (counters.requests, counters.routed, counters.no_target),
+        (3, 0, 3),
+        "{counters:?}"
+    );
+    let t = target(|_| ok("hi")).await;
+    let one = lb(&[&t]).await;
+    assert_eq!(ask(one.addr, GET).await.status, 200);
+    let counters = one.lb.counters();
+    assert_eq!(
+        (counters.requests, counters.routed, counters.no_target),
+        (1, 1, 0),
+        "{counters:?}"
+    );
+}

@@ -56,6 +56,53 @@ async fn wait_for(cloud: &Cloud, what: &str, limit: Duration, ready: impl Fn(&lo
     }
 }
 
+/// Clients in a loop on fibo(27) through a load balancer, bounded in time
+/// and count; a 503 is counted and backed off from, as a client should.
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    refused: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(lb: std::net::SocketAddr, clients: usize, limit: Duration) -> Self {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let refused = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let clients = (0..clients)
+            .map(|_| {
+                let (stop, refused) = (stop.clone(), refused.clone());
+                tokio::spawn(async move {
+                    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+                    let started = Instant::now();
+                    let mut sent = 0u32;
+                    while !stop.load(Relaxed) && started.elapsed() < limit && sent < 20_000 {
+                        let uri: http::Uri = format!("http://{lb}/fibo/27").parse().expect("uri");
+                        if let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(5), client.get(uri)).await {
+                            if response.status() == http::StatusCode::SERVICE_UNAVAILABLE {
+                                refused.fetch_add(1, Relaxed);
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                            }
+                            use http_body_util::BodyExt;
+                            let _ = response.into_body().collect().await;
+                        }
+                        sent += 1;
+                    }
+                })
+            })
+            .collect();
+        Self { stop, refused, clients }
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for client in self.clients {
+            let _ = client.await;
+        }
+    }
+}
+
 fn in_service(group: &localcloud::group::Group) -> usize {
     group.instances.iter().filter(|i| i.state == State::InService).count()
 }
@@ -138,28 +185,7 @@ async fn cpu_load_raises_the_alarm_and_the_alarm_function_scales_out() {
     }
     // Load: six clients in a loop on fibo(27) through the load balancer, bounded.
     let lb = cloud.lb_addr("web").expect("lb");
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut clients = Vec::new();
-    for _ in 0..6 {
-        let stop = stop.clone();
-        clients.push(tokio::spawn(async move {
-            let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http::<http_body_util::Empty<bytes::Bytes>>();
-            let started = Instant::now();
-            let mut sent = 0u32;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed)
-                && started.elapsed() < Duration::from_secs(40)
-                && sent < 20_000
-            {
-                let uri: http::Uri = format!("http://{lb}/fibo/27").parse().expect("uri");
-                if let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(5), client.get(uri)).await {
-                    use http_body_util::BodyExt;
-                    let _ = response.into_body().collect().await;
-                }
-                sent += 1;
-            }
-        }));
-    }
+    let load = Load::start(lb, 6, Duration::from_secs(40));
     let runtime = cloud.functions().expect("functions run").clone();
     let invocation = localcloud::runtime::wait_for(&runtime, Duration::from_secs(30), |i| {
         i.group == "web" && i.event.contains("web-cpu-high Ok -> Alarm")
@@ -185,10 +211,7 @@ async fn cpu_load_raises_the_alarm_and_the_alarm_function_scales_out() {
         in_service(g) == 4
     })
     .await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for client in clients {
-        let _ = client.await;
-    }
+    load.stop().await;
     let group = cloud.group("web").expect("group");
     let change = group
         .capacity_changes
@@ -361,47 +384,17 @@ async fn a_group_at_zero_comes_back_on_load_grows_and_returns_to_zero() {
     assert_eq!((group.min, group.desired, group.instances.len()), (0, 0, 0));
     // Load: four clients in a loop on fibo(27) through the load balancer, bounded.
     let lb = cloud.lb_addr("web").expect("lb");
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let refused = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let mut clients = Vec::new();
-    for _ in 0..4 {
-        let (stop, refused) = (stop.clone(), refused.clone());
-        clients.push(tokio::spawn(async move {
-            let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http::<http_body_util::Empty<bytes::Bytes>>();
-            let started = Instant::now();
-            let mut sent = 0u32;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed)
-                && started.elapsed() < Duration::from_secs(60)
-                && sent < 20_000
-            {
-                let uri: http::Uri = format!("http://{lb}/fibo/27").parse().expect("uri");
-                if let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(5), client.get(uri)).await {
-                    if response.status() == http::StatusCode::SERVICE_UNAVAILABLE {
-                        refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        // A client that backs off a little, as one should on 503.
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                    use http_body_util::BodyExt;
-                    let _ = response.into_body().collect().await;
-                }
-                sent += 1;
-            }
-        }));
-    }
+    let load = Load::start(lb, 4, Duration::from_secs(60));
     wait_for(&cloud, "back from zero", Duration::from_secs(30), |g| {
         in_service(g) >= 2
     })
     .await;
     assert!(
-        refused.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        load.refused.load(std::sync::atomic::Ordering::Relaxed) > 0,
         "the first requests found no target"
     );
     wait_for(&cloud, "grown under load", Duration::from_secs(30), |g| g.desired > 2).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for client in clients {
-        let _ = client.await;
-    }
+    load.stop().await;
     wait_for(&cloud, "back to zero when idle", Duration::from_secs(60), |g| {
         g.desired == 0 && g.instances.iter().all(|i| i.state == State::Terminated)
     })

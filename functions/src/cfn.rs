@@ -123,15 +123,17 @@ fn parameters(policy: &Policy) -> Value {
             "Type": "String",
             "Description": "S3 bucket holding the workload binary and the function zips (see infra/aws/README.md)"
         },
-        "WorkloadKey": {
+        "WorkloadSha256": {
             "Type": "String",
-            "Default": "workload/workload",
-            "Description": "S3 key of the workload binary (linux arm64)"
+            "AllowedPattern": "^[0-9a-f]{64}$",
+            "ConstraintDescription": "the SHA-256 of the workload binary, as deploy.sh computes it",
+            "Description": "SHA-256 of the workload binary (linux arm64): its key is workload/workload-SHA256. Content-addressed: CloudFormation does not look inside S3 objects, so a new binary must be a new key"
         },
-        "FunctionsPrefix": {
+        "FUNCTION_SHA": {
             "Type": "String",
-            "Default": "functions/",
-            "Description": "S3 key prefix of the function zips (alarm-scaler.zip, schedule-scaler.zip, target-tracker.zip)"
+            "AllowedPattern": "^[0-9a-f]{64}$",
+            "ConstraintDescription": "the SHA-256 of the function's code, as deploy.sh computes it",
+            "Description": "SHA-256 of the scaler function's code (bootstrap and policy.toml): its zip's key is functions/scaler-SHA256.zip. Content-addressed: \"changes to a deployment package in Amazon S3 are not detected automatically\""
         },
         "InstanceType": {
             "Type": "String",
@@ -140,9 +142,8 @@ fn parameters(policy: &Policy) -> Value {
             "Description": "Graviton instance type of the group"
         },
         "ImageId": {
-            "Type": "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
-            "Default": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64",
-            "Description": "Amazon Linux 2023 arm64, resolved at deploy time"
+            "Type": "AWS::EC2::Image::Id",
+            "Description": "The instances' AMI (Amazon Linux 2023 arm64), pinned: deploy.sh resolves the latest on the first deploy and keeps the stack's on updates unless --new-ami, so a new AMI never replaces every instance during an unrelated deploy"
         },
         "DryRun": {
             "Type": "String",
@@ -151,14 +152,13 @@ fn parameters(policy: &Policy) -> Value {
             "Description": "true: the functions decide and log, and change nothing"
         }
     });
+    // The function's code parameter, named after its template id.
+    if let Some(code) = parameters.as_object_mut().and_then(|p| p.remove("FUNCTION_SHA")) {
+        parameters[format!("{}Sha256", FUNCTION.1)] = code;
+    }
     for group in &policy.groups {
         let id = logical(&group.name);
-        let desired = group.desired.unwrap_or(group.min);
-        for (suffix, default, what) in [
-            ("Min", group.min, "minimum"),
-            ("Max", group.max, "maximum"),
-            ("Desired", desired, "initial desired"),
-        ] {
+        for (suffix, default, what) in [("Min", group.min, "minimum"), ("Max", group.max, "maximum")] {
             parameters[format!("{id}{suffix}")] = json!({
                 "Type": "Number",
                 "Default": default,
@@ -286,7 +286,7 @@ fn instances(resources: &mut Map<String, Value>) {
                 "AssumeRolePolicyDocument": { "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Principal": { "Service": "ec2.amazonaws.com" }, "Action": "sts:AssumeRole" }] },
                 "Policies": [{
                     "PolicyName": "read-the-workload-binary",
-                    "PolicyDocument": { "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": "s3:GetObject", "Resource": sub("arn:${AWS::Partition}:s3:::${ArtifactBucket}/${WorkloadKey}") }] }
+                    "PolicyDocument": { "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": "s3:GetObject", "Resource": sub("arn:${AWS::Partition}:s3:::${ArtifactBucket}/workload/workload-${WorkloadSha256}") }] }
                 }]
             }
         }),
@@ -379,11 +379,13 @@ fn group_resources(resources: &mut Map<String, Value>, outputs: &mut Map<String,
         format!("Group{id}"),
         json!({
             "Type": "AWS::AutoScaling::AutoScalingGroup",
+            // The policy's starting size: deploy.sh sets it once, when it
+            // creates the stack (the template pins no DesiredCapacity).
+            "Metadata": { "autoscaler:initial-desired": group.desired.unwrap_or(group.min) },
             "Properties": {
                 "AutoScalingGroupName": group.name,
                 "MinSize": reference(&format!("{id}Min")),
                 "MaxSize": reference(&format!("{id}Max")),
-                "DesiredCapacity": reference(&format!("{id}Desired")),
                 "LaunchTemplate": { "LaunchTemplateId": reference("LaunchTemplate"), "Version": get_att("LaunchTemplate", "LatestVersionNumber") },
                 "VPCZoneIdentifier": [reference("PrivateSubnetA"), reference("PrivateSubnetB")],
                 "TargetGroupARNs": [reference(&format!("TargetGroup{id}"))],
@@ -399,7 +401,15 @@ fn group_resources(resources: &mut Map<String, Value>, outputs: &mut Map<String,
                     { "Key": "autoscaler:group", "Value": group.name, "PropagateAtLaunch": true }
                 ]
             },
-            "UpdatePolicy": { "AutoScalingRollingUpdate": { "MinInstancesInService": reference(&format!("{id}Min")), "MaxBatchSize": 1 } }
+            // Capacity is the scaler's: no DesiredCapacity (CloudFormation
+            // would set it back on every stack update) and, per the
+            // AutoScalingScheduledAction update policy, MinSize and MaxSize
+            // are changed only when the template changes them (the scaler's
+            // schedules change them too).
+            "UpdatePolicy": {
+                "AutoScalingRollingUpdate": { "MinInstancesInService": reference(&format!("{id}Min")), "MaxBatchSize": 1 },
+                "AutoScalingScheduledAction": { "IgnoreUnmodifiedGroupSizeProperties": true }
+            }
         }),
     );
     outputs.insert(
@@ -568,7 +578,7 @@ fn functions(resources: &mut Map<String, Value>, policy: &Policy) {
                 "MemorySize": 128,
                 "Timeout": FUNCTION_TIMEOUT_S,
                 "Role": get_att("FunctionRole", "Arn"),
-                "Code": { "S3Bucket": reference("ArtifactBucket"), "S3Key": sub(&format!("${{FunctionsPrefix}}{binary}.zip")) },
+                "Code": { "S3Bucket": reference("ArtifactBucket"), "S3Key": sub(&format!("functions/{binary}-${{{id}Sha256}}.zip")) },
                 "TracingConfig": { "Mode": "PassThrough" },
                 "Environment": { "Variables": {
                     "SCALER_POLICY": "policy.toml",

@@ -399,3 +399,57 @@ max = 3
     );
     assert_eq!(alarm["TreatMissingData"], "notBreaching");
 }
+
+/// Issue 20, updates that update and keep the scaler's capacity:
+/// artifacts are content-addressed (Lambda: "changes to a deployment
+/// package in Amazon S3 are not detected automatically"; CloudFormation
+/// compares parameters, not objects), no DesiredCapacity is pinned (a stack
+/// update would set it back) and MinSize/MaxSize change only when the
+/// template does (UpdatePolicy AutoScalingScheduledAction
+/// IgnoreUnmodifiedGroupSizeProperties), and the AMI is a plain parameter
+/// that deploy.sh pins (an SSM default would re-resolve on every deploy).
+#[test]
+fn updates_change_code_by_key_and_leave_capacity_to_the_scaler() {
+    let policy = policy();
+    let template = template(&policy);
+    let parameters = &template["Parameters"];
+    for name in ["ScalerSha256", "WorkloadSha256"] {
+        assert_eq!(parameters[name]["AllowedPattern"], "^[0-9a-f]{64}$", "{name}");
+        assert!(
+            parameters[name].get("Default").is_none(),
+            "{name}: no default key to go stale"
+        );
+    }
+    assert_eq!(
+        template["Resources"]["Scaler"]["Properties"]["Code"]["S3Key"]["Fn::Sub"],
+        "functions/scaler-${ScalerSha256}.zip"
+    );
+    let user_data = template["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]
+        ["Fn::Sub"]
+        .as_str()
+        .expect("user data");
+    assert!(
+        user_data.contains("key=\"workload/workload-${WorkloadSha256}\""),
+        "{user_data}"
+    );
+    assert_eq!(parameters["ImageId"]["Type"], "AWS::EC2::Image::Id");
+    assert!(parameters["ImageId"].get("Default").is_none());
+    for group in &policy.groups {
+        let id = logical(&group.name);
+        let asg = &template["Resources"][&format!("Group{id}")];
+        assert!(
+            asg["Properties"].get("DesiredCapacity").is_none(),
+            "{id}: desired pinned"
+        );
+        assert!(parameters.get(format!("{id}Desired")).is_none());
+        assert_eq!(
+            asg["UpdatePolicy"]["AutoScalingScheduledAction"]["IgnoreUnmodifiedGroupSizeProperties"],
+            true
+        );
+        // The policy's starting size, which deploy.sh sets once at creation.
+        assert_eq!(
+            asg["Metadata"]["autoscaler:initial-desired"],
+            group.desired.unwrap_or(group.min)
+        );
+    }
+}

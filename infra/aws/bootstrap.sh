@@ -3,12 +3,14 @@
 # from S3 and runs it as a systemd service that reads its identity (instance
 # id, private IP, AZ) from IMDSv2. The template passes this file through
 # CloudFormation's Fn::Sub, which fills in ${ArtifactBucket} and
-# ${WorkloadKey}; everything else is plain shell ($name, never braced).
-# shellcheck disable=SC2154 # ArtifactBucket and WorkloadKey are filled in by CloudFormation
+# ${WorkloadSha256} (the binary's key is content-addressed, so a new binary
+# is a new launch template version); everything else is plain shell ($name,
+# never braced).
+# shellcheck disable=SC2154 # ArtifactBucket and WorkloadSha256 are filled in by CloudFormation
 set -euo pipefail
 
 bucket="${ArtifactBucket}"
-key="${WorkloadKey}"
+key="workload/workload-${WorkloadSha256}"
 
 # IMDSv2 only: a session token first.
 token=$(curl -sf -X PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 300")

@@ -3,9 +3,18 @@
 
     check_artifacts.py --list TEMPLATE                  the functions the template deploys, one per line
     check_artifacts.py TEMPLATE POLICY LAMBDA_DIR       check the built artifacts
+    check_artifacts.py --keys TEMPLATE LAMBDA_DIR       each artifact's content-addressed key:
+                                                        PARAMETER SHA256 LOCAL_FILE S3_KEY, one per line
+    check_artifacts.py --initial-desired TEMPLATE       GROUP N for each group (set once, at creation)
+
+Keys are content-addressed, because CloudFormation does not look inside S3
+objects: a function's code at `functions/NAME-${PARAMSha256}.zip`, the
+SHA-256 over its entries (names and bytes, so a rebuild of the same code
+gives the same key whatever the zip's timestamps); the workload at
+`workload/workload-${WorkloadSha256}`, the SHA-256 of the binary.
 
 For every AWS::Lambda::Function in the template (its code at
-`${FunctionsPrefix}NAME.zip`): LAMBDA_DIR/NAME/bootstrap.zip exists and holds
+`functions/NAME-${PARAM}.zip`): LAMBDA_DIR/NAME/bootstrap.zip exists and holds
 exactly an executable `bootstrap` (a 64-bit ELF for the template's
 architecture) and `policy.toml` equal to POLICY, both at the root (the
 functions read `policy.toml` from their working directory, /var/task). The
@@ -14,6 +23,7 @@ instances are Graviton). Every problem is reported; exit 1 if any.
 Standard library only.
 """
 
+import hashlib
 import json
 import re
 import stat
@@ -26,7 +36,7 @@ MACHINES = {"arm64": 0xB7, "x86_64": 0x3E}
 
 
 def functions(template):
-    """(name, architecture) per Lambda function, from its S3 key."""
+    """(name, architecture, code parameter) per Lambda function, from its S3 key."""
     found = []
     for logical, resource in sorted(template.get("Resources", {}).items()):
         if resource.get("Type") != "AWS::Lambda::Function":
@@ -35,10 +45,47 @@ def functions(template):
         key = props.get("Code", {}).get("S3Key")
         if isinstance(key, dict):
             key = key.get("Fn::Sub")
-        match = re.fullmatch(r"\$\{FunctionsPrefix\}([a-z0-9-]+)\.zip", key or "")
+        match = re.fullmatch(r"functions/([a-z0-9-]+)-\$\{(\w+)\}\.zip", key or "")
         if not match:
-            raise SystemExit(f"{logical}: Code.S3Key {key!r} is not ${{FunctionsPrefix}}NAME.zip")
-        found.append((match.group(1), (props.get("Architectures") or ["x86_64"])[0]))
+            raise SystemExit(f"{logical}: Code.S3Key {key!r} is not functions/NAME-${{PARAMETER}}.zip (content-addressed)")
+        found.append((match.group(1), (props.get("Architectures") or ["x86_64"])[0], match.group(2)))
+    return found
+
+
+def code_sha256(zip_path):
+    """SHA-256 over a zip's entries, names and bytes in name order (not the zip's own bytes)."""
+    digest = hashlib.sha256()
+    with zipfile.ZipFile(zip_path) as archive:
+        for name in sorted(archive.namelist()):
+            data = archive.read(name)
+            digest.update(f"{name}\0{len(data)}\0".encode())
+            digest.update(data)
+    return digest.hexdigest()
+
+
+def keys(template_path, lambda_dir):
+    """(parameter, sha256, local file, S3 key) for every artifact the template names."""
+    template = json.loads(Path(template_path).read_text())
+    found = []
+    for name, _, parameter in functions(template):
+        path = Path(lambda_dir) / name / "bootstrap.zip"
+        sha = code_sha256(path)
+        found.append((parameter, sha, path, f"functions/{name}-{sha}.zip"))
+    workload = Path(lambda_dir) / "workload" / "bootstrap"
+    sha = hashlib.sha256(workload.read_bytes()).hexdigest()
+    found.append(("WorkloadSha256", sha, workload, f"workload/workload-{sha}"))
+    return found
+
+
+def initial_desired(template):
+    """(group name, starting size) for every Auto Scaling group."""
+    found = []
+    for _, resource in sorted(template.get("Resources", {}).items()):
+        if resource.get("Type") != "AWS::AutoScaling::AutoScalingGroup":
+            continue
+        desired = resource.get("Metadata", {}).get("autoscaler:initial-desired")
+        if desired is not None:
+            found.append((resource["Properties"]["AutoScalingGroupName"], int(desired)))
     return found
 
 
@@ -59,7 +106,7 @@ def check(template_path, policy_path, lambda_dir):
     template = json.loads(Path(template_path).read_text())
     policy = Path(policy_path).read_bytes()
     problems = []
-    for name, architecture in functions(template):
+    for name, architecture, _ in functions(template):
         path = Path(lambda_dir) / name / "bootstrap.zip"
         if not path.is_file():
             problems.append(f"{name}: {path} is missing (cargo lambda build ... --output-format zip)")
@@ -95,8 +142,16 @@ def check(template_path, policy_path, lambda_dir):
 
 def main(argv):
     if len(argv) == 2 and argv[0] == "--list":
-        for name, _ in functions(json.loads(Path(argv[1]).read_text())):
+        for name, _, _ in functions(json.loads(Path(argv[1]).read_text())):
             print(name)
+        return 0
+    if len(argv) == 3 and argv[0] == "--keys":
+        for parameter, sha, path, key in keys(argv[1], argv[2]):
+            print(parameter, sha, path, key)
+        return 0
+    if len(argv) == 2 and argv[0] == "--initial-desired":
+        for group, desired in initial_desired(json.loads(Path(argv[1]).read_text())):
+            print(group, desired)
         return 0
     if len(argv) == 3:
         return check(*argv)

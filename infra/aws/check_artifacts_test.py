@@ -27,7 +27,7 @@ def function(name, architecture="arm64"):
         "Type": "AWS::Lambda::Function",
         "Properties": {
             "Architectures": [architecture],
-            "Code": {"S3Bucket": {"Ref": "ArtifactBucket"}, "S3Key": {"Fn::Sub": f"${{FunctionsPrefix}}{name}.zip"}},
+            "Code": {"S3Bucket": {"Ref": "ArtifactBucket"}, "S3Key": {"Fn::Sub": f"functions/{name}-${{{name.title().replace('-', '')}Sha256}}.zip"}},
         },
     }
 
@@ -100,7 +100,44 @@ class CheckArtifacts(unittest.TestCase):
         self.template.write_text(json.dumps({"Resources": {"A": bad}}))
         with self.assertRaises(SystemExit) as raised:
             check_artifacts.check(self.template, self.policy, self.lambda_dir)
-        self.assertIn("is not ${FunctionsPrefix}NAME.zip", str(raised.exception))
+        self.assertIn("is not functions/NAME-${PARAMETER}.zip (content-addressed)", str(raised.exception))
+
+    def test_keys_follow_the_code_not_the_zips_timestamps(self):
+        first = {p: (sha, key) for p, sha, _, key in check_artifacts.keys(self.template, self.lambda_dir)}
+        self.assertEqual(sorted(first), ["AlarmScalerSha256", "TargetTrackerSha256", "WorkloadSha256"])
+        sha, key = first["AlarmScalerSha256"]
+        self.assertEqual(key, f"functions/alarm-scaler-{sha}.zip")
+        self.assertRegex(sha, "^[0-9a-f]{64}$")
+        # The same code zipped again (other timestamps): the same key.
+        path = self.lambda_dir / "alarm-scaler" / "bootstrap.zip"
+        with zipfile.ZipFile(path) as archive:
+            entries = {name: archive.read(name) for name in archive.namelist()}
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, data in entries.items():
+                info = zipfile.ZipInfo(name, date_time=(2030, 1, 2, 3, 4, 6))
+                info.external_attr = 0o100755 << 16
+                archive.writestr(info, data)
+        again = {p: (s, k) for p, s, _, k in check_artifacts.keys(self.template, self.lambda_dir)}
+        self.assertEqual(again["AlarmScalerSha256"], first["AlarmScalerSha256"])
+        # Other code, or another policy inside: another key; the rest unchanged.
+        self.zip("alarm-scaler", {"bootstrap": elf(0xB7) + b"v2", "policy.toml": POLICY})
+        changed = {p: (s, k) for p, s, _, k in check_artifacts.keys(self.template, self.lambda_dir)}
+        self.assertNotEqual(changed["AlarmScalerSha256"], first["AlarmScalerSha256"])
+        self.assertEqual(changed["TargetTrackerSha256"], first["TargetTrackerSha256"])
+        (self.lambda_dir / "workload" / "bootstrap").write_bytes(elf(0xB7) + b"other")
+        moved = {p: (s, k) for p, s, _, k in check_artifacts.keys(self.template, self.lambda_dir)}
+        self.assertNotEqual(moved["WorkloadSha256"], first["WorkloadSha256"])
+        self.assertTrue(moved["WorkloadSha256"][1].startswith("workload/workload-"))
+
+    def test_initial_desired_comes_from_the_groups_metadata(self):
+        group = {
+            "Type": "AWS::AutoScaling::AutoScalingGroup",
+            "Metadata": {"autoscaler:initial-desired": 3},
+            "Properties": {"AutoScalingGroupName": "web", "MinSize": {"Ref": "WebMin"}},
+        }
+        template = {"Resources": {"GroupWeb": group, "A": function("alarm-scaler")}}
+        self.assertEqual(check_artifacts.initial_desired(template), [("web", 3)])
+        self.assertNotIn("DesiredCapacity", group["Properties"])
 
 
 if __name__ == "__main__":

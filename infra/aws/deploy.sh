@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # Build the functions and the workload for arm64, check what was built,
 # upload it to S3, and deploy the stack generated from a policy file.
-#   infra/aws/deploy.sh STACK BUCKET [POLICY_FILE]
+#   infra/aws/deploy.sh [--new-ami] STACK BUCKET [POLICY_FILE]
 #   infra/aws/deploy.sh --build-only [POLICY_FILE]   (no AWS: build and check; CI runs this)
+# Artifacts are content-addressed (functions/NAME-SHA256.zip,
+# workload/workload-SHA256): CloudFormation does not look inside S3 objects,
+# so only a new key deploys new code. The AMI is pinned: resolved from SSM on
+# the first deploy, kept from the stack on updates unless --new-ami (which
+# rolls every group onto it). The template goes through the bucket (inline
+# templates are capped at 51,200 bytes); an unchanged stack is not an error.
 # Needs: cargo-lambda (pip install cargo-lambda; it ships zig for the arm64
 # cross-build), python3, and for a deploy the AWS CLI with credentials.
 set -euo pipefail
-usage="usage: deploy.sh STACK BUCKET [POLICY_FILE] | deploy.sh --build-only [POLICY_FILE]"
+usage="usage: deploy.sh [--new-ami] STACK BUCKET [POLICY_FILE] | deploy.sh --build-only [POLICY_FILE]"
+new_ami=0
+if [ "${1:-}" = "--new-ami" ]; then
+  new_ami=1
+  shift
+fi
 if [ "${1:-}" = "--build-only" ]; then
   build_only=1
   policy=${2:-policies/two-tier.toml}
@@ -39,18 +50,57 @@ for function in "${functions[@]}"; do bins+=(--bin "$function"); done
 cargo lambda build --release --arm64 -p workload --bin workload
 
 python3 infra/aws/check_artifacts.py target/aws/template.json target/aws/policy.toml target/lambda
+# PARAMETER SHA256 LOCAL_FILE S3_KEY per artifact.
+mapfile -t artifacts < <(python3 infra/aws/check_artifacts.py --keys target/aws/template.json target/lambda)
 if [ "$build_only" = 1 ]; then
+  for artifact in "${artifacts[@]}"; do
+    read -r _ _ file key <<<"$artifact"
+    echo "built $file -> s3://BUCKET/$key"
+  done
   exit 0
 fi
 
-for function in "${functions[@]}"; do
-  aws s3 cp --only-show-errors "target/lambda/$function/bootstrap.zip" "s3://$bucket/functions/$function.zip"
+overrides=("ArtifactBucket=$bucket")
+for artifact in "${artifacts[@]}"; do
+  read -r parameter sha file key <<<"$artifact"
+  overrides+=("$parameter=$sha")
+  if aws s3api head-object --bucket "$bucket" --key "$key" >/dev/null 2>&1; then
+    echo "s3://$bucket/$key: already there"
+  else
+    aws s3 cp --only-show-errors "$file" "s3://$bucket/$key"
+    echo "s3://$bucket/$key: uploaded"
+  fi
 done
-aws s3 cp --only-show-errors target/lambda/workload/bootstrap "s3://$bucket/workload/workload"
+
+# The AMI: the stack's own unless --new-ami or the stack is new.
+current_ami=$(aws cloudformation describe-stacks --stack-name "$stack" \
+  --query "Stacks[0].Parameters[?ParameterKey=='ImageId'].ParameterValue" --output text 2>/dev/null || true)
+if [ "$new_ami" = 1 ] || [ -z "$current_ami" ] || [ "$current_ami" = "None" ]; then
+  ami=$(aws ssm get-parameter --name /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64 \
+    --query Parameter.Value --output text)
+  echo "AMI $ami (latest Amazon Linux 2023 arm64)"
+else
+  ami=$current_ami
+  echo "AMI $ami (kept from the stack; --new-ami to move every group to the latest)"
+fi
+overrides+=("ImageId=$ami")
+creating=0
+[ -z "$current_ami" ] || [ "$current_ami" = "None" ] && creating=1
 
 aws cloudformation deploy \
   --stack-name "$stack" \
   --template-file target/aws/template.json \
+  --s3-bucket "$bucket" --s3-prefix templates \
+  --no-fail-on-empty-changeset \
   --capabilities CAPABILITY_IAM \
-  --parameter-overrides "ArtifactBucket=$bucket"
+  --parameter-overrides "${overrides[@]}"
+
+# Each group's starting size, once: the template pins no DesiredCapacity
+# (a stack update would set it back while the scaler runs).
+if [ "$creating" = 1 ]; then
+  while read -r group desired; do
+    aws autoscaling set-desired-capacity --auto-scaling-group-name "$group" --desired-capacity "$desired"
+    echo "group $group: desired $desired (the policy's starting size)"
+  done < <(python3 infra/aws/check_artifacts.py --initial-desired target/aws/template.json)
+fi
 aws cloudformation describe-stacks --stack-name "$stack" --query 'Stacks[0].Outputs' --output table

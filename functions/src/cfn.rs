@@ -112,6 +112,9 @@ pub fn template(policy: &Policy) -> Value {
             groups.join(", ")
         ),
         "Parameters": parameters(policy),
+        "Conditions": {
+            "Burstable": { "Fn::Equals": [{ "Fn::Select": [0, { "Fn::Split": [".", reference("InstanceType")] }] }, "t4g"] }
+        },
         "Resources": resources,
         "Outputs": outputs,
     })
@@ -255,7 +258,11 @@ fn instances(resources: &mut Map<String, Value>) {
             "Properties": {
                 "GroupDescription": "The load balancer: HTTP from anywhere",
                 "VpcId": reference("Vpc"),
-                "SecurityGroupIngress": [{ "IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "CidrIp": "0.0.0.0/0", "Description": "HTTP to each group's load balancer" }]
+                "SecurityGroupIngress": [{ "IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "CidrIp": "0.0.0.0/0", "Description": "HTTP to each group's load balancer" }],
+                // An egress rule here removes EC2's default allow-all egress
+                // (a standalone SecurityGroupEgress does not): this one allows
+                // nothing; AlbToInstances adds the only way out.
+                "SecurityGroupEgress": [{ "IpProtocol": "icmp", "FromPort": 252, "ToPort": 86, "CidrIp": "255.255.255.255/32", "Description": "no traffic: removes the default allow-all egress" }]
             }
         }),
     );
@@ -307,6 +314,10 @@ fn instances(resources: &mut Map<String, Value>) {
                     "SecurityGroupIds": [reference("InstanceSecurityGroup")],
                     "MetadataOptions": { "HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1 },
                     "Monitoring": { "Enabled": true },
+                    // Burstable (t4g) instances: CPU credits said explicitly
+                    // (unlimited, T4g's default: a CPU-bound service throttled
+                    // to its baseline would send the scaler a false CPU).
+                    "CreditSpecification": { "Fn::If": ["Burstable", { "CpuCredits": "unlimited" }, reference("AWS::NoValue")] },
                     "BlockDeviceMappings": [{ "DeviceName": "/dev/xvda", "Ebs": { "VolumeSize": 8, "VolumeType": "gp3", "Encrypted": true, "DeleteOnTermination": true } }],
                     "UserData": { "Fn::Base64": sub(USER_DATA) }
                 }
@@ -524,6 +535,29 @@ fn functions(resources: &mut Map<String, Value>, policy: &Policy) {
         .iter()
         .map(|g| sub(&format!("arn:${{AWS::Partition}}:autoscaling:${{AWS::Region}}:${{AWS::AccountId}}:autoScalingGroup:*:autoScalingGroupName/{}", g.name)))
         .collect();
+    // UpdateAutoScalingGroup (the schedules' min and max) only within the
+    // limits the policy's schedules and the stack's parameters allow: the
+    // autoscaling:MinSize / autoscaling:MaxSize condition keys ("IfExists":
+    // a call may set one of them; a list of values matches any).
+    let limits: Vec<Value> = policy
+        .groups
+        .iter()
+        .map(|g| {
+            let id = logical(&g.name);
+            let lowest = g.schedules.iter().filter_map(|s| s.min).chain([g.min]).min().unwrap_or(g.min);
+            let highest = g.schedules.iter().filter_map(|s| s.max).chain([g.max]).max().unwrap_or(g.max);
+            json!({
+                "Sid": format!("LimitsOf{id}"),
+                "Effect": "Allow",
+                "Action": "autoscaling:UpdateAutoScalingGroup",
+                "Resource": sub(&format!("arn:${{AWS::Partition}}:autoscaling:${{AWS::Region}}:${{AWS::AccountId}}:autoScalingGroup:*:autoScalingGroupName/{}", g.name)),
+                "Condition": {
+                    "NumericGreaterThanEqualsIfExists": { "autoscaling:MinSize": [lowest, reference(&format!("{id}Min"))] },
+                    "NumericLessThanEqualsIfExists": { "autoscaling:MaxSize": [highest, reference(&format!("{id}Max"))] }
+                }
+            })
+        })
+        .collect();
     resources.insert(
         "FunctionRole".into(),
         json!({
@@ -536,7 +570,9 @@ fn functions(resources: &mut Map<String, Value>, policy: &Policy) {
                     "PolicyDocument": {
                         "Version": "2012-10-17",
                         "Statement": [
-                            { "Sid": "ChangeOnlyTheseGroups", "Effect": "Allow", "Action": ["autoscaling:SetDesiredCapacity", "autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags"], "Resource": group_arns },
+                            { "Sid": "ChangeOnlyTheseGroups", "Effect": "Allow", "Action": "autoscaling:SetDesiredCapacity", "Resource": group_arns },
+                            // Only the decision tag (EC2 Auto Scaling: aws:TagKeys on CreateOrUpdateTags).
+                            { "Sid": "OnlyTheDecisionTag", "Effect": "Allow", "Action": "autoscaling:CreateOrUpdateTags", "Resource": group_arns, "Condition": { "ForAllValues:StringEquals": { "aws:TagKeys": [crate::aws::CAUSE_TAG] } } },
                             { "Sid": "ReadGroupsAndMetrics", "Effect": "Allow", "Action": ["autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeScalingActivities", "autoscaling:DescribeTags", "cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms"], "Resource": "*" },
                             { "Sid": "ConsumeTheTriggerQueue", "Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"], "Resource": get_att(QUEUE, "Arn") }
                         ]
@@ -545,6 +581,12 @@ fn functions(resources: &mut Map<String, Value>, policy: &Policy) {
             }
         }),
     );
+    if let Some(Value::Array(statements)) = resources
+        .get_mut("FunctionRole")
+        .and_then(|r| r.pointer_mut("/Properties/Policies/0/PolicyDocument/Statement"))
+    {
+        statements.extend(limits);
+    }
     // Each group's own target group, by name (issue 18: the first group's was read for all).
     let target_groups = sub(&policy
         .groups
@@ -640,6 +682,7 @@ fn triggers(resources: &mut Map<String, Value>, policy: &Policy) {
                 format!("AlarmState{id}"),
                 json!({
                     "Type": "AWS::Events::Rule",
+                    "DependsOn": format!("Group{id}"),
                     "Properties": {
                         "Description": format!("State changes of group {}'s alarms, into its message group of the trigger queue", group.name),
                         "EventPattern": {
@@ -663,6 +706,8 @@ fn triggers(resources: &mut Map<String, Value>, policy: &Policy) {
             format!("Tick{id}"),
             json!({
                 "Type": "AWS::Events::Rule",
+                // No tick before its group exists, nor while it is deleted.
+                "DependsOn": format!("Group{id}"),
                 "Properties": {
                     "Name": sub(&format!("{}-${{AWS::StackName}}-tick", group.name)),
                     "Description": format!("Every minute: target tracking of group {} and a re-check of its alarms still in ALARM", group.name),
@@ -704,6 +749,7 @@ fn triggers(resources: &mut Map<String, Value>, policy: &Policy) {
             format!("Schedule{}", logical(&schedule.name)),
             json!({
                 "Type": "AWS::Scheduler::Schedule",
+                "DependsOn": format!("Group{}", logical(&group.name)),
                 "Properties": {
                     "Name": schedule.name,
                     "Description": format!("Scheduled action {} of the policy file", schedule.name),

@@ -453,3 +453,89 @@ fn updates_change_code_by_key_and_leave_capacity_to_the_scaler() {
         );
     }
 }
+
+/// Issue 20, wiring and least privilege found by review: triggers depend on
+/// their groups (no tick before a group exists or while it is deleted); the
+/// function may tag only with the decision tag (`aws:TagKeys`) and change a
+/// group's limits only within what its schedules and parameters allow
+/// (`autoscaling:MinSize`/`MaxSize`, EC2 Auto Scaling's condition keys);
+/// the load balancers' security group has no default allow-all egress (EC2
+/// removes it only when the group itself lists an egress rule); burstable
+/// instances say their CPU credits; the instance unit never stops
+/// restarting and the download retries.
+#[test]
+fn triggers_wait_for_their_groups_and_the_function_may_do_only_its_job() {
+    let policy = policy();
+    let template = template(&policy);
+    let resources = &template["Resources"];
+    for group in &policy.groups {
+        let id = logical(&group.name);
+        for trigger in [format!("AlarmState{id}"), format!("Tick{id}")] {
+            assert_eq!(resources[&trigger]["DependsOn"], format!("Group{id}"), "{trigger}");
+        }
+        for schedule in &group.schedules {
+            let name = format!("Schedule{}", logical(&schedule.name));
+            assert_eq!(resources[&name]["DependsOn"], format!("Group{id}"), "{name}");
+        }
+    }
+    let statements = resources["FunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_array()
+        .expect("statements");
+    let sid = |sid: &str| {
+        statements
+            .iter()
+            .find(|s| s["Sid"] == sid)
+            .unwrap_or_else(|| panic!("no statement {sid}"))
+    };
+    let tags = sid("OnlyTheDecisionTag");
+    assert_eq!(tags["Action"], "autoscaling:CreateOrUpdateTags");
+    assert_eq!(
+        tags["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"],
+        serde_json::json!([functions::aws::CAUSE_TAG])
+    );
+    // No statement grants UpdateAutoScalingGroup without the limits.
+    for statement in statements {
+        let actions = statement["Action"].to_string();
+        if actions.contains("UpdateAutoScalingGroup") {
+            assert!(
+                statement["Condition"]["NumericGreaterThanEqualsIfExists"]["autoscaling:MinSize"].is_array(),
+                "{statement}"
+            );
+        }
+    }
+    let web = policy.group("web").expect("web");
+    let limits = sid("LimitsOfWeb");
+    let lowest = web
+        .schedules
+        .iter()
+        .filter_map(|s| s.min)
+        .chain([web.min])
+        .min()
+        .expect("min");
+    let highest = web
+        .schedules
+        .iter()
+        .filter_map(|s| s.max)
+        .chain([web.max])
+        .max()
+        .expect("max");
+    assert_eq!(
+        limits["Condition"]["NumericGreaterThanEqualsIfExists"]["autoscaling:MinSize"],
+        serde_json::json!([lowest, { "Ref": "WebMin" }])
+    );
+    assert_eq!(
+        limits["Condition"]["NumericLessThanEqualsIfExists"]["autoscaling:MaxSize"],
+        serde_json::json!([highest, { "Ref": "WebMax" }])
+    );
+    // The load balancers reach only the instances.
+    let egress = &resources["AlbSecurityGroup"]["Properties"]["SecurityGroupEgress"];
+    assert_eq!(egress.as_array().map(Vec::len), Some(1));
+    assert_eq!(egress[0]["CidrIp"], "255.255.255.255/32");
+    assert_eq!(resources["AlbToInstances"]["Properties"]["FromPort"], 8080);
+    let data = &resources["LaunchTemplate"]["Properties"]["LaunchTemplateData"];
+    assert_eq!(data["CreditSpecification"]["Fn::If"][0], "Burstable");
+    assert!(template["Conditions"]["Burstable"].is_object());
+    let user_data = data["UserData"]["Fn::Base64"]["Fn::Sub"].as_str().expect("user data");
+    assert!(user_data.contains("StartLimitIntervalSec=0"));
+    assert!(user_data.contains("for attempt in 1 2 3 4 5 6"));
+}

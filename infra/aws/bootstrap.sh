@@ -18,7 +18,15 @@ region=$(curl -sf -H "X-aws-ec2-metadata-token: $token" http://169.254.169.254/l
 
 id -u workload >/dev/null 2>&1 || useradd --system --no-create-home --shell /sbin/nologin workload
 install -d -m 0755 /opt/workload
-aws s3 cp --only-show-errors --region "$region" "s3://$bucket/$key" /opt/workload/workload.download
+# The download retries (S3 through the endpoint can fail while the instance's
+# network comes up): 6 tries, 2, 4, 8, 16, 32 s apart.
+for attempt in 1 2 3 4 5 6; do
+  if aws s3 cp --only-show-errors --region "$region" "s3://$bucket/$key" /opt/workload/workload.download; then
+    break
+  fi
+  [ "$attempt" = 6 ] && { echo "bootstrap: s3://$bucket/$key: download failed 6 times" >&2; exit 1; }
+  sleep $((2 ** attempt))
+done
 install -m 0755 /opt/workload/workload.download /opt/workload/workload
 rm -f /opt/workload/workload.download
 
@@ -27,6 +35,9 @@ cat > /etc/systemd/system/workload.service <<'UNIT'
 Description=The workload service (recursive Fibonacci over HTTP)
 After=network-online.target
 Wants=network-online.target
+# Never give up restarting (systemd's default start limit stops a unit
+# after 5 starts in 10 s, and the instance would stay unhealthy until replaced).
+StartLimitIntervalSec=0
 
 [Service]
 User=workload

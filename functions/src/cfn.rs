@@ -20,7 +20,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::policy::{AlarmPolicy, Comparison, GroupPolicy, MissingData, Policy};
+use crate::policy::{AlarmPolicy, Comparison, Exposure, GroupPolicy, MissingData, Policy};
 
 /// The function binary (every trigger of every group) and its template id.
 pub const FUNCTION: (&str, &str) = ("scaler", "Scaler");
@@ -82,9 +82,10 @@ pub fn template(policy: &Policy) -> Value {
     let mut resources = Map::new();
     let mut outputs = Map::new();
     network(&mut resources);
-    instances(&mut resources);
-    for group in &policy.groups {
-        group_resources(&mut resources, &mut outputs, group);
+    let exposures: Vec<Exposure> = (0..policy.groups.len()).map(|i| policy.exposure(i)).collect();
+    instances(&mut resources, &exposures);
+    for (group, exposure) in policy.groups.iter().zip(&exposures) {
+        group_resources(&mut resources, &mut outputs, group, *exposure);
     }
     let alarms: Vec<(&GroupPolicy, &AlarmPolicy)> = policy
         .groups
@@ -250,41 +251,69 @@ fn network(resources: &mut Map<String, Value>) {
     );
 }
 
-fn instances(resources: &mut Map<String, Value>) {
-    resources.insert(
-        "AlbSecurityGroup".into(),
-        json!({
-            "Type": "AWS::EC2::SecurityGroup",
-            "Properties": {
-                "GroupDescription": "The load balancer: HTTP from anywhere",
-                "VpcId": reference("Vpc"),
-                "SecurityGroupIngress": [{ "IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "CidrIp": "0.0.0.0/0", "Description": "HTTP to each group's load balancer" }],
-                // An egress rule here removes EC2's default allow-all egress
-                // (a standalone SecurityGroupEgress does not): this one allows
-                // nothing; AlbToInstances adds the only way out.
-                "SecurityGroupEgress": [{ "IpProtocol": "icmp", "FromPort": 252, "ToPort": 86, "CidrIp": "255.255.255.255/32", "Description": "no traffic: removes the default allow-all egress" }]
-            }
-        }),
-    );
+/// The load balancers' security group for `exposure`, and who may reach it.
+fn alb_security_group(exposure: Exposure) -> (&'static str, Value, &'static str) {
+    match exposure {
+        Exposure::Internet => ("AlbSecurityGroup", json!("0.0.0.0/0"), "HTTP from anywhere"),
+        Exposure::Internal => (
+            "InternalAlbSecurityGroup",
+            json!(VPC_CIDR),
+            "HTTP from inside the VPC only",
+        ),
+    }
+}
+
+/// The VPC's address range.
+const VPC_CIDR: &str = "10.40.0.0/16";
+
+fn instances(resources: &mut Map<String, Value>, exposures: &[Exposure]) {
+    let kinds = [Exposure::Internet, Exposure::Internal]
+        .into_iter()
+        .filter(|kind| exposures.contains(kind));
     resources.insert(
         "InstanceSecurityGroup".into(),
         json!({
             "Type": "AWS::EC2::SecurityGroup",
             "Properties": {
-                "GroupDescription": "Instances: the service port from the load balancer only; HTTPS out (S3 endpoint)",
+                "GroupDescription": "Instances: the service port from the load balancers only; HTTPS out (S3 endpoint)",
                 "VpcId": reference("Vpc"),
-                "SecurityGroupIngress": [{ "IpProtocol": "tcp", "FromPort": SERVICE_PORT, "ToPort": SERVICE_PORT, "SourceSecurityGroupId": reference("AlbSecurityGroup"), "Description": "the workload, from the load balancer" }],
                 "SecurityGroupEgress": [{ "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": "0.0.0.0/0", "Description": "HTTPS to S3 through the gateway endpoint (there is no other route out)" }]
             }
         }),
     );
-    resources.insert(
-        "AlbToInstances".into(),
-        json!({
-            "Type": "AWS::EC2::SecurityGroupEgress",
-            "Properties": { "GroupId": reference("AlbSecurityGroup"), "IpProtocol": "tcp", "FromPort": SERVICE_PORT, "ToPort": SERVICE_PORT, "DestinationSecurityGroupId": reference("InstanceSecurityGroup"), "Description": "to the workload" }
-        }),
-    );
+    for exposure in kinds {
+        let (name, from, what) = alb_security_group(exposure);
+        resources.insert(
+            name.into(),
+            json!({
+                "Type": "AWS::EC2::SecurityGroup",
+                "Properties": {
+                    "GroupDescription": format!("Load balancers: {what}"),
+                    "VpcId": reference("Vpc"),
+                    "SecurityGroupIngress": [{ "IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "CidrIp": from, "Description": format!("{what}, the listeners' only port") }],
+                    // An egress rule here removes EC2's default allow-all egress
+                    // (a standalone SecurityGroupEgress does not): this one allows
+                    // nothing; {name}ToInstances adds the only way out.
+                    "SecurityGroupEgress": [{ "IpProtocol": "icmp", "FromPort": 252, "ToPort": 86, "CidrIp": "255.255.255.255/32", "Description": "no traffic: removes the default allow-all egress" }]
+                }
+            }),
+        );
+        let prefix = name.trim_end_matches("SecurityGroup");
+        resources.insert(
+            format!("{prefix}ToInstances"),
+            json!({
+                "Type": "AWS::EC2::SecurityGroupEgress",
+                "Properties": { "GroupId": reference(name), "IpProtocol": "tcp", "FromPort": SERVICE_PORT, "ToPort": SERVICE_PORT, "DestinationSecurityGroupId": reference("InstanceSecurityGroup"), "Description": "to the workload" }
+            }),
+        );
+        resources.insert(
+            format!("InstancesFrom{prefix}"),
+            json!({
+                "Type": "AWS::EC2::SecurityGroupIngress",
+                "Properties": { "GroupId": reference("InstanceSecurityGroup"), "IpProtocol": "tcp", "FromPort": SERVICE_PORT, "ToPort": SERVICE_PORT, "SourceSecurityGroupId": reference(name), "Description": "the workload, from the load balancers" }
+            }),
+        );
+    }
     resources.insert(
         "InstanceRole".into(),
         json!({
@@ -330,8 +359,18 @@ fn instances(resources: &mut Map<String, Value>) {
 /// a test keeps the two the same).
 pub const USER_DATA: &str = include_str!("../../infra/aws/bootstrap.sh");
 
-fn group_resources(resources: &mut Map<String, Value>, outputs: &mut Map<String, Value>, group: &GroupPolicy) {
+fn group_resources(
+    resources: &mut Map<String, Value>,
+    outputs: &mut Map<String, Value>,
+    group: &GroupPolicy,
+    exposure: Exposure,
+) {
     let id = logical(&group.name);
+    let (security_group, _, _) = alb_security_group(exposure);
+    let (scheme, subnets) = match exposure {
+        Exposure::Internet => ("internet-facing", ["PublicSubnetA", "PublicSubnetB"]),
+        Exposure::Internal => ("internal", ["PrivateSubnetA", "PrivateSubnetB"]),
+    };
     // A load balancer per group: the 503s it answers for want of a target
     // (HTTPCode_ELB_503_Count, what scales a group out from zero) are
     // published by load balancer only, so a shared one could not say which
@@ -341,9 +380,9 @@ fn group_resources(resources: &mut Map<String, Value>, outputs: &mut Map<String,
         json!({
             "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer",
             "Properties": {
-                "Scheme": "internet-facing",
-                "Subnets": [reference("PublicSubnetA"), reference("PublicSubnetB")],
-                "SecurityGroups": [reference("AlbSecurityGroup")],
+                "Scheme": scheme,
+                "Subnets": subnets.map(reference),
+                "SecurityGroups": [reference(security_group)],
                 "LoadBalancerAttributes": [
                     { "Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true" },
                     { "Key": "idle_timeout.timeout_seconds", "Value": "60" }
@@ -385,6 +424,23 @@ fn group_resources(resources: &mut Map<String, Value>, outputs: &mut Map<String,
             }
         }),
     );
+    // The instances' own endpoints are not the internet's: the target group
+    // health-checks /health on the instances directly, not through the
+    // listener, so answering these paths here changes nothing for it.
+    if exposure == Exposure::Internet {
+        resources.insert(
+            format!("Listener{id}Private"),
+            json!({
+                "Type": "AWS::ElasticLoadBalancingV2::ListenerRule",
+                "Properties": {
+                    "ListenerArn": reference(&format!("Listener{id}")),
+                    "Priority": 1,
+                    "Conditions": [{ "Field": "path-pattern", "PathPatternConfig": { "Values": ["/metrics", "/metrics/*", "/health", "/health/*"] } }],
+                    "Actions": [{ "Type": "fixed-response", "FixedResponseConfig": { "StatusCode": "404", "ContentType": "text/plain", "MessageBody": "not found" } }]
+                }
+            }),
+        );
+    }
     let warmup = group.warmup().as_secs();
     resources.insert(
         format!("Group{id}"),

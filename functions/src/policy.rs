@@ -42,6 +42,22 @@ pub struct GroupPolicy {
     pub target_tracking: Vec<TargetTracking>,
     #[serde(default, rename = "schedule")]
     pub schedules: Vec<Schedule>,
+    /// Who can reach the group's load balancer on AWS (default: the first
+    /// group of the file from the internet, every other group from inside
+    /// the VPC only, as the seeds put a session tier behind an internal
+    /// load balancer). See [`Policy::exposure`].
+    #[serde(default)]
+    pub exposure: Option<Exposure>,
+}
+
+/// Who can reach a group's load balancer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exposure {
+    /// Internet-facing, in the public subnets, HTTP from anywhere.
+    Internet,
+    /// Internal, in the private subnets, HTTP from inside the VPC only.
+    Internal,
 }
 
 impl GroupPolicy {
@@ -537,6 +553,19 @@ pub enum PolicyError {
 }
 
 impl Policy {
+    /// The exposure of group `index`: its `exposure`, else internet for the
+    /// first group and internal for the others.
+    pub fn exposure(&self, index: usize) -> Exposure {
+        self.groups
+            .get(index)
+            .and_then(|g| g.exposure)
+            .unwrap_or(if index == 0 {
+                Exposure::Internet
+            } else {
+                Exposure::Internal
+            })
+    }
+
     /// Reads and validates a policy file.
     pub fn load(path: &Path) -> Result<Self, PolicyError> {
         let text =

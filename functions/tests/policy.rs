@@ -386,3 +386,21 @@ fn typos_and_wrong_types_are_parse_errors_naming_the_key() {
         "{error}"
     );
 }
+
+#[test]
+fn a_tiers_exposure_is_internet_or_internal() {
+    let text = format!("{VALID_GROUP}exposure = \"public\"\n");
+    let error = Policy::parse("e.toml", &text).expect_err("bad exposure").to_string();
+    assert!(
+        error.contains("exposure") && error.contains("internet") && error.contains("internal"),
+        "{error}"
+    );
+    let policy = Policy::parse("e.toml", &format!("{VALID_GROUP}exposure = \"internal\"\n")).expect("policy");
+    assert_eq!(policy.exposure(0), functions::policy::Exposure::Internal);
+    let policy = Policy::parse("e.toml", VALID_GROUP).expect("policy");
+    assert_eq!(
+        policy.exposure(0),
+        functions::policy::Exposure::Internet,
+        "the first group faces the internet"
+    );
+}

@@ -539,3 +539,64 @@ fn triggers_wait_for_their_groups_and_the_function_may_do_only_its_job() {
     assert!(user_data.contains("StartLimitIntervalSec=0"));
     assert!(user_data.contains("for attempt in 1 2 3 4 5 6"));
 }
+
+/// Issue 20: a tier's exposure is a policy setting, internal by default
+/// for every group but the first (the seeds put the session tier behind an
+/// internal load balancer): an internal load balancer in the private
+/// subnets, reachable from the VPC only; the internet-facing one does not
+/// serve the instances' /metrics and /health (a fixed 404 rule: the target
+/// group's health checks go to the instances directly).
+#[test]
+fn tiers_are_internal_unless_exposed_and_the_internet_never_sees_metrics() {
+    let policy = policy();
+    let template = template(&policy);
+    let resources = &template["Resources"];
+    assert_eq!(policy.groups[0].name, "web");
+    let web = &resources["LoadBalancerWeb"]["Properties"];
+    assert_eq!(web["Scheme"], "internet-facing");
+    assert_eq!(web["SecurityGroups"][0]["Ref"], "AlbSecurityGroup");
+    let session = &resources["LoadBalancerSession"]["Properties"];
+    assert_eq!(session["Scheme"], "internal");
+    assert_eq!(session["Subnets"][0]["Ref"], "PrivateSubnetA");
+    assert_eq!(session["SecurityGroups"][0]["Ref"], "InternalAlbSecurityGroup");
+    let ingress = &resources["InternalAlbSecurityGroup"]["Properties"]["SecurityGroupIngress"];
+    assert_eq!(ingress[0]["CidrIp"], "10.40.0.0/16");
+    assert_eq!(
+        (ingress[0]["FromPort"].as_u64(), ingress.as_array().map(Vec::len)),
+        (Some(80), Some(1))
+    );
+    let public = &resources["AlbSecurityGroup"]["Properties"]["SecurityGroupIngress"];
+    assert_eq!(
+        (public[0]["FromPort"].as_u64(), public.as_array().map(Vec::len)),
+        (Some(80), Some(1)),
+        "only the listeners' port"
+    );
+    for from in ["InstancesFromAlb", "InstancesFromInternalAlb"] {
+        assert_eq!(
+            resources[from]["Properties"]["GroupId"]["Ref"], "InstanceSecurityGroup",
+            "{from}"
+        );
+    }
+    let rule = &resources["ListenerWebPrivate"]["Properties"];
+    assert_eq!(rule["Actions"][0]["FixedResponseConfig"]["StatusCode"], "404");
+    let paths = rule["Conditions"][0]["PathPatternConfig"]["Values"].to_string();
+    assert!(
+        paths.contains("\"/metrics\"") && paths.contains("\"/health\""),
+        "{paths}"
+    );
+    assert!(
+        resources.get("ListenerSessionPrivate").is_none(),
+        "internal: nothing to hide"
+    );
+    // The setting wins over the default.
+    let text = std::fs::read_to_string(root("policies/two-tier.toml"))
+        .expect("policy")
+        .replace("name = \"session\"", "name = \"session\"\nexposure = \"internet\"");
+    let exposed = Policy::parse("exposed.toml", &text).expect("policy");
+    let template = functions::cfn::template(&exposed);
+    assert_eq!(
+        template["Resources"]["LoadBalancerSession"]["Properties"]["Scheme"],
+        "internet-facing"
+    );
+    assert!(template["Resources"].get("InternalAlbSecurityGroup").is_none());
+}

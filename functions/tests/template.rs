@@ -41,10 +41,18 @@ fn alarms_match_the_policy_field_by_field() {
     let policy = policy();
     let template = checked_in();
     let resources = template["Resources"].as_object().expect("resources");
-    let alarms: Vec<&Value> = resources
+    // The policy's alarms are named as in the policy; the stack's own
+    // alerts (`the_stack_alarms_on_what_would_fail_silently`) carry the
+    // stack's name and go to the alert topic only.
+    let (alarms, alerts): (Vec<&Value>, Vec<&Value>) = resources
         .values()
         .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
-        .collect();
+        .partition(|r| r["Properties"]["AlarmName"].is_string());
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a["Properties"]["AlarmActions"][0]["Ref"] == "AlertTopic")
+    );
     let expected: Vec<_> = policy.groups.iter().flat_map(|g| g.alarm_policies.iter()).collect();
     assert_eq!(alarms.len(), expected.len(), "one alarm per alarm policy, no more");
     for a in expected {
@@ -599,4 +607,64 @@ fn tiers_are_internal_unless_exposed_and_the_internet_never_sees_metrics() {
         "internet-facing"
     );
     assert!(template["Resources"].get("InternalAlbSecurityGroup").is_none());
+}
+
+/// Issue 20, "a stack that tells you when it breaks": an SNS topic (an
+/// email subscription when AlertEmail is set) and alarms on the failures
+/// that are otherwise silent: the function's errors and throttles, either
+/// dead-letter queue holding a message, a group's tick not delivered,
+/// unhealthy targets, in service below desired for 10 minutes (metric
+/// math on the groups' 1-minute metrics), and launch or terminate errors
+/// (Auto Scaling notifications).
+#[test]
+fn the_stack_alarms_on_what_would_fail_silently() {
+    let policy = policy();
+    let template = template(&policy);
+    let resources = &template["Resources"];
+    assert_eq!(resources["AlertTopic"]["Type"], "AWS::SNS::Topic");
+    assert_eq!(resources["AlertSubscription"]["Condition"], "HasAlertEmail");
+    assert_eq!(template["Parameters"]["AlertEmail"]["Default"], "");
+    let to_topic = |id: &str| {
+        let alarm = &resources[id]["Properties"];
+        assert_eq!(alarm["AlarmActions"][0]["Ref"], "AlertTopic", "{id}");
+        alarm.clone()
+    };
+    assert_eq!(to_topic("AlertFunctionErrors")["MetricName"], "Errors");
+    assert_eq!(
+        to_topic("AlertFunctionErrors")["Dimensions"][0]["Value"]["Ref"],
+        "Scaler"
+    );
+    assert_eq!(to_topic("AlertFunctionThrottles")["MetricName"], "Throttles");
+    for queue in ["DeadLetterQueue", "TriggerDeadLetters"] {
+        let alarm = to_topic(&format!("Alert{queue}"));
+        assert_eq!(alarm["MetricName"], "ApproximateNumberOfMessagesVisible");
+        assert_eq!(alarm["Dimensions"][0]["Value"]["Fn::GetAtt"][0], queue);
+    }
+    for group in &policy.groups {
+        let id = logical(&group.name);
+        assert_eq!(
+            to_topic(&format!("Alert{id}TickFailed"))["Dimensions"][0]["Value"]["Ref"],
+            format!("Tick{id}")
+        );
+        assert_eq!(
+            to_topic(&format!("Alert{id}Unhealthy"))["MetricName"],
+            "UnHealthyHostCount"
+        );
+        let below = to_topic(&format!("Alert{id}BelowDesired"));
+        assert_eq!(below["Metrics"][2]["Expression"], "desired - inservice");
+        assert_eq!(below["EvaluationPeriods"], 10);
+        let notifications = &resources[&format!("Group{id}")]["Properties"]["NotificationConfigurations"][0];
+        assert_eq!(notifications["TopicARN"]["Ref"], "AlertTopic");
+        assert!(
+            notifications["NotificationTypes"]
+                .to_string()
+                .contains("EC2_INSTANCE_LAUNCH_ERROR")
+        );
+    }
+    // None of them is a policy alarm: the trigger rules match the policy's alarms only.
+    for group in &policy.groups {
+        let rule =
+            &resources[&format!("AlarmState{}", logical(&group.name))]["Properties"]["EventPattern"]["resources"];
+        assert!(!rule.to_string().contains("Alert"), "{rule}");
+    }
 }

@@ -991,6 +991,51 @@ fn alerts(resources: &mut Map<String, Value>, policy: &Policy) {
     }
 }
 
+/// What a stack named `stack` would name that AWS would refuse: every name
+/// the template builds from the stack's name, with the service's limit
+/// (CloudFormation stack names: a letter, then letters, digits and `-`, at
+/// most 128; Lambda function names and EventBridge rule names: 64; SQS
+/// queue names: 80, `.fifo` included). Empty when the stack can be created.
+pub fn name_problems(policy: &Policy, stack: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let valid = stack.len() <= 128
+        && stack.starts_with(|c: char| c.is_ascii_alphabetic())
+        && stack.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !valid {
+        problems.push(format!(
+            "stack name {stack:?}: a letter, then letters, digits and -, at most 128 characters"
+        ));
+    }
+    let mut names: Vec<(String, String, usize)> = vec![
+        ("the function".into(), format!("{stack}-{}", FUNCTION.0), 64),
+        ("the trigger queue".into(), format!("{stack}-triggers.fifo"), 80),
+        (
+            "the trigger dead letters".into(),
+            format!("{stack}-trigger-dead-letters.fifo"),
+            80,
+        ),
+    ];
+    for group in &policy.groups {
+        if !group.target_tracking.is_empty() || !group.alarm_policies.is_empty() {
+            names.push((
+                format!("group {}'s tick rule", group.name),
+                format!("{}-{stack}-tick", group.name),
+                64,
+            ));
+        }
+    }
+    for (what, name, limit) in names {
+        if name.len() > limit {
+            problems.push(format!(
+                "{what} would be named {name:?} ({} characters; at most {limit}): use a stack name at most {} characters long",
+                name.len(),
+                stack.len() - (name.len() - limit)
+            ));
+        }
+    }
+    problems
+}
+
 /// The tick rule's input transformer: the Scheduled Event as EventBridge
 /// sends it (id, time, account, region and resources from the event), with
 /// the group in `detail.group` (EventBridge InputTransformer: placeholders

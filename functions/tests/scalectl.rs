@@ -310,3 +310,44 @@ fn schedule_refuses_bad_flags_naming_them() {
         assert!(String::from_utf8_lossy(&output.stderr).contains(words), "{args:?}");
     }
 }
+
+/// Issue 20, deploy.sh's preflight: the names a stack would create must fit
+/// AWS's limits (Lambda function and EventBridge rule names: 64 characters,
+/// SQS queue names: 80, stack names: a letter then letters, digits and -).
+/// A name too long fails the deploy halfway on AWS; here it exits 2 first,
+/// naming each name, its length, the limit and the longest stack name that fits.
+#[test]
+fn preflight_refuses_a_stack_name_that_makes_names_aws_refuses() {
+    let policy = path("../policies/two-tier.toml");
+    let ok = scalectl(&["preflight", "--policy", &policy, "--stack", "my-autoscaler"]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("every name fits"));
+    let long = "a".repeat(60);
+    let refused = scalectl(&["preflight", "--policy", &policy, "--stack", &long]);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("the function would be named"), "{stderr}");
+    assert!(stderr.contains("group session's tick rule"), "{stderr}");
+    assert!(stderr.contains("at most 64"), "{stderr}");
+    // session-STACK-tick is the longest: 7 + 1 + 51 + 5 = 64 fits, 52 does not.
+    let fits = scalectl(&["preflight", "--policy", &policy, "--stack", &"b".repeat(51)]);
+    assert!(fits.status.success(), "{}", String::from_utf8_lossy(&fits.stderr));
+    let over = scalectl(&["preflight", "--policy", &policy, "--stack", &"b".repeat(52)]);
+    assert_eq!(over.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&over.stderr);
+    assert!(
+        stderr.contains("group session's tick rule")
+            && stderr.contains("(65 characters; at most 64)")
+            && stderr.contains("at most 51 characters long")
+            && !stderr.contains("group web's"),
+        "{stderr}"
+    );
+    for bad in ["9lives", "my_stack", ""] {
+        let out = scalectl(&["preflight", "--policy", &policy, "--stack", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("a letter, then letters, digits and -"),
+            "{bad}"
+        );
+    }
+}

@@ -31,6 +31,10 @@ cd "$(dirname "$0")/../.."
 command -v cargo-lambda >/dev/null || { echo "deploy.sh: cargo-lambda is missing: pip install cargo-lambda" >&2; exit 2; }
 
 cargo run -q -p functions --bin scalectl -- validate --policy "$policy"
+if [ "$build_only" = 0 ]; then
+  # Names built from the stack's (function, queues, tick rules) must fit AWS's limits.
+  cargo run -q -p functions --bin scalectl -- preflight --policy "$policy" --stack "$stack"
+fi
 mkdir -p target/aws
 cargo run -q -p functions --bin scalectl -- template --policy "$policy" --out target/aws/template.json
 cp "$policy" target/aws/policy.toml

@@ -4,7 +4,8 @@
 //! prints the decision as JSON; `scalectl validate --policy FILE` checks a
 //! policy file; `scalectl schedule --policy FILE [--at T] [--next N] [--json]`
 //! lists the scheduled actions' next fire times and the limits in effect at
-//! T. Bad input exits 2 with the reason.
+//! T; `scalectl preflight --policy FILE --stack NAME` checks the names a
+//! deploy would create. Bad input exits 2 with the reason.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -70,6 +71,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check, before a deploy, that every name the template builds from the
+    /// stack's name fits AWS's limits (exit 2 naming each one that does not).
+    Preflight {
+        #[arg(long)]
+        policy: PathBuf,
+        /// The CloudFormation stack's name.
+        #[arg(long)]
+        stack: String,
+    },
     /// Print the AWS CloudFormation template (JSON) of a policy file's groups,
     /// alarms, schedules and functions (infra/aws/template.json).
     Template {
@@ -99,6 +109,15 @@ fn read(path: &Path, what: &str, max_bytes: u64) -> Result<String> {
 
 fn run(command: Command) -> Result<()> {
     match command {
+        Command::Preflight { policy, stack } => {
+            let loaded = Policy::load(&policy)?;
+            let problems = functions::cfn::name_problems(&loaded, &stack);
+            if !problems.is_empty() {
+                anyhow::bail!("--stack {stack:?} cannot be deployed:\n  - {}", problems.join("\n  - "));
+            }
+            println!("--stack {stack}: every name fits AWS's limits");
+            Ok(())
+        }
         Command::Template { policy, out } => {
             let loaded = Policy::load(&policy)?;
             let text = serde_json::to_string_pretty(&functions::cfn::template(&loaded))? + "\n";

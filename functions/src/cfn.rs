@@ -546,6 +546,13 @@ fn alarm_resource(_group: &GroupPolicy, alarm: &AlarmPolicy) -> Value {
     json!({ "Type": "AWS::CloudWatch::Alarm", "Properties": properties })
 }
 
+/// The ARN of the Auto Scaling group named `name` (IAM resources).
+fn group_arn(name: &str) -> Value {
+    sub(&format!(
+        "arn:${{AWS::Partition}}:autoscaling:${{AWS::Region}}:${{AWS::AccountId}}:autoScalingGroup:*:autoScalingGroupName/{name}"
+    ))
+}
+
 /// The groups' FIFO queue, its dead letters, and the one function that
 /// consumes it (see [`crate::queue`]: one decision at a time per group).
 fn functions(resources: &mut Map<String, Value>, policy: &Policy) {
@@ -601,11 +608,7 @@ fn functions(resources: &mut Map<String, Value>, policy: &Policy) {
             }),
         );
     }
-    let group_arns: Vec<Value> = policy
-        .groups
-        .iter()
-        .map(|g| sub(&format!("arn:${{AWS::Partition}}:autoscaling:${{AWS::Region}}:${{AWS::AccountId}}:autoScalingGroup:*:autoScalingGroupName/{}", g.name)))
-        .collect();
+    let group_arns: Vec<Value> = policy.groups.iter().map(|g| group_arn(&g.name)).collect();
     // UpdateAutoScalingGroup (the schedules' min and max) only within the
     // limits the policy's schedules and the stack's parameters allow: the
     // autoscaling:MinSize / autoscaling:MaxSize condition keys ("IfExists":
@@ -621,7 +624,7 @@ fn functions(resources: &mut Map<String, Value>, policy: &Policy) {
                 "Sid": format!("LimitsOf{id}"),
                 "Effect": "Allow",
                 "Action": "autoscaling:UpdateAutoScalingGroup",
-                "Resource": sub(&format!("arn:${{AWS::Partition}}:autoscaling:${{AWS::Region}}:${{AWS::AccountId}}:autoScalingGroup:*:autoScalingGroupName/{}", g.name)),
+                "Resource": group_arn(&g.name),
                 "Condition": {
                     "NumericGreaterThanEqualsIfExists": { "autoscaling:MinSize": [lowest, reference(&format!("{id}Min"))] },
                     "NumericLessThanEqualsIfExists": { "autoscaling:MaxSize": [highest, reference(&format!("{id}Max"))] }
@@ -1006,25 +1009,31 @@ pub fn name_problems(policy: &Policy, stack: &str) -> Vec<String> {
             "stack name {stack:?}: a letter, then letters, digits and -, at most 128 characters"
         ));
     }
-    let mut names: Vec<(String, String, usize)> = vec![
-        ("the function".into(), format!("{stack}-{}", FUNCTION.0), 64),
-        ("the trigger queue".into(), format!("{stack}-triggers.fifo"), 80),
+    // The names as the template writes them (`${AWS::StackName}-...`), so
+    // a name changed there is checked here without a second copy of it.
+    let template = template(policy);
+    let named = |id: &str, property: &str| {
+        template["Resources"][id]["Properties"][property]["Fn::Sub"]
+            .as_str()
+            .map(|name| name.replace("${AWS::StackName}", stack))
+    };
+    let mut names: Vec<(String, Option<String>, usize)> = vec![
+        ("the function".into(), named(FUNCTION.1, "FunctionName"), 64),
+        ("the trigger queue".into(), named(QUEUE, "QueueName"), 80),
         (
             "the trigger dead letters".into(),
-            format!("{stack}-trigger-dead-letters.fifo"),
+            named("TriggerDeadLetters", "QueueName"),
             80,
         ),
     ];
     for group in &policy.groups {
-        if !group.target_tracking.is_empty() || !group.alarm_policies.is_empty() {
-            names.push((
-                format!("group {}'s tick rule", group.name),
-                format!("{}-{stack}-tick", group.name),
-                64,
-            ));
+        let tick = named(&format!("Tick{}", logical(&group.name)), "Name");
+        if tick.is_some() {
+            names.push((format!("group {}'s tick rule", group.name), tick, 64));
         }
     }
     for (what, name, limit) in names {
+        let Some(name) = name else { continue };
         if name.len() > limit {
             problems.push(format!(
                 "{what} would be named {name:?} ({} characters; at most {limit}): use a stack name at most {} characters long",

@@ -78,13 +78,10 @@ impl<G: GroupPort + Sync, M: MetricsPort + Sync> Handler<G, M> {
                 tracing::warn!(message_id = %message.id, group = ?message.group, "returned unprocessed: an earlier message of its group failed");
                 continue;
             }
+            // A body that is not JSON is dropped below, logged once there.
             let result = match serde_json::from_str::<Value>(&message.body) {
                 Ok(event) => Box::pin(self.handle_in(&event, now(), message.group.as_deref())).await,
-                Err(error) => {
-                    let error = HandlerError::Event(crate::trigger::TriggerError::NotJson(error.to_string()));
-                    tracing::error!(message_id = %message.id, %error, retryable = false, "refused event");
-                    Err(error)
-                }
+                Err(error) => Err(HandlerError::Event(TriggerError::NotJson(error.to_string()))),
             };
             batch.record(
                 message,

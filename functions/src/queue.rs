@@ -77,11 +77,7 @@ pub fn is_batch(event: &Value) -> bool {
 
 /// The messages of an SQS batch, in the order SQS delivered them.
 pub fn messages(event: &Value) -> Result<Vec<Message>, TriggerError> {
-    let batch: SqsEvent = serde_path_to_error::deserialize(event).map_err(|e| TriggerError::Malformed {
-        shape: "SQS",
-        path: e.path().to_string(),
-        detail: e.inner().to_string(),
-    })?;
+    let batch: SqsEvent = crate::trigger::typed("SQS", event)?;
     batch
         .records
         .into_iter()
@@ -93,8 +89,8 @@ pub fn messages(event: &Value) -> Result<Vec<Message>, TriggerError> {
                 detail: "missing".into(),
             };
             Ok(Message {
-                id: record.message_id.clone().ok_or_else(|| missing("messageId"))?,
-                body: record.body.clone().ok_or_else(|| missing("body"))?,
+                id: record.message_id.ok_or_else(|| missing("messageId"))?,
+                body: record.body.ok_or_else(|| missing("body"))?,
                 group: record.attributes.get("MessageGroupId").cloned(),
                 receive_count: record
                     .attributes

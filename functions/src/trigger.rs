@@ -226,7 +226,7 @@ pub fn parse(value: &Value) -> Result<Parsed, TriggerError> {
 }
 
 /// Deserialises `value` as `T`, naming the failing field's path.
-fn typed<T: DeserializeOwned>(shape: &'static str, value: &Value) -> Result<T, TriggerError> {
+pub(crate) fn typed<T: DeserializeOwned>(shape: &'static str, value: &Value) -> Result<T, TriggerError> {
     serde_path_to_error::deserialize(value).map_err(|e| TriggerError::Malformed {
         shape,
         path: e.path().to_string(),

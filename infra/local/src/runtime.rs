@@ -262,22 +262,17 @@ impl Runtime {
     /// visible after the visibility timeout; a message received
     /// `MAX_RECEIVES` times goes to the dead letters instead.
     fn give_back(&self, returned: Vec<Queued>) {
-        let now = self.clock.now();
+        let (dead, back): (Vec<Queued>, Vec<Queued>) = returned.into_iter().partition(|m| m.receives >= MAX_RECEIVES);
+        let visible_at = after(self.clock.now(), u64::from(VISIBILITY_TIMEOUT_S));
         let mut queue = lock(&self.function.queue);
-        for mut message in returned.into_iter().rev() {
-            if message.receives >= MAX_RECEIVES {
-                drop(queue);
-                self.record_message(
-                    &message,
-                    None,
-                    None,
-                    Some(format!("moved to the dead letters after {} receives", message.receives)),
-                );
-                queue = lock(&self.function.queue);
-                continue;
-            }
-            message.visible_at = after(now, u64::from(VISIBILITY_TIMEOUT_S));
+        for mut message in back.into_iter().rev() {
+            message.visible_at = visible_at;
             queue.messages.push_front(message);
+        }
+        drop(queue);
+        for message in &dead {
+            let error = format!("moved to the dead letters after {} receives", message.receives);
+            self.record_message(message, None, None, Some(error));
         }
     }
 
@@ -500,6 +495,7 @@ async fn next(runtime: &Runtime, function: &Function) -> Response<Full<Bytes>> {
     loop {
         let notified = function.ready.notified();
         let now = runtime.clock.now();
+        let request_id = crate::alarms::event_id();
         let (batch, expired) = {
             let mut queue = lock(&function.queue);
             let (mut batch, expired) = queue.take(now);
@@ -508,7 +504,7 @@ async fn next(runtime: &Runtime, function: &Function) -> Response<Full<Bytes>> {
                     message.receives += 1;
                 }
                 queue.in_flight = Some(InFlight {
-                    request_id: crate::alarms::event_id(),
+                    request_id: request_id.clone(),
                     started: now,
                     messages: batch.clone(),
                 });
@@ -524,11 +520,6 @@ async fn next(runtime: &Runtime, function: &Function) -> Response<Full<Bytes>> {
             );
         }
         if !batch.is_empty() {
-            let request_id = lock(&function.queue)
-                .in_flight
-                .as_ref()
-                .map(|b| b.request_id.clone())
-                .unwrap_or_default();
             let messages: Vec<Message> = batch
                 .iter()
                 .map(|m| Message {

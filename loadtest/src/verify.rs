@@ -260,8 +260,17 @@ pub async fn run_local(local: Local, scenario: Scenario, out: &mut (impl Write +
         Some(rate) => rate,
         None => calibrate(&local.binaries.join("workload"), scenario.n, local.load_cores)?,
     };
-    let cloud = start_local(&local, &scenario.out, None).await?;
+    // The load scenario is not about schedules: its clock starts where none
+    // of the group's scheduled actions fires during it (run at 11:00
+    // Shanghai, the lunch-hour action raised min to 4 mid-scenario and the
+    // group could not return to 2).
+    let now = Timestamp::now();
+    let (start, schedule_note) = quiet_start(&group, now, scenario_span(&scenario, local.boot))?;
+    let cloud = start_local(&local, &scenario.out, (start != now).then_some(start)).await?;
     let result = async {
+        if let Some(note) = &schedule_note {
+            writeln!(out, "{note}")?;
+        }
         let lb = cloud.lb_addr(&group.name)?;
         writeln!(
             out,
@@ -342,6 +351,101 @@ pub async fn run_aws(
     Ok(report)
 }
 
+/// An upper bound of the cloud time the load scenario takes: instances in
+/// service, every phase at its bound, and a margin.
+fn scenario_span(scenario: &Scenario, boot: Duration) -> Duration {
+    let margin = Duration::from_secs(10 * 60);
+    boot * 2
+        + scenario.baseline
+        + scenario.scale_out_within
+        + scenario.hold
+        + if scenario.kill_one {
+            scenario.replace_within
+        } else {
+            Duration::ZERO
+        }
+        + scenario.scale_in_within
+        + margin
+}
+
+/// The group's scheduled actions, parsed (those without an expression are
+/// left out: validation refuses them).
+fn parsed_schedules(
+    group: &GroupPolicy,
+) -> Result<
+    Vec<(
+        functions::policy::Schedule,
+        functions::schedule::ScheduleExpr,
+        jiff::tz::TimeZone,
+    )>,
+> {
+    let mut schedules = Vec::new();
+    for schedule in &group.schedules {
+        if schedule.expression().is_none() {
+            continue;
+        }
+        let (expr, zone) = schedule
+            .parsed()
+            .map_err(|e| anyhow::anyhow!("schedule {}: {e}", schedule.name))?;
+        schedules.push((schedule.clone(), expr, zone));
+    }
+    Ok(schedules)
+}
+
+/// The first start at or after `from` such that none of the group's
+/// scheduled actions fires within `span` of it (searched up to 8 days
+/// ahead), with a line saying why the clock moved; `from` itself, and no
+/// line, when nothing fires. When every window has a firing (a rate
+/// schedule shorter than the scenario), `from` and a warning line.
+fn quiet_start(group: &GroupPolicy, from: Timestamp, span: Duration) -> Result<(Timestamp, Option<String>)> {
+    let schedules = parsed_schedules(group)?;
+    let span = jiff::SignedDuration::try_from(span)?;
+    let first_fire = |start: Timestamp| {
+        schedules
+            .iter()
+            .filter_map(|(s, expr, zone)| {
+                // next_after is strict: a firing exactly at `start` counts.
+                let at = expr.next_after(start - jiff::SignedDuration::from_secs(1), zone)?;
+                (at <= start + span).then(|| Firing {
+                    at,
+                    schedule: s.clone(),
+                    zone: zone.clone(),
+                })
+            })
+            .min_by_key(|f| f.at)
+    };
+    let Some(blocking) = first_fire(from) else {
+        return Ok((from, None));
+    };
+    let limit = from + jiff::SignedDuration::from_hours(8 * 24);
+    let mut start = blocking.at + jiff::SignedDuration::from_secs(60);
+    while start <= limit {
+        match first_fire(start) {
+            None => {
+                return Ok((
+                    start,
+                    Some(format!(
+                        "local cloud clock set to {} UTC: from now, scheduled action {} would fire during the scenario (up to {} of cloud time)",
+                        start.strftime("%Y-%m-%d %H:%M"),
+                        blocking.describe(),
+                        humantime::format_duration(Duration::try_from(span)?)
+                    )),
+                ));
+            }
+            Some(next) => start = next.at + jiff::SignedDuration::from_secs(60),
+        }
+    }
+    Ok((
+        from,
+        Some(format!(
+            "warning: every {} of the next 8 days has a scheduled action of group {} (first: {}); it may change the group's limits during the scenario",
+            humantime::format_duration(Duration::try_from(span)?),
+            group.name,
+            blocking.describe()
+        )),
+    ))
+}
+
 /// One firing of a scheduled action, as the schedule scenario follows it.
 struct Firing {
     at: Timestamp,
@@ -385,16 +489,7 @@ pub async fn run_schedule(local: Local, scenario: Scenario, out: &mut (impl Writ
     let group = pick_group(&policy, local.group.as_deref())?;
     let start_capacity = group.desired.unwrap_or(group.min);
     let now = Timestamp::now();
-    let mut schedules = Vec::new();
-    for schedule in &group.schedules {
-        if schedule.expression().is_none() {
-            continue;
-        }
-        let (expr, zone) = schedule
-            .parsed()
-            .map_err(|e| anyhow::anyhow!("schedule {}: {e}", schedule.name))?;
-        schedules.push((schedule.clone(), expr, zone));
-    }
+    let schedules = parsed_schedules(&group)?;
     let next = |after: Timestamp, raising: bool| {
         schedules
             .iter()
@@ -1362,4 +1457,65 @@ pub fn chart(report: &Report) -> String {
             x_range: None,
         },
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn web() -> GroupPolicy {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/two-tier.toml");
+        Policy::load(&path).expect("policy").group("web").cloned().expect("web")
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().expect("timestamp")
+    }
+
+    #[test]
+    fn the_load_scenario_starts_its_clock_after_a_scheduled_action_it_would_cross() {
+        // web-lunch-scale-out fires at 11:00 Asia/Shanghai (03:00 UTC): a
+        // run started at 02:50 UTC would see min raised to 4 mid-scenario
+        // (the CI failure of 2026-12-07), so the clock starts after it.
+        let (start, note) = quiet_start(&web(), at("2026-12-07T02:50:00Z"), Duration::from_secs(95 * 60)).unwrap();
+        assert_eq!(start, at("2026-12-07T03:01:00Z"));
+        let note = note.expect("a line saying why");
+        assert!(
+            note.contains("web-lunch-scale-out (min 4) at 11:00 Asia/Shanghai"),
+            "{note}"
+        );
+        // A window that would also cross 13:00 Shanghai (05:00 UTC) moves past it.
+        let (start, _) = quiet_start(&web(), at("2026-12-07T02:50:00Z"), Duration::from_secs(3 * 3600)).unwrap();
+        assert_eq!(start, at("2026-12-07T05:01:00Z"));
+        // A firing exactly at the start counts.
+        let (start, _) = quiet_start(&web(), at("2026-12-07T03:00:00Z"), Duration::from_secs(60)).unwrap();
+        assert_eq!(start, at("2026-12-07T03:01:00Z"));
+    }
+
+    #[test]
+    fn a_quiet_window_keeps_the_real_clock() {
+        let from = at("2026-12-07T06:00:00Z");
+        assert_eq!(
+            quiet_start(&web(), from, Duration::from_secs(95 * 60)).unwrap(),
+            (from, None)
+        );
+    }
+
+    #[test]
+    fn a_schedule_more_frequent_than_the_scenario_is_warned_about() {
+        let mut group = web();
+        group.schedules = vec![functions::policy::Schedule {
+            name: "every-ten".into(),
+            cron: None,
+            rate: Some("rate(10 minutes)".into()),
+            timezone: None,
+            min: Some(3),
+            max: None,
+            desired: None,
+        }];
+        let from = at("2026-12-07T06:05:00Z");
+        let (start, note) = quiet_start(&group, from, Duration::from_secs(95 * 60)).unwrap();
+        assert_eq!(start, from);
+        assert!(note.expect("a warning").starts_with("warning: every 1h 35m"));
+    }
 }

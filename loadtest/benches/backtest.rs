@@ -42,6 +42,7 @@ fn main() {
         boot: Duration::from_secs(90),
         price_per_hour: 0.0416,
         ingestion_delay: functions::cloudwatch::INGESTION_DELAY,
+        oracle_utilisation: loadtest::backtest::ORACLE_UTILISATION,
     };
     let parse = median(21, || Trace::parse("lunch-peak-week.csv", black_box(&text)));
     println!(

@@ -60,7 +60,13 @@ pub struct Model {
     /// (`functions::cloudwatch::INGESTION_DELAY` or longer).
     #[serde(with = "seconds")]
     pub ingestion_delay: Duration,
+    /// The oracle's utilisation U, a fraction in (0, 1]: it keeps
+    /// ceil(load / (capacity_rps x U)) instances in service each minute.
+    pub oracle_utilisation: f64,
 }
+
+/// The oracle's default utilisation (70%).
+pub const ORACLE_UTILISATION: f64 = 0.7;
 
 mod seconds {
     pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -131,6 +137,11 @@ pub struct Report {
     pub fixed_peak_instance_hours: f64,
     /// instance_hours / fixed_peak_instance_hours.
     pub ratio_to_fixed_peak: f64,
+    /// What a perfect operator pays (`oracle_instances`): the yardstick a
+    /// policy is judged by on traffic it was not tuned on.
+    pub oracle_instance_hours: f64,
+    /// instance_hours / oracle_instance_hours.
+    pub ratio_to_oracle: f64,
     pub requests: f64,
     pub requests_over_capacity: f64,
     /// requests_over_capacity / requests.
@@ -334,6 +345,15 @@ fn period_value(policy: &AlarmPolicy, sim: &Sim, end: Timestamp, (delay, now): (
     })
 }
 
+impl Report {
+    /// Judges this replay against another oracle (the fixed-peak fleet's
+    /// own min is its size: it is judged by the replayed policy's oracle).
+    pub fn set_oracle(&mut self, oracle_instance_hours: f64) {
+        self.oracle_instance_hours = oracle_instance_hours;
+        self.ratio_to_oracle = ratio(self.instance_hours, oracle_instance_hours);
+    }
+}
+
 /// A group of `instances` that never scales: the fleet sized for the peak
 /// that `--compare fixed-peak` replays.
 pub fn fixed_fleet(name: &str, instances: u32) -> Result<GroupPolicy, PolicyError> {
@@ -345,6 +365,42 @@ pub fn fixed_fleet(name: &str, instances: u32) -> Result<GroupPolicy, PolicyErro
 /// Instances a fleet fixed at the trace's peak needs under `model`.
 pub fn peak_instances(trace: &Trace, model: &Model) -> u32 {
     (trace.peak() / model.capacity_rps).ceil().max(1.0) as u32
+}
+
+/// The oracle: a perfect operator who knows the load in advance. Each
+/// minute exactly ceil(load / (capacity_rps x U)) instances are in service
+/// (at least `min`), each launched one boot time before the minute it is
+/// first needed and billed from launch, terminated as soon as no later
+/// minute within a boot time needs it. Returns the billed instances of
+/// every minute: the most any minute from it to a boot time later needs
+/// (an instance in service at minute m was launched by m - boot, so it is
+/// billed at every minute from then to m; and that many suffice).
+pub fn oracle_instances(trace: &Trace, model: &Model, min: u32) -> Vec<u32> {
+    let per_instance = model.capacity_rps * model.oracle_utilisation;
+    let needed: Vec<u32> = trace
+        .samples
+        .iter()
+        // The small slack keeps 3.0000000001 instances of load at 3.
+        .map(|s| ((s.rps / per_instance - 1e-9).ceil().max(0.0) as u32).max(min))
+        .collect();
+    // Whole minutes of boot billed before the first minute in service (the
+    // replay counts billed instances at each minute's start).
+    let boot_minutes = model.boot.as_secs().div_ceil(60) as usize;
+    // Sliding maximum over [t, t + boot_minutes]: a deque of indices with
+    // decreasing needs, so a year of minutes stays linear.
+    let mut billed = vec![0; needed.len()];
+    let mut window: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
+    for t in (0..needed.len()).rev() {
+        while window.back().is_some_and(|&k| needed[k] <= needed[t]) {
+            window.pop_back();
+        }
+        window.push_back(t);
+        while window.front().is_some_and(|&k| k > t + boot_minutes) {
+            window.pop_front();
+        }
+        billed[t] = window.front().map_or(0, |&k| needed[k]);
+    }
+    billed
 }
 
 /// Replays `trace` through `group` under `model`.
@@ -531,6 +587,11 @@ pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Result<Report, D
     let fixed_peak_instances = peak_instances(trace, &model);
     let instance_hours = billed_minutes as f64 / 60.0;
     let fixed_peak_instance_hours = f64::from(fixed_peak_instances) * hours;
+    let oracle_instance_hours = oracle_instances(trace, &model, group.min)
+        .iter()
+        .map(|&n| u64::from(n))
+        .sum::<u64>() as f64
+        / 60.0;
     Ok(Report {
         group: group.name.clone(),
         model,
@@ -540,6 +601,8 @@ pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Result<Report, D
         fixed_peak_instances,
         fixed_peak_instance_hours,
         ratio_to_fixed_peak: instance_hours / fixed_peak_instance_hours,
+        oracle_instance_hours,
+        ratio_to_oracle: ratio(instance_hours, oracle_instance_hours),
         requests,
         requests_over_capacity: over,
         over_capacity_fraction: if requests > 0.0 { over / requests } else { 0.0 },
@@ -551,6 +614,18 @@ pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Result<Report, D
         shortfalls,
         timeline,
     })
+}
+
+/// `a / b`, 1 when both are 0 (a group at min 0 over a trace with no
+/// load matches its oracle), infinite when only `b` is.
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else if a > 0.0 {
+        f64::INFINITY
+    } else {
+        1.0
+    }
 }
 
 /// Minutes before a surge whose mean is its baseline.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use functions::policy::{GroupPolicy, Policy};
-use loadtest::backtest::{Model, Report, fixed_fleet, peak_instances, run};
+use loadtest::backtest::{Model, Report, fixed_fleet, oracle_instances, peak_instances, run};
 use loadtest::chart::{Chart, Series};
 use loadtest::trace::Trace;
 
@@ -49,6 +49,10 @@ enum Command {
         /// 3m as EC2 detailed monitoring (the least allowed), or longer.
         #[arg(long, default_value = "3m", value_parser = ingestion_delay)]
         ingestion_delay: Duration,
+        /// The oracle's utilisation: it keeps ceil(load / (capacity x U))
+        /// instances in service each minute, launched a boot time ahead.
+        #[arg(long, default_value = "70%", value_parser = utilisation_flag)]
+        oracle_utilisation: f64,
         /// Price of one instance-hour.
         #[arg(long, default_value_t = 0.0416, value_parser = non_negative)]
         price: f64,
@@ -206,6 +210,17 @@ fn ingestion_delay(text: &str) -> Result<Duration, String> {
         return Err(format!("{text} is out of range; {}", allowed()));
     }
     Ok(delay)
+}
+
+/// `--oracle-utilisation`: a percentage in (0, 100], `70%` or `70`.
+fn utilisation_flag(text: &str) -> Result<f64, String> {
+    text.trim()
+        .trim_end_matches('%')
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0 && *v <= 100.0)
+        .map(|v| v / 100.0)
+        .ok_or_else(|| format!("{text:?}: allowed: a percentage above 0 and at most 100, e.g. 70%"))
 }
 
 fn positive(text: &str) -> Result<f64, String> {
@@ -392,6 +407,7 @@ fn backtest_cli(command: Command) -> Result<()> {
         capacity_rps,
         boot,
         ingestion_delay,
+        oracle_utilisation,
         price,
         compare,
         json,
@@ -406,6 +422,7 @@ fn backtest_cli(command: Command) -> Result<()> {
         boot,
         price_per_hour: price,
         ingestion_delay,
+        oracle_utilisation,
     };
     // Everything is loaded and checked before anything runs.
     let main = pick_group(&Policy::load(&policy_path)?, group.as_deref(), true)?;
@@ -425,16 +442,24 @@ fn backtest_cli(command: Command) -> Result<()> {
             runs.push((label(&path), pick_group(&policy, group.as_deref(), false)?));
         }
     }
-    let reports: Vec<(String, Report)> = runs
+    let oracle_billed = oracle_instances(&trace, &model, runs[0].1.min);
+    let mut reports: Vec<(String, Report)> = runs
         .into_iter()
         .map(|(name, group)| {
             let report = run(&trace, &group, model).with_context(|| format!("backtest of {name}"))?;
             Ok((name, report))
         })
         .collect::<Result<_>>()?;
+    // The fixed fleet's min is its size: it is judged by the policy's oracle.
+    let oracle = reports[0].1.oracle_instance_hours;
+    for (name, report) in &mut reports {
+        if name == "fixed-peak" {
+            report.set_oracle(oracle);
+        }
+    }
 
     if let Some(path) = &chart {
-        std::fs::write(path, chart_of(&trace_path, &reports, &model).to_svg())
+        std::fs::write(path, chart_of(&trace_path, &reports, &model, &oracle_billed).to_svg())
             .with_context(|| format!("--chart {}: could not write", path.display()))?;
     }
     let mut out = std::io::stdout().lock();
@@ -475,7 +500,7 @@ fn label(path: &std::path::Path) -> String {
 }
 
 /// Instances over time for every replay, against the instances the load needs.
-fn chart_of(trace: &std::path::Path, reports: &[(String, Report)], model: &Model) -> Chart {
+fn chart_of(trace: &std::path::Path, reports: &[(String, Report)], model: &Model, oracle: &[u32]) -> Chart {
     const COLORS: [&str; 6] = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
     let needed = reports[0]
         .1
@@ -488,6 +513,17 @@ fn chart_of(trace: &std::path::Path, reports: &[(String, Report)], model: &Model
         color: "#999999".into(),
         points: needed,
     }];
+    series.push(Series {
+        name: format!("oracle at {:.0}%: instances", 100.0 * model.oracle_utilisation),
+        color: "#17becf".into(),
+        points: reports[0]
+            .1
+            .timeline
+            .iter()
+            .zip(oracle)
+            .map(|(m, &n)| (m.at, f64::from(n)))
+            .collect(),
+    });
     for (k, (name, report)) in reports.iter().enumerate() {
         series.push(Series {
             name: format!("{name}: instances"),
@@ -512,6 +548,7 @@ fn print_comparison(out: &mut impl Write, reports: &[(String, Report)]) -> std::
     let rows: Vec<(&str, Cell)> = vec![
         ("instance-hours", Box::new(|r| format!("{:.1}", r.instance_hours))),
         ("cost", Box::new(|r| format!("{:.2}", r.cost))),
+        ("x oracle", Box::new(|r| format!("{:.3}", r.ratio_to_oracle))),
         ("x fixed at peak", Box::new(|r| format!("{:.3}", r.ratio_to_fixed_peak))),
         (
             "requests over capacity",
@@ -593,6 +630,13 @@ fn print_summary(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         out,
         "  instance-hours      {:.1} (cost {:.2}) = {:.3} x a fleet fixed at the peak ({} instances, {:.1} h)",
         r.instance_hours, r.cost, r.ratio_to_fixed_peak, r.fixed_peak_instances, r.fixed_peak_instance_hours
+    )?;
+    writeln!(
+        out,
+        "  vs the oracle       {:.3} x its {:.1} instance-hours (each minute ceil(load / {:.0}% of capacity) in service, at least min, launched a boot time ahead)",
+        r.ratio_to_oracle,
+        r.oracle_instance_hours,
+        100.0 * r.model.oracle_utilisation
     )?;
     writeln!(
         out,

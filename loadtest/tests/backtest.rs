@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use functions::policy::Policy;
-use loadtest::backtest::{Model, run};
+use loadtest::backtest::{Model, oracle_instances, run};
 use loadtest::trace::Trace;
 
 /// A trace from 2026-11-16T00:00Z, one row a minute.
@@ -30,6 +30,7 @@ const MODEL: Model = Model {
     boot: Duration::from_secs(90),
     price_per_hour: 0.0416,
     ingestion_delay: functions::cloudwatch::INGESTION_DELAY,
+    oracle_utilisation: loadtest::backtest::ORACLE_UTILISATION,
 };
 
 #[test]
@@ -297,4 +298,65 @@ fn a_group_at_zero_comes_back_on_load_grows_and_returns_to_zero() {
     assert_eq!(last.to, 0, "{last:?}");
     assert!(last.reason.contains("web-idle"), "{}", last.reason);
     assert_eq!(report.timeline.last().expect("minute").instances, 0);
+}
+
+/// Issue 22's oracle, computed by hand: 5 req/s per instance (capacity 10
+/// at U = 50%), min 1, a 90 s boot billed as 2 minutes ahead.
+#[test]
+fn the_oracle_is_the_load_in_service_launched_a_boot_ahead() {
+    let model = Model {
+        capacity_rps: 10.0,
+        oracle_utilisation: 0.5,
+        ..MODEL
+    };
+    let load = trace([0.0, 12.0, 12.0, 4.0, 0.0, 0.0, 15.0]);
+    // Needed in service: 1 (min), 3, 3, 1, 1, 1, 3 (15 / 5 is exactly 3).
+    // Billed: each minute the most needed from it to 2 minutes later.
+    assert_eq!(oracle_instances(&load, &model, 1), [3, 3, 3, 1, 3, 3, 3]);
+    // No boot: billed is what is in service.
+    let instant = Model {
+        boot: Duration::ZERO,
+        ..model
+    };
+    assert_eq!(oracle_instances(&load, &instant, 1), [1, 3, 3, 1, 1, 1, 3]);
+    // Min 0: nothing while there is no load and none is coming.
+    assert_eq!(oracle_instances(&load, &instant, 0), [0, 3, 3, 1, 0, 0, 3]);
+    // The report: a fleet fixed at 3 has min 3, so its own oracle keeps 3
+    // every minute (the CLI judges such a fleet by the policy's oracle).
+    let group = &Policy::parse("fixed", "[[group]]\nname = \"web\"\nmin = 3\nmax = 3\n")
+        .expect("policy")
+        .groups[0];
+    let report = run(&load, group, model).expect("backtest");
+    assert!(
+        (report.oracle_instance_hours - 21.0 / 60.0).abs() < 1e-9,
+        "{}",
+        report.oracle_instance_hours
+    );
+    assert!(
+        (report.ratio_to_oracle - 1.0).abs() < 1e-9,
+        "{}",
+        report.ratio_to_oracle
+    );
+}
+
+#[test]
+fn the_oracle_yardstick_on_the_recorded_lunch_week() {
+    // Issue 22 measured the recommended policy at 1.21 x the oracle here.
+    let trace = recorded("lunch-peak-week.csv");
+    let ours = run(&trace, &shipped("recommended.toml").groups[0], MODEL).expect("backtest");
+    let billed = oracle_instances(&trace, &MODEL, shipped("recommended.toml").groups[0].min);
+    let hours = billed.iter().map(|&n| f64::from(n)).sum::<f64>() / 60.0;
+    assert!((ours.oracle_instance_hours - hours).abs() < 1e-9);
+    // The oracle never lets load go over 70% of what is in service.
+    for (minute, (&n, sample)) in billed.iter().zip(&trace.samples).enumerate() {
+        assert!(
+            sample.rps <= f64::from(n) * MODEL.capacity_rps * 0.7 + 1e-6,
+            "minute {minute}"
+        );
+    }
+    assert!(
+        ours.ratio_to_oracle > 1.0 && ours.ratio_to_oracle < 1.5,
+        "{}",
+        ours.ratio_to_oracle
+    );
 }

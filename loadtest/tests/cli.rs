@@ -48,11 +48,25 @@ fn compares_side_by_side_and_writes_a_chart() {
         .find(|l| l.starts_with("x fixed at peak"))
         .expect("ratio row");
     assert!(ratio_row.contains(" 1.000"), "{ratio_row}");
+    // Issue 22: every column is judged against the same oracle (the
+    // policy's): the fixed fleet costs most; the policy more than the
+    // oracle; the seed's step policy less, as it leaves load unserved.
+    let oracle_row = stdout.lines().find(|l| l.starts_with("x oracle")).expect("oracle row");
+    let ratios: Vec<f64> = oracle_row
+        .split_whitespace()
+        .skip(2)
+        .map(|v| v.parse().expect("a ratio"))
+        .collect();
+    assert_eq!(ratios.len(), 3, "{oracle_row}");
+    assert!(ratios[1] > ratios[0] && ratios[0] > 1.0, "{oracle_row}");
+    assert!(ratios[2] < 1.0, "{oracle_row}");
+    assert!(stdout.contains("vs the oracle"), "{stdout}");
     assert!(stdout.contains("surge at 2026-11-16T00:50:00Z"), "{stdout}");
     let svg = std::fs::read_to_string(&chart).expect("chart written");
     std::fs::remove_file(&chart).ok();
-    // The load and one line per replay.
-    assert_eq!(svg.matches("<polyline").count(), 4);
+    // The load, the oracle and one line per replay.
+    assert_eq!(svg.matches("<polyline").count(), 5);
+    assert!(svg.contains("oracle at 70%: instances"));
     assert!(svg.contains("seed-step: instances"));
 }
 
@@ -75,6 +89,37 @@ fn json_with_compare_is_an_array_of_reports() {
     assert_eq!(reports[1]["group"], "fixed-peak");
     assert_eq!(reports[1]["scaling_actions"], 0);
     assert_eq!(reports[0]["surges"].as_array().map(Vec::len), Some(3));
+    // Both judged against the policy's oracle: the same instance-hours.
+    assert_eq!(reports[0]["oracle_instance_hours"], reports[1]["oracle_instance_hours"]);
+    assert_eq!(reports[0]["model"]["oracle_utilisation"], 0.7);
+    for report in reports {
+        let ratio = report["ratio_to_oracle"].as_f64().expect("ratio_to_oracle");
+        let hours = report["instance_hours"].as_f64().expect("hours");
+        let oracle = report["oracle_instance_hours"].as_f64().expect("oracle hours");
+        assert!((ratio - hours / oracle).abs() < 1e-9, "{report}");
+    }
+}
+
+#[test]
+fn the_oracle_utilisation_flag_moves_the_yardstick() {
+    let oracle_hours = |utilisation: &str| {
+        let out = loadtest(&[
+            "backtest",
+            "--trace",
+            CC,
+            "--policy",
+            "policies/recommended.toml",
+            "--oracle-utilisation",
+            utilisation,
+            "--json",
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        report["oracle_instance_hours"].as_f64().expect("hours")
+    };
+    // A fuller fleet needs fewer instances; "90" and "90%" are the same.
+    assert!(oracle_hours("90%") < oracle_hours("70%"));
+    assert_eq!(oracle_hours("90"), oracle_hours("90%"));
 }
 
 #[test]
@@ -91,6 +136,14 @@ fn bad_arguments_name_the_flag_and_change_nothing() {
             "--ingestion-delay <INGESTION_DELAY>': 1m is out of range; allowed: 3m (CloudWatch's) to 1h",
         ),
         (vec!["--ingestion-delay", "soon"], "allowed: 3m (CloudWatch's) to 1h"),
+        (
+            vec!["--oracle-utilisation", "0"],
+            "--oracle-utilisation <ORACLE_UTILISATION>': \"0\": allowed: a percentage above 0 and at most 100",
+        ),
+        (
+            vec!["--oracle-utilisation", "120%"],
+            "allowed: a percentage above 0 and at most 100",
+        ),
     ] {
         let mut all = vec![
             "backtest",

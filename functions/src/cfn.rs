@@ -22,8 +22,8 @@ use serde_json::{Map, Value, json};
 
 use crate::policy::{AlarmPolicy, Comparison, Exposure, GroupPolicy, MissingData, Policy};
 
-/// The function binary (every trigger of every group) and its template id.
-pub const FUNCTION: (&str, &str) = ("scaler", "Scaler");
+/// The function binary and its template id (the core's one list).
+pub use scaling::FUNCTION;
 
 /// The groups' trigger queue (SQS FIFO, one message group per group).
 pub const QUEUE: &str = "TriggerQueue";

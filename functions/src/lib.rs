@@ -1,21 +1,15 @@
-//! The scaling engine: the policy file, the pure decision core and schedule
-//! expressions. The Lambda binaries, triggers and adapters build on these.
+//! The Lambda functions' shell around the pure core (`scaling`, re-exported
+//! here under its module names): ports and their adapters (AWS, the local
+//! cloud's control API, in memory), the handler, the Lambda glue, the
+//! CloudFormation generator and the binaries.
 
 pub mod aws;
-pub mod calendar;
 pub mod cfn;
-pub mod cloudwatch;
 pub mod contract;
-pub mod decide;
 pub mod handler;
-pub mod input;
 pub mod lambda;
 pub mod local;
 pub mod memory;
-pub mod policy;
 pub mod ports;
-pub mod queue;
-pub mod schedule;
-pub mod state;
-pub mod tracking;
-pub mod trigger;
+
+pub use scaling::{calendar, cloudwatch, decide, input, policy, queue, schedule, state, tracking, trigger};

@@ -4,9 +4,9 @@
 //! to INSUFFICIENT_DATA when there is nothing to judge. A state change is an
 //! EventBridge "CloudWatch Alarm State Change" event, the same JSON AWS sends.
 
-use functions::decide::{AlarmState, AlarmStatus};
-use functions::policy::AlarmPolicy;
 use jiff::{SignedDuration, Timestamp};
+use scaling::decide::{AlarmState, AlarmStatus};
+use scaling::policy::AlarmPolicy;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -84,7 +84,7 @@ impl Alarm {
     /// The start of period `k` of the last evaluation's range (`values[k]`).
     fn period_start(&self, k: usize) -> Option<Timestamp> {
         let (policy, end) = (self.policy.as_ref()?, self.evaluated_at?);
-        Some(functions::cloudwatch::period_start(policy, end, self.values.len(), k))
+        Some(scaling::cloudwatch::period_start(policy, end, self.values.len(), k))
     }
 
     /// Evaluates at each evaluation time in `(evaluated_at, now]` (every
@@ -92,20 +92,20 @@ impl Alarm {
     /// several passed), returning the state change if any. The alarm reads
     /// its evaluation range, periods ending at that time, as CloudWatch
     /// shows it at `now` (late datapoints missing) and judges it with
-    /// [`functions::cloudwatch::judge`].
+    /// [`scaling::cloudwatch::judge`].
     pub fn evaluate(&mut self, store: &MetricStore, now: Timestamp) -> Option<StateChange> {
         let policy = self.policy().clone();
         let period = SignedDuration::try_from(policy.period).ok()?;
-        let end = functions::cloudwatch::evaluation_end(policy.period, now);
+        let end = scaling::cloudwatch::evaluation_end(policy.period, now);
         if self.evaluated_at.is_some_and(|last| last >= end) {
             return None;
         }
         self.evaluated_at = Some(end);
         let readable = store.at(now);
-        self.values = functions::cloudwatch::read_range(&policy, end, |period_end| {
+        self.values = scaling::cloudwatch::read_range(&policy, end, |period_end| {
             readable.statistic(&policy.metric, period, period_end)
         });
-        let judged = functions::cloudwatch::judge(&policy, &self.values, self.state);
+        let judged = scaling::cloudwatch::judge(&policy, &self.values, self.state);
         self.evaluated = judged.evaluated.iter().map(|(k, _)| *k).collect();
         let n = policy.evaluation_periods as usize;
         let m = policy.datapoints_to_alarm.unwrap_or(policy.evaluation_periods) as usize;
@@ -274,7 +274,7 @@ steps = [{{ lower = 0, change = 2 }}]
 {extra}
 "#
         );
-        functions::policy::Policy::parse("test", &text).expect("policy").groups[0].alarm_policies[0].clone()
+        scaling::policy::Policy::parse("test", &text).expect("policy").groups[0].alarm_policies[0].clone()
     }
 
     fn minute(k: i64) -> Timestamp {
@@ -326,8 +326,8 @@ steps = [{{ lower = 0, change = 2 }}]
         assert_eq!(event["detail"]["state"]["value"], "ALARM");
         assert_eq!(event["detail"]["previousState"]["value"], "OK");
         // The real trigger parser reads it, with the newest datapoint.
-        match functions::trigger::parse_str(&event.to_string()).expect("parses") {
-            functions::trigger::Parsed::Event(functions::trigger::Event::Alarm(a)) => {
+        match scaling::trigger::parse_str(&event.to_string()).expect("parses") {
+            scaling::trigger::Parsed::Event(scaling::trigger::Event::Alarm(a)) => {
                 assert_eq!(a.name, "web-cpu-high");
                 assert_eq!(a.state, AlarmState::Alarm);
                 assert_eq!(a.value, Some(90.0));
@@ -383,7 +383,7 @@ steps = [{{ lower = 0, change = 2 }}]
         assert_eq!(changes.last().map(|(k, c)| (*k, c.to)), Some((2, AlarmState::Ok)));
     }
 
-    /// CloudWatch is late (`functions::cloudwatch::INGESTION_DELAY`): with
+    /// CloudWatch is late (`scaling::cloudwatch::INGESTION_DELAY`): with
     /// the delay, the same breach reaches ALARM three minutes later, and the
     /// late minutes never count as missing data.
     #[test]
@@ -402,7 +402,7 @@ steps = [{{ lower = 0, change = 2 }}]
         let late = run_with(
             &mut Alarm::new("web", &policy(""), minute(0)),
             &values,
-            functions::cloudwatch::INGESTION_DELAY,
+            scaling::cloudwatch::INGESTION_DELAY,
         );
         let states = |c: &[(usize, StateChange)]| c.iter().map(|(k, c)| (*k, c.to)).collect::<Vec<_>>();
         assert_eq!(states(&on_time), [(0, AlarmState::Ok), (3, AlarmState::Alarm)]);

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 /// The binaries the local cloud runs.
-pub const NEEDED: [&str; 2] = ["workload", functions::cfn::FUNCTION.0];
+pub const NEEDED: [&str; 2] = ["workload", scaling::FUNCTION.0];
 
 /// The directory of the running binary (target/release under cargo).
 pub fn beside_current_exe() -> Result<PathBuf, String> {
@@ -117,14 +117,14 @@ pub fn for_tests() -> PathBuf {
     target.join("debug")
 }
 
-/// The files the binaries are compiled from: the two packages' sources and
-/// what `functions` embeds. Not the manifests or the lock file: cargo does
+/// The files the binaries are compiled from: the packages' sources (the
+/// functions' core included) and what `functions` embeds. Not the manifests or the lock file: cargo does
 /// not relink a binary whose inputs an edit there leaves unchanged, so such
 /// a binary would look stale for good.
 fn sources() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut files = Vec::new();
-    for package in ["workload", "functions"] {
+    for package in ["workload", "functions", "functions/core"] {
         walk(&root.join(package).join("src"), &mut files);
     }
     files.push(root.join("infra/aws/bootstrap.sh"));
@@ -204,7 +204,7 @@ mod tests {
     fn the_sources_are_both_packages_and_what_they_embed() {
         let files = sources();
         let has = |end: &str| files.iter().any(|f| f.ends_with(end));
-        assert!(has("workload/src/main.rs") && has("functions/src/decide.rs"));
+        assert!(has("workload/src/main.rs") && has("functions/core/src/decide.rs"));
         assert!(has("functions/src/bin/scaler.rs") && has("infra/aws/bootstrap.sh"));
     }
 }

@@ -10,8 +10,8 @@ use std::process::Child;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use functions::policy::Policy;
 use jiff::{SignedDuration, Timestamp};
+use scaling::policy::Policy;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -66,7 +66,7 @@ pub struct Config {
     /// The policy file the functions read (required with `functions`).
     pub policy_file: Option<PathBuf>,
     /// From the start of a minute until its datapoints can be read (cloud
-    /// time; AWS's is `functions::cloudwatch::INGESTION_DELAY`).
+    /// time; AWS's is `scaling::cloudwatch::INGESTION_DELAY`).
     pub ingestion_delay: Duration,
 }
 
@@ -159,7 +159,7 @@ pub struct GroupStatus {
     pub load_balancer: String,
     pub lb_counters: LbCounters,
     pub instances: Vec<InstanceStatus>,
-    pub capacity_changes: Vec<functions::decide::Activity>,
+    pub capacity_changes: Vec<scaling::decide::Activity>,
     pub activities: Vec<crate::group::InstanceActivity>,
 }
 
@@ -522,7 +522,7 @@ impl Cloud {
         group: &str,
         since: Timestamp,
         until: Timestamp,
-    ) -> Result<functions::decide::MetricHistory> {
+    ) -> Result<scaling::decide::MetricHistory> {
         let snapshot = self.group(group)?;
         let policy = self
             .inner
@@ -537,9 +537,9 @@ impl Cloud {
         let now = self.clock().now();
         let store = lock(&self.inner.store);
         let store = store.at(now);
-        let mut history = functions::decide::MetricHistory::default();
+        let mut history = scaling::decide::MetricHistory::default();
         for tracking in &policy.target_tracking {
-            use functions::policy::{PredefinedMetric, TrackedMetric};
+            use scaling::policy::{PredefinedMetric, TrackedMetric};
             let (namespace, name) = match &tracking.metric {
                 TrackedMetric::Predefined(PredefinedMetric::Cpu) => {
                     ("AWS/EC2".to_string(), "CPUUtilization".to_string())
@@ -568,10 +568,10 @@ impl Cloud {
                     name: name.clone(),
                     dimensions: [dimension].into(),
                 };
-                let points: Vec<functions::decide::Datapoint> = store
+                let points: Vec<scaling::decide::Datapoint> = store
                     .points(&key, since, until)
                     .into_iter()
-                    .map(|(at, value)| functions::decide::Datapoint { at, value })
+                    .map(|(at, value)| scaling::decide::Datapoint { at, value })
                     .collect();
                 if !points.is_empty() {
                     per_instance.insert(instance.id.clone(), points);
@@ -579,14 +579,14 @@ impl Cloud {
             }
             history
                 .metrics
-                .insert(functions::tracking::metric_key(&tracking.metric), per_instance);
+                .insert(scaling::tracking::metric_key(&tracking.metric), per_instance);
         }
         Ok(history)
     }
 
     /// The newest one-minute statistic of a metric at or before `until`
     /// (looking back 5 minutes), as CloudWatch shows it now.
-    pub fn latest(&self, metric: &functions::policy::MetricSpec, until: Timestamp) -> Option<f64> {
+    pub fn latest(&self, metric: &scaling::policy::MetricSpec, until: Timestamp) -> Option<f64> {
         let now = self.clock().now();
         let store = lock(&self.inner.store);
         let store = store.at(now);
@@ -821,8 +821,8 @@ impl Config {
         check_duration(
             "ingestion_delay (--ingestion-delay)",
             self.ingestion_delay,
-            functions::cloudwatch::INGESTION_DELAY,
-            functions::cloudwatch::MAX_INGESTION_DELAY,
+            scaling::cloudwatch::INGESTION_DELAY,
+            scaling::cloudwatch::MAX_INGESTION_DELAY,
             "3m (CloudWatch's) to 1h (cloud time)",
         )?;
         check_duration(
@@ -1239,7 +1239,7 @@ async fn read_cpu(inner: &Inner, addr: SocketAddr) -> Option<(f64, f64)> {
 /// Alarms, schedules and ticks: what EventBridge and CloudWatch would send.
 async fn events(cloud: Cloud) {
     let inner = &cloud.inner;
-    let schedules: Vec<(String, String, functions::schedule::ScheduleExpr, jiff::tz::TimeZone)> = inner
+    let schedules: Vec<(String, String, scaling::schedule::ScheduleExpr, jiff::tz::TimeZone)> = inner
         .config
         .policy
         .groups
@@ -1259,7 +1259,7 @@ async fn events(cloud: Cloud) {
         .filter(|g| !g.target_tracking.is_empty() || !g.alarm_policies.is_empty())
         .map(|g| g.name.clone())
         .collect();
-    let tick: Option<functions::schedule::ScheduleExpr> = "rate(1 minute)".parse().ok();
+    let tick: Option<scaling::schedule::ScheduleExpr> = "rate(1 minute)".parse().ok();
     // Alarms judge a period a little after it ends, once its samples are in
     // (CloudWatch, too, evaluates with a delay).
     let lag = SignedDuration::try_from(Duration::from_millis(300).mul_f64(inner.clock.speed()))

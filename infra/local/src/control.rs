@@ -235,7 +235,7 @@ fn time_param(query: &str, name: &str, default: &str) -> Result<Timestamp, Refus
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Latest {
-    metric: functions::policy::MetricSpec,
+    metric: scaling::policy::MetricSpec,
     until: Timestamp,
 }
 

@@ -7,9 +7,9 @@
 
 use std::net::Ipv4Addr;
 
-use functions::decide::{Activity, Instance, Lifecycle, Observation};
-use functions::policy::GroupPolicy;
 use jiff::Timestamp;
+use scaling::decide::{Activity, Instance, Lifecycle, Observation};
+use scaling::policy::GroupPolicy;
 use serde::{Deserialize, Serialize};
 
 /// Where an instance is in its life (the Auto Scaling lifecycle states).
@@ -487,7 +487,7 @@ mod tests {
         } else {
             ""
         };
-        functions::policy::Policy::parse(
+        scaling::policy::Policy::parse(
             "test",
             &format!("[[group]]\nname = \"web\"\nmin = {min}\nmax = {max}\n{back}"),
         )

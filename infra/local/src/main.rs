@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use functions::policy::Policy;
 use localcloud::cloud::Status;
 use localcloud::lb::{Algorithm, LbConfig};
 use localcloud::{Cloud, Config};
+use scaling::policy::Policy;
 
 #[derive(Debug, Parser)]
 #[command(

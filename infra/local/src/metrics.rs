@@ -12,15 +12,15 @@
 //!
 //! Only the names and dimension sets AWS publishes (the load balancer's
 //! only in a minute with requests): an alarm on anything else finds no
-//! datapoint here either (`functions::policy::published` refuses it).
+//! datapoint here either (`scaling::policy::published` refuses it).
 //!
 //! Request counts are rates: at `--speed` 60 a cloud minute lasts one wall
 //! second, and a count per cloud minute would be 60 times too small.
 
 use std::collections::{BTreeMap, VecDeque};
 
-use functions::policy::MetricSpec;
 use jiff::{SignedDuration, Timestamp};
+use scaling::policy::MetricSpec;
 
 /// A metric and one dimension set.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -42,7 +42,7 @@ impl SeriesKey {
 
 /// Raw samples, kept for `retention` of cloud time, each readable only
 /// once CloudWatch's ingestion delay has passed since its period started
-/// (`functions::cloudwatch`): every read goes through [`MetricStore::at`].
+/// (`scaling::cloudwatch`): every read goes through [`MetricStore::at`].
 #[derive(Debug)]
 pub struct MetricStore {
     series: BTreeMap<SeriesKey, VecDeque<(Timestamp, f64)>>,
@@ -52,7 +52,7 @@ pub struct MetricStore {
 
 impl Default for MetricStore {
     fn default() -> Self {
-        Self::with_delay(functions::cloudwatch::INGESTION_DELAY)
+        Self::with_delay(scaling::cloudwatch::INGESTION_DELAY)
     }
 }
 
@@ -112,7 +112,7 @@ impl Readable<'_> {
             .get(key)
             .map(|s| {
                 s.iter()
-                    .filter(|(t, _)| *t >= start && *t < end && functions::cloudwatch::readable(*t, delay, now))
+                    .filter(|(t, _)| *t >= start && *t < end && scaling::cloudwatch::readable(*t, delay, now))
                     .copied()
                     .collect()
             })
@@ -213,16 +213,16 @@ mod tests {
     }
 
     /// EC2's detailed-monitoring datapoints reach CloudWatch 2-3 minutes after
-    /// their minute starts (`functions::cloudwatch::INGESTION_DELAY`): a read
+    /// their minute starts (`scaling::cloudwatch::INGESTION_DELAY`): a read
     /// sees a sample only from then on, whatever the range asked for.
     #[test]
     fn a_sample_is_readable_only_after_the_ingestion_delay() {
         let mut store = MetricStore::default();
-        assert_eq!(store.delay(), functions::cloudwatch::INGESTION_DELAY);
+        assert_eq!(store.delay(), scaling::cloudwatch::INGESTION_DELAY);
         let key = SeriesKey::new("AWS/EC2", "CPUUtilization", &[("AutoScalingGroupName", "web")]);
         store.put(key.clone(), t(0), 1.0);
         store.put(key.clone(), t(60), 2.0);
-        let delay = functions::cloudwatch::INGESTION_DELAY.as_secs() as i64;
+        let delay = scaling::cloudwatch::INGESTION_DELAY.as_secs() as i64;
         assert_eq!(store.at(t(59)).samples(&key, t(0), t(120)), Vec::<f64>::new());
         assert_eq!(store.at(t(delay - 1)).samples(&key, t(0), t(120)), Vec::<f64>::new());
         assert_eq!(store.at(t(delay)).samples(&key, t(0), t(120)), [1.0]);

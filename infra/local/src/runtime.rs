@@ -5,7 +5,7 @@
 //! function batches of at most 10 messages, never a message of a group
 //! with a batch in flight or an earlier message waiting, so one group's
 //! decisions never overlap. The function's partial batch response is read
-//! as Lambda reads it (`functions::queue::returned`): failed messages come
+//! as Lambda reads it (`scaling::queue::returned`): failed messages come
 //! back after the visibility timeout, a message received three times goes
 //! to the dead letters; a crashed or failed invocation returns its whole
 //! batch. Every message's outcome is recorded with the decision's
@@ -19,11 +19,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use functions::queue::{DEDUPLICATION_WINDOW, MAX_BATCH, MAX_RECEIVES, Message, RETENTION_S, VISIBILITY_TIMEOUT_S};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use jiff::{SignedDuration, Timestamp};
+use scaling::queue::{DEDUPLICATION_WINDOW, MAX_BATCH, MAX_RECEIVES, Message, RETENTION_S, VISIBILITY_TIMEOUT_S};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -33,7 +33,7 @@ use crate::clock::Clock;
 use crate::process::{Spawner, stop};
 
 /// The function binary: every trigger of every group.
-pub const FUNCTION: &str = functions::cfn::FUNCTION.0;
+pub const FUNCTION: &str = scaling::FUNCTION.0;
 
 /// One message's result, as the status view shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -428,7 +428,7 @@ async fn route(runtime: &Runtime, function: &Function, request: Request<Incoming
             let response: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let ids: Vec<String> = batch.messages.iter().map(|m| m.id.clone()).collect();
             let finished = runtime.clock.now();
-            match functions::queue::returned(&response, &ids) {
+            match scaling::queue::returned(&response, &ids) {
                 Ok(returned) => {
                     let handled = response["handled"].as_array().cloned().unwrap_or_default();
                     let mut back = Vec::new();
@@ -529,7 +529,7 @@ async fn next(runtime: &Runtime, function: &Function) -> Response<Full<Bytes>> {
                     receive_count: m.receives,
                 })
                 .collect();
-            let payload = functions::queue::event(&messages, &queue_arn(), crate::alarms::REGION);
+            let payload = scaling::queue::event(&messages, &queue_arn(), crate::alarms::REGION);
             let mut response = Response::new(Full::new(Bytes::from(payload.to_string())));
             let deadline = jiff::Timestamp::now().as_millisecond() + 60_000;
             let headers = response.headers_mut();

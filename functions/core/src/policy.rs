@@ -652,7 +652,7 @@ impl Policy {
 /// instance there is no CPU, and the ALB counts `RequestCount` (and so
 /// `RequestCountPerTarget`) only for requests it could choose a target for;
 /// the requests it answers 503 for want of one are counted by load
-/// balancer only, so each group has its own (see `crate::cfn`).
+/// balancer only, so each group has its own (see `functions::cfn`).
 pub fn published(metric: &MetricSpec, groups: &[&str]) -> Result<(), String> {
     const ALLOWED: &str = "alarms can watch AWS/EC2 CPUUtilization { AutoScalingGroupName = GROUP }, AWS/ApplicationELB RequestCountPerTarget { TargetGroup = GROUP } (stat Sum) or AWS/ApplicationELB HTTPCode_ELB_503_Count { LoadBalancer = GROUP } (stat Sum), GROUP a group of this file";
     let (dimension, stat_ok) = match (metric.namespace.as_str(), metric.name.as_str()) {

@@ -414,7 +414,7 @@ fn sns(value: &Value) -> Result<Parsed, TriggerError> {
 }
 
 /// AWS writes `2026-11-20T11:06:00.120+0000` (no colon in the offset).
-pub(crate) fn parse_aws_time(text: &str) -> Option<Timestamp> {
+pub fn parse_aws_time(text: &str) -> Option<Timestamp> {
     if let Ok(t) = text.parse() {
         return Some(t);
     }

@@ -33,11 +33,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use functions::cloudwatch;
-use functions::decide::{
-    Action, Activity, AlarmState, AlarmStatus, Datapoint, DecideError, Decision, Instance, Lifecycle, MetricHistory,
-    Observation, Trigger, decide,
-};
-use functions::policy::{AlarmPolicy, GroupPolicy, Policy, PolicyError, PredefinedMetric, Statistic, TrackedMetric};
+use functions::decide::{AlarmState, AlarmStatus, Datapoint, DecideError, Trigger};
+use functions::policy::{GroupPolicy, Policy, PolicyError, PredefinedMetric, TrackedMetric};
 use functions::schedule::ScheduleExpr;
 use functions::tracking::metric_key;
 use jiff::tz::TimeZone;
@@ -45,6 +42,16 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use crate::trace::Trace;
+
+mod oracle;
+pub mod print;
+mod sim;
+mod surges;
+
+pub use oracle::oracle_instances;
+use oracle::ratio;
+use sim::{AlarmSim, HISTORY, MINUTE, Sim, SimInstance, period_value};
+pub use surges::surges;
 
 /// The capacity and cost model.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -155,196 +162,6 @@ pub struct Report {
     pub timeline: Vec<Minute>,
 }
 
-#[derive(Debug, Clone)]
-struct SimInstance {
-    id: String,
-    launched_at: Timestamp,
-    ready_at: Timestamp,
-}
-
-#[derive(Debug, Clone)]
-struct AlarmSim {
-    policy: AlarmPolicy,
-    /// The newest datapoint judged: (its period start, value).
-    newest: Option<(Timestamp, f64)>,
-    state: AlarmState,
-    since: Timestamp,
-}
-
-impl AlarmSim {
-    fn status(&self) -> AlarmStatus {
-        AlarmStatus {
-            name: self.policy.alarm.clone(),
-            state: self.state,
-            state_since: self.since,
-            value: self.newest.map(|(_, v)| v),
-            data_at: self.newest.map(|(at, _)| at),
-        }
-    }
-}
-
-struct Sim<'a> {
-    group: &'a GroupPolicy,
-    model: Model,
-    min: u32,
-    max: u32,
-    desired: u32,
-    instances: Vec<SimInstance>,
-    launched: u64,
-    activities: Vec<Activity>,
-    actions: Vec<ScalingAction>,
-    /// Per-minute group CPU and request rate (for alarms) and per-instance CPU.
-    /// The alarms' series, a value a minute where CloudWatch has one:
-    /// the group's CPU (none with no instance), the load balancer's requests
-    /// per target (none with no target or no request) and its 503s for
-    /// want of a target (HTTPCode_ELB_503_Count: none unless nonzero).
-    cpu: Vec<(Timestamp, f64)>,
-    per_target: Vec<(Timestamp, f64)>,
-    no_target: Vec<(Timestamp, f64)>,
-    /// Per tracked metric key, per instance: the minute datapoints.
-    per_instance: BTreeMap<String, BTreeMap<String, Vec<Datapoint>>>,
-}
-
-const MINUTE: SignedDuration = SignedDuration::from_secs(60);
-/// Metric history kept for decisions: the functions' (longest window a policy may use).
-const HISTORY: SignedDuration = SignedDuration::from_secs(functions::policy::HISTORY.as_secs() as i64);
-
-impl Sim<'_> {
-    fn observation(&self, now: Timestamp) -> Observation {
-        Observation {
-            min: self.min,
-            max: self.max,
-            desired: self.desired,
-            instances: self
-                .instances
-                .iter()
-                .map(|i| Instance {
-                    id: i.id.clone(),
-                    lifecycle: if i.ready_at <= now {
-                        Lifecycle::InService
-                    } else {
-                        Lifecycle::Pending
-                    },
-                    launched_at: i.launched_at,
-                    protected: false,
-                })
-                .collect(),
-        }
-    }
-
-    /// The tracked metrics as CloudWatch shows them at `now`.
-    fn history(&self, now: Timestamp) -> MetricHistory {
-        let mut history = MetricHistory::default();
-        let delay = self.model.ingestion_delay;
-        for (key, instances) in &self.per_instance {
-            let recent = instances
-                .iter()
-                .map(|(id, points)| {
-                    let recent: Vec<Datapoint> = points
-                        .iter()
-                        .filter(|d| d.at >= now - HISTORY && cloudwatch::readable(d.at, delay, now))
-                        .copied()
-                        .collect();
-                    (id.clone(), recent)
-                })
-                .filter(|(_, points)| !points.is_empty())
-                .collect();
-            history.metrics.insert(key.clone(), recent);
-        }
-        history
-    }
-
-    fn decide(&mut self, trigger: &Trigger, now: Timestamp) -> Result<Decision, DecideError> {
-        let observed = self.observation(now);
-        let history = self.history(now);
-        let since = now - HISTORY;
-        let recent: Vec<Activity> = self.activities.iter().filter(|a| a.start >= since).cloned().collect();
-        let decision = decide(self.group, &observed, &history, &recent, trigger, now)?;
-        self.apply(&decision, now);
-        Ok(decision)
-    }
-
-    fn apply(&mut self, decision: &Decision, now: Timestamp) {
-        let (desired, limits) = match decision.action {
-            Action::Hold => return,
-            Action::SetDesired(n) => (n, None),
-            Action::SetLimits { min, max, desired } => (desired, Some((min, max))),
-        };
-        if let Some((min, max)) = limits {
-            (self.min, self.max) = (min, max);
-        }
-        let from = self.desired;
-        self.desired = desired;
-        let boot = SignedDuration::try_from(self.model.boot).unwrap_or(SignedDuration::ZERO);
-        while (self.instances.len() as u32) < desired {
-            self.launched += 1;
-            self.instances.push(SimInstance {
-                id: format!("i-{:06}", self.launched),
-                launched_at: now,
-                ready_at: now + boot,
-            });
-        }
-        while self.instances.len() as u32 > desired {
-            // Still booting first (newest), then the oldest in service.
-            // (index 0 is the oldest in service)
-            let index: usize = self
-                .instances
-                .iter()
-                .rposition(|i| i.ready_at > now)
-                .unwrap_or_default();
-            let gone = self.instances.remove(index);
-            for instances in self.per_instance.values_mut() {
-                instances.remove(&gone.id);
-            }
-        }
-        if from != desired {
-            self.actions.push(ScalingAction {
-                at: now,
-                from,
-                to: desired,
-                reason: decision.reason.clone(),
-            });
-            self.activities.push(Activity {
-                start: now,
-                end: Some(if desired > from { now + boot } else { now }),
-                from,
-                to: desired,
-                cause: decision.cause.clone().unwrap_or_default(),
-            });
-        }
-    }
-}
-
-/// The value an alarm reads at `now` for a period ending at `end`: only
-/// the minutes CloudWatch shows by then.
-fn period_value(policy: &AlarmPolicy, sim: &Sim, end: Timestamp, (delay, now): (Duration, Timestamp)) -> Option<f64> {
-    let period = SignedDuration::try_from(policy.period).ok()?;
-    let start = end - period;
-    let is_cpu = policy.metric.name == "CPUUtilization";
-    let series = match policy.metric.name.as_str() {
-        "CPUUtilization" => &sim.cpu,
-        "HTTPCode_ELB_503_Count" => &sim.no_target,
-        // RequestCountPerTarget, the only other metric a policy may watch.
-        _ => &sim.per_target,
-    };
-    let values: Vec<f64> = series
-        .iter()
-        .filter(|(t, _)| *t >= start && *t < end && cloudwatch::readable(*t, delay, now))
-        .map(|(_, v)| *v)
-        .collect();
-    if values.is_empty() {
-        return None;
-    }
-    let mean = values.iter().sum::<f64>() / values.len() as f64;
-    Some(match (is_cpu, policy.metric.stat) {
-        // Counts a minute (requests per target, 503s): the period's total.
-        (false, Statistic::Sum) => values.iter().sum(),
-        (_, Statistic::Maximum) => values.iter().copied().fold(f64::MIN, f64::max),
-        (_, Statistic::Minimum) => values.iter().copied().fold(f64::MAX, f64::min),
-        _ => mean,
-    })
-}
-
 impl Report {
     /// Judges this replay against another oracle (the fixed-peak fleet's
     /// own min is its size: it is judged by the replayed policy's oracle).
@@ -365,42 +182,6 @@ pub fn fixed_fleet(name: &str, instances: u32) -> Result<GroupPolicy, PolicyErro
 /// Instances a fleet fixed at the trace's peak needs under `model`.
 pub fn peak_instances(trace: &Trace, model: &Model) -> u32 {
     (trace.peak() / model.capacity_rps).ceil().max(1.0) as u32
-}
-
-/// The oracle: a perfect operator who knows the load in advance. Each
-/// minute exactly ceil(load / (capacity_rps x U)) instances are in service
-/// (at least `min`), each launched one boot time before the minute it is
-/// first needed and billed from launch, terminated as soon as no later
-/// minute within a boot time needs it. Returns the billed instances of
-/// every minute: the most any minute from it to a boot time later needs
-/// (an instance in service at minute m was launched by m - boot, so it is
-/// billed at every minute from then to m; and that many suffice).
-pub fn oracle_instances(trace: &Trace, model: &Model, min: u32) -> Vec<u32> {
-    let per_instance = model.capacity_rps * model.oracle_utilisation;
-    let needed: Vec<u32> = trace
-        .samples
-        .iter()
-        // The small slack keeps 3.0000000001 instances of load at 3.
-        .map(|s| ((s.rps / per_instance - 1e-9).ceil().max(0.0) as u32).max(min))
-        .collect();
-    // Whole minutes of boot billed before the first minute in service (the
-    // replay counts billed instances at each minute's start).
-    let boot_minutes = model.boot.as_secs().div_ceil(60) as usize;
-    // Sliding maximum over [t, t + boot_minutes]: a deque of indices with
-    // decreasing needs, so a year of minutes stays linear.
-    let mut billed = vec![0; needed.len()];
-    let mut window: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
-    for t in (0..needed.len()).rev() {
-        while window.back().is_some_and(|&k| needed[k] <= needed[t]) {
-            window.pop_back();
-        }
-        window.push_back(t);
-        while window.front().is_some_and(|&k| k > t + boot_minutes) {
-            window.pop_front();
-        }
-        billed[t] = window.front().map_or(0, |&k| needed[k]);
-    }
-    billed
 }
 
 /// Replays `trace` through `group` under `model`.
@@ -614,76 +395,4 @@ pub fn run(trace: &Trace, group: &GroupPolicy, model: Model) -> Result<Report, D
         shortfalls,
         timeline,
     })
-}
-
-/// `a / b`, 1 when both are 0 (a group at min 0 over a trace with no
-/// load matches its oracle), infinite when only `b` is.
-fn ratio(a: f64, b: f64) -> f64 {
-    if b > 0.0 {
-        a / b
-    } else if a > 0.0 {
-        f64::INFINITY
-    } else {
-        1.0
-    }
-}
-
-/// Minutes before a surge whose mean is its baseline.
-const BASELINE_MINUTES: usize = 30;
-
-/// Finds the surges of a replay and how the group followed each.
-pub fn surges(timeline: &[Minute], actions: &[ScalingAction], capacity_rps: f64) -> Vec<Surge> {
-    let mut found = Vec::new();
-    let mut i = BASELINE_MINUTES;
-    while i < timeline.len() {
-        let before = &timeline[i - BASELINE_MINUTES..i];
-        let baseline = before.iter().map(|m| m.rps).sum::<f64>() / BASELINE_MINUTES as f64;
-        if baseline <= 0.0 || timeline[i].rps < 2.0 * baseline {
-            i += 1;
-            continue;
-        }
-        let onset = i;
-        let end = (onset..timeline.len()).find(|&j| timeline[j].rps < 2.0 * baseline);
-        let peak = timeline[onset..end.unwrap_or(timeline.len())]
-            .iter()
-            .map(|m| m.rps)
-            .fold(0.0, f64::max);
-        let instances_before = timeline[onset - 1].instances;
-        let covered =
-            (onset..timeline.len()).find(|&j| f64::from(timeline[j].in_service) * capacity_rps >= timeline[j].rps);
-        // Back at the baseline size: the first minute after the end with no
-        // more instances than before the onset.
-        let back = end.and_then(|e| (e..timeline.len()).find(|&j| timeline[j].instances <= instances_before));
-        found.push((onset, end, baseline, peak, instances_before, covered, back));
-        // The next surge needs a fresh baseline after this one ends.
-        i = end.map_or(timeline.len(), |e| e + BASELINE_MINUTES.max(1));
-    }
-    let onsets: Vec<usize> = found.iter().map(|f| f.0).collect();
-    found
-        .iter()
-        .enumerate()
-        .map(|(k, &(onset, end, baseline, peak, instances_before, covered, back))| {
-            let until = back
-                .map(|b| b + 1)
-                .into_iter()
-                .chain(onsets.get(k + 1).copied())
-                .min()
-                .unwrap_or(timeline.len());
-            let (from, to) = (timeline[onset].at, timeline.get(until).map(|m| m.at));
-            let scaling_actions = actions
-                .iter()
-                .filter(|a| a.at >= from && to.is_none_or(|to| a.at < to))
-                .count() as u32;
-            Surge {
-                onset: timeline[onset].at,
-                end: end.map(|e| timeline[e].at),
-                baseline_rps: baseline,
-                peak_rps: peak,
-                instances_before,
-                minutes_to_capacity: covered.map(|c| (c - onset) as u64),
-                scaling_actions,
-                minutes_back_to_baseline: end.zip(back).map(|(e, b)| (b - e) as u64),
-            }
-        })
-        .collect()
 }

@@ -1,0 +1,210 @@
+//! The simulated group and its CloudWatch: instances launched and
+//! terminated as the decisions say, the minute's datapoints, alarm state.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use functions::cloudwatch;
+use functions::decide::{
+    Action, Activity, AlarmState, AlarmStatus, Datapoint, DecideError, Decision, Instance, Lifecycle, MetricHistory,
+    Observation, Trigger, decide,
+};
+use functions::policy::{AlarmPolicy, GroupPolicy, Statistic};
+use jiff::{SignedDuration, Timestamp};
+
+use super::*;
+
+#[derive(Debug, Clone)]
+pub(super) struct SimInstance {
+    pub(super) id: String,
+    pub(super) launched_at: Timestamp,
+    pub(super) ready_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct AlarmSim {
+    pub(super) policy: AlarmPolicy,
+    /// The newest datapoint judged: (its period start, value).
+    pub(super) newest: Option<(Timestamp, f64)>,
+    pub(super) state: AlarmState,
+    pub(super) since: Timestamp,
+}
+
+impl AlarmSim {
+    pub(super) fn status(&self) -> AlarmStatus {
+        AlarmStatus {
+            name: self.policy.alarm.clone(),
+            state: self.state,
+            state_since: self.since,
+            value: self.newest.map(|(_, v)| v),
+            data_at: self.newest.map(|(at, _)| at),
+        }
+    }
+}
+
+pub(super) struct Sim<'a> {
+    pub(super) group: &'a GroupPolicy,
+    pub(super) model: Model,
+    pub(super) min: u32,
+    pub(super) max: u32,
+    pub(super) desired: u32,
+    pub(super) instances: Vec<SimInstance>,
+    pub(super) launched: u64,
+    pub(super) activities: Vec<Activity>,
+    pub(super) actions: Vec<ScalingAction>,
+    /// Per-minute group CPU and request rate (for alarms) and per-instance CPU.
+    /// The alarms' series, a value a minute where CloudWatch has one:
+    /// the group's CPU (none with no instance), the load balancer's requests
+    /// per target (none with no target or no request) and its 503s for
+    /// want of a target (HTTPCode_ELB_503_Count: none unless nonzero).
+    pub(super) cpu: Vec<(Timestamp, f64)>,
+    pub(super) per_target: Vec<(Timestamp, f64)>,
+    pub(super) no_target: Vec<(Timestamp, f64)>,
+    /// Per tracked metric key, per instance: the minute datapoints.
+    pub(super) per_instance: BTreeMap<String, BTreeMap<String, Vec<Datapoint>>>,
+}
+
+pub(super) const MINUTE: SignedDuration = SignedDuration::from_secs(60);
+/// Metric history kept for decisions: the functions' (longest window a policy may use).
+pub(super) const HISTORY: SignedDuration = SignedDuration::from_secs(functions::policy::HISTORY.as_secs() as i64);
+
+impl Sim<'_> {
+    pub(super) fn observation(&self, now: Timestamp) -> Observation {
+        Observation {
+            min: self.min,
+            max: self.max,
+            desired: self.desired,
+            instances: self
+                .instances
+                .iter()
+                .map(|i| Instance {
+                    id: i.id.clone(),
+                    lifecycle: if i.ready_at <= now {
+                        Lifecycle::InService
+                    } else {
+                        Lifecycle::Pending
+                    },
+                    launched_at: i.launched_at,
+                    protected: false,
+                })
+                .collect(),
+        }
+    }
+
+    /// The tracked metrics as CloudWatch shows them at `now`.
+    pub(super) fn history(&self, now: Timestamp) -> MetricHistory {
+        let mut history = MetricHistory::default();
+        let delay = self.model.ingestion_delay;
+        for (key, instances) in &self.per_instance {
+            let recent = instances
+                .iter()
+                .map(|(id, points)| {
+                    let recent: Vec<Datapoint> = points
+                        .iter()
+                        .filter(|d| d.at >= now - HISTORY && cloudwatch::readable(d.at, delay, now))
+                        .copied()
+                        .collect();
+                    (id.clone(), recent)
+                })
+                .filter(|(_, points)| !points.is_empty())
+                .collect();
+            history.metrics.insert(key.clone(), recent);
+        }
+        history
+    }
+
+    pub(super) fn decide(&mut self, trigger: &Trigger, now: Timestamp) -> Result<Decision, DecideError> {
+        let observed = self.observation(now);
+        let history = self.history(now);
+        let since = now - HISTORY;
+        let recent: Vec<Activity> = self.activities.iter().filter(|a| a.start >= since).cloned().collect();
+        let decision = decide(self.group, &observed, &history, &recent, trigger, now)?;
+        self.apply(&decision, now);
+        Ok(decision)
+    }
+
+    pub(super) fn apply(&mut self, decision: &Decision, now: Timestamp) {
+        let (desired, limits) = match decision.action {
+            Action::Hold => return,
+            Action::SetDesired(n) => (n, None),
+            Action::SetLimits { min, max, desired } => (desired, Some((min, max))),
+        };
+        if let Some((min, max)) = limits {
+            (self.min, self.max) = (min, max);
+        }
+        let from = self.desired;
+        self.desired = desired;
+        let boot = SignedDuration::try_from(self.model.boot).unwrap_or(SignedDuration::ZERO);
+        while (self.instances.len() as u32) < desired {
+            self.launched += 1;
+            self.instances.push(SimInstance {
+                id: format!("i-{:06}", self.launched),
+                launched_at: now,
+                ready_at: now + boot,
+            });
+        }
+        while self.instances.len() as u32 > desired {
+            // Still booting first (newest), then the oldest in service.
+            // (index 0 is the oldest in service)
+            let index: usize = self
+                .instances
+                .iter()
+                .rposition(|i| i.ready_at > now)
+                .unwrap_or_default();
+            let gone = self.instances.remove(index);
+            for instances in self.per_instance.values_mut() {
+                instances.remove(&gone.id);
+            }
+        }
+        if from != desired {
+            self.actions.push(ScalingAction {
+                at: now,
+                from,
+                to: desired,
+                reason: decision.reason.clone(),
+            });
+            self.activities.push(Activity {
+                start: now,
+                end: Some(if desired > from { now + boot } else { now }),
+                from,
+                to: desired,
+                cause: decision.cause.clone().unwrap_or_default(),
+            });
+        }
+    }
+}
+
+/// The value an alarm reads at `now` for a period ending at `end`: only
+/// the minutes CloudWatch shows by then.
+pub(super) fn period_value(
+    policy: &AlarmPolicy,
+    sim: &Sim,
+    end: Timestamp,
+    (delay, now): (Duration, Timestamp),
+) -> Option<f64> {
+    let period = SignedDuration::try_from(policy.period).ok()?;
+    let start = end - period;
+    let is_cpu = policy.metric.name == "CPUUtilization";
+    let series = match policy.metric.name.as_str() {
+        "CPUUtilization" => &sim.cpu,
+        "HTTPCode_ELB_503_Count" => &sim.no_target,
+        // RequestCountPerTarget, the only other metric a policy may watch.
+        _ => &sim.per_target,
+    };
+    let values: Vec<f64> = series
+        .iter()
+        .filter(|(t, _)| *t >= start && *t < end && cloudwatch::readable(*t, delay, now))
+        .map(|(_, v)| *v)
+        .collect();
+    if values.is_empty() {
+        return None;
+    }
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    Some(match (is_cpu, policy.metric.stat) {
+        // Counts a minute (requests per target, 503s): the period's total.
+        (false, Statistic::Sum) => values.iter().sum(),
+        (_, Statistic::Maximum) => values.iter().copied().fold(f64::MIN, f64::max),
+        (_, Statistic::Minimum) => values.iter().copied().fold(f64::MAX, f64::min),
+        _ => mean,
+    })
+}

@@ -1,0 +1,398 @@
+//! `loadtest verify`: the product's end-to-end scenario. Start the embedded
+//! local cloud from a policy file (real workload instances, load balancer,
+//! alarms, schedules and the real function binaries), drive load through the
+//! load balancer, and check from outside that the group scaled out (to at
+//! least min + 2, and to max when the load needs it) and back in to min, in
+//! bounded time. Reports the activity table, assertions, JSON and a chart.
+
+mod output;
+mod scenario;
+mod schedule;
+mod targets;
+mod watch;
+
+use std::future::Future;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use functions::policy::{GroupPolicy, Policy};
+use functions::ports::GroupPort;
+use jiff::Timestamp;
+use serde::Serialize;
+
+pub use output::{chart, print_report};
+use output::{minutes, report};
+use scenario::{p99_over, run_scenario};
+use schedule::{Firing, parsed_schedules, quiet_start, scenario_span, schedule_scenario};
+pub use targets::{AwsTarget, LocalTarget, start_local};
+use watch::Watch;
+
+/// The scenario's phases and bounds (cloud time), whatever the target.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// The Fibonacci n each request computes.
+    pub n: u32,
+    pub baseline: Duration,
+    pub scale_out_within: Duration,
+    pub hold: Duration,
+    pub scale_in_within: Duration,
+    /// Kill one instance in the middle of the hold (local: SIGKILL; AWS:
+    /// terminate it without lowering desired); it must be replaced.
+    pub kill_one: bool,
+    /// How long the replacement of the killed instance may take (the full
+    /// load goes on meanwhile, past the hold if need be).
+    pub replace_within: Duration,
+    /// The share of the load that stays while the group scales in (0: none).
+    pub residual_load: f64,
+    /// Where verify.json and verify.svg go.
+    pub out: PathBuf,
+    /// Print a live line every sample (else only phases and the report).
+    pub live: bool,
+}
+
+/// The embedded local cloud verify starts.
+#[derive(Debug, Clone)]
+pub struct Local {
+    pub policy_file: PathBuf,
+    /// The group to load (default: the policy's first).
+    pub group: Option<String>,
+    pub speed: f64,
+    /// CPU cap of every instance (fraction of a core).
+    pub cpu_limit: f64,
+    /// The load, in cores of Fibonacci work (converted to a request rate by calibration).
+    pub load_cores: f64,
+    /// A request rate to send instead (no calibration).
+    pub rate: Option<f64>,
+    pub boot: Duration,
+    /// The workload and function binaries.
+    pub binaries: PathBuf,
+}
+
+/// One sample of the scenario.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sample {
+    pub at: Timestamp,
+    pub phase: &'static str,
+    pub desired: u32,
+    pub in_service: u32,
+    /// The group's newest one-minute CPU average (% of the instances' caps).
+    pub cpu_percent: Option<f64>,
+    pub requests_per_second: f64,
+    pub failures_per_second: f64,
+    /// p99 latency over the 5 seconds of load before the sample.
+    pub p99_ms: Option<f64>,
+    /// Seconds since the load started (None: before it).
+    #[serde(skip)]
+    load_second: Option<u64>,
+}
+/// One checked expectation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Assertion {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+impl Assertion {
+    /// Held when `at` (the cloud time it happened) is Some: the detail says
+    /// how long after `from`, else `otherwise`.
+    fn reached(name: String, at: Option<Timestamp>, from: Timestamp, after: &str, otherwise: &str) -> Self {
+        Self {
+            name,
+            passed: at.is_some(),
+            detail: at.map_or_else(|| otherwise.to_string(), |at| format!("{} {after}", minutes(at, from))),
+        }
+    }
+}
+
+/// A change of desired capacity, with the decision that made it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActivityRow {
+    pub start: Timestamp,
+    /// When the in-service count reached the new desired (None: it did not).
+    pub end: Option<Timestamp>,
+    pub from: u32,
+    pub to: u32,
+    pub cause: String,
+    pub reason: Option<String>,
+}
+
+/// The scenario's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// `local` (the embedded local cloud) or `aws`.
+    pub target: String,
+    pub group: String,
+    pub speed: f64,
+    pub min: u32,
+    pub max: u32,
+    pub request_rate: f64,
+    pub fibo_n: u32,
+    pub requests: u64,
+    pub failures: u64,
+    pub activities: Vec<ActivityRow>,
+    pub instance_activities: Vec<localcloud::group::InstanceActivity>,
+    pub assertions: Vec<Assertion>,
+    pub samples: Vec<Sample>,
+    pub passed: bool,
+}
+
+/// What verify watches and acts on: the embedded local cloud or a deployed
+/// group. Times are the target's (cloud time for the local cloud).
+pub trait Target: Sync {
+    /// `local` or `aws`, for the report.
+    fn kind(&self) -> &'static str;
+    /// How many times faster than the wall clock the target's time runs.
+    fn speed(&self) -> f64;
+    fn now(&self) -> Timestamp;
+    /// Wall time between two samples.
+    fn poll(&self) -> Duration;
+    /// The group's capacity and its live instances.
+    fn observe(&self) -> impl Future<Output = Result<Observed>> + Send;
+    /// The group's newest one-minute average CPU (%), when known.
+    fn cpu(&self) -> impl Future<Output = Option<f64>> + Send;
+    /// Takes an instance away without lowering desired capacity.
+    fn kill(&self, instance: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Changes of desired capacity since `since`, with their causes and the
+    /// deciding function's reasons where known (`end` left for the caller).
+    fn activities(&self, since: Timestamp) -> impl Future<Output = Vec<ActivityRow>> + Send;
+    /// Launches and terminations, for the JSON report.
+    fn instance_activities(&self) -> Vec<localcloud::group::InstanceActivity> {
+        Vec::new()
+    }
+}
+
+/// What one look at the group shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub min: u32,
+    pub max: u32,
+    pub desired: u32,
+    /// Live instances (not yet terminated): id, and whether in service.
+    pub instances: Vec<(String, bool)>,
+}
+
+impl Observed {
+    fn in_service(&self) -> u32 {
+        self.instances.iter().filter(|(_, up)| *up).count() as u32
+    }
+}
+
+/// The request rate that makes `load_cores` of fibo(n) work on this machine.
+pub fn calibrate(workload: &std::path::Path, n: u32, load_cores: f64) -> Result<f64> {
+    let out = std::process::Command::new(workload)
+        .args(["calibrate", "--n", &n.to_string(), "--duration", "1s"])
+        .output()
+        .with_context(|| format!("running {} calibrate", workload.display()))?;
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).context("workload calibrate's JSON")?;
+    // Per CPU-second, not per wall second: the calibration may share the
+    // cores with whatever else starts at the same time, the instances' CPU
+    // metric counts CPU time.
+    let per_core = line["calls_per_cpu_s"]
+        .as_f64()
+        .context("calls_per_cpu_s in workload calibrate's JSON")?;
+    Ok(per_core * load_cores)
+}
+
+/// The group of a policy file: the named one or the first.
+pub fn pick_group(policy: &Policy, name: Option<&str>) -> Result<GroupPolicy> {
+    match name {
+        Some(name) => policy.group(name).cloned().with_context(|| {
+            let names: Vec<&str> = policy.groups.iter().map(|g| g.name.as_str()).collect();
+            format!("--group {name:?}: the policy has {}", names.join(", "))
+        }),
+        None => Ok(policy.groups[0].clone()),
+    }
+}
+
+/// Runs the scenario on the embedded local cloud, writing live lines to `out`.
+pub async fn run_local(local: Local, scenario: Scenario, out: &mut (impl Write + Send)) -> Result<Report> {
+    let policy = Policy::load(&local.policy_file)?;
+    let group = pick_group(&policy, local.group.as_deref())?;
+    if group.max < group.min + 2 {
+        bail!(
+            "group {}: max {} must be at least min + 2 ({}) to show a scale-out",
+            group.name,
+            group.max,
+            group.min + 2
+        );
+    }
+    let rate = match local.rate {
+        Some(rate) => rate,
+        None => calibrate(&local.binaries.join("workload"), scenario.n, local.load_cores)?,
+    };
+    // The load scenario is not about schedules: its clock starts where none
+    // of the group's scheduled actions fires during it (run at 11:00
+    // Shanghai, the lunch-hour action raised min to 4 mid-scenario and the
+    // group could not return to 2).
+    let now = Timestamp::now();
+    let (start, schedule_note) = quiet_start(&group, now, scenario_span(&scenario, local.boot))?;
+    let cloud = start_local(&local, &scenario.out, (start != now).then_some(start)).await?;
+    let result = async {
+        if let Some(note) = &schedule_note {
+            writeln!(out, "{note}")?;
+        }
+        let lb = cloud.lb_addr(&group.name)?;
+        writeln!(
+            out,
+            "local cloud at speed {}x: group {} ({}..{} instances, CPU cap {} core each) behind http://{lb}",
+            local.speed, group.name, group.min, group.max, local.cpu_limit
+        )?;
+        writeln!(
+            out,
+            "load: {rate:.0} req/s of /fibo/{}{}",
+            scenario.n,
+            if local.rate.is_some() {
+                String::new()
+            } else {
+                format!(
+                    " ({} cores of work, {:.1}x what the max group serves at 50% CPU)",
+                    local.load_cores,
+                    local.load_cores / (f64::from(group.max) * local.cpu_limit * 0.5)
+                )
+            }
+        )?;
+        let target = LocalTarget {
+            cloud: &cloud,
+            group: group.name.clone(),
+        };
+        let limits = Limits {
+            group: group.name.clone(),
+            min: group.min,
+            max: group.max,
+            start: group.desired.unwrap_or(group.min),
+        };
+        run_scenario(&target, &limits, &format!("http://{lb}"), rate, &scenario, out).await
+    }
+    .await;
+    writeln!(out, "stopping the local cloud...")?;
+    cloud.shutdown().await;
+    let report = result?;
+    write_outputs(&scenario, &report)?;
+    Ok(report)
+}
+
+/// Runs the scenario against a deployed group: `url` is its load balancer,
+/// `rate` the requests per second to send.
+pub async fn run_aws(
+    target: AwsTarget,
+    url: &str,
+    rate: f64,
+    scenario: Scenario,
+    out: &mut (impl Write + Send),
+) -> Result<Report> {
+    let observed = target
+        .groups
+        .describe(&target.group)
+        .await
+        .with_context(|| format!("reading group {}", target.group))?;
+    if observed.max < observed.min + 2 {
+        bail!(
+            "group {}: max {} must be at least min + 2 ({}) to show a scale-out",
+            target.group,
+            observed.max,
+            observed.min + 2
+        );
+    }
+    writeln!(
+        out,
+        "AWS: group {} ({}..{} instances, desired {}) behind {url}",
+        target.group, observed.min, observed.max, observed.desired
+    )?;
+    writeln!(out, "load: {rate:.0} req/s of /fibo/{}", scenario.n)?;
+    std::fs::create_dir_all(&scenario.out).with_context(|| format!("creating {}", scenario.out.display()))?;
+    let limits = Limits {
+        group: target.group.clone(),
+        min: observed.min,
+        max: observed.max,
+        start: observed.desired.max(observed.min),
+    };
+    let report = run_scenario(&target, &limits, url.trim_end_matches('/'), rate, &scenario, out).await?;
+    write_outputs(&scenario, &report)?;
+    Ok(report)
+}
+
+/// The schedule scenario on the embedded local cloud: the cloud's clock
+/// starts a little before the group's next scheduled action that raises its
+/// capacity (e.g. the lunch-hour scale-out), the action fires at its time in
+/// its time zone through the schedule function, the group grows; the next
+/// action fires and the group returns to min. No load is sent.
+pub async fn run_schedule(local: Local, scenario: Scenario, out: &mut (impl Write + Send)) -> Result<Report> {
+    let policy = Policy::load(&local.policy_file)?;
+    let group = pick_group(&policy, local.group.as_deref())?;
+    let start_capacity = group.desired.unwrap_or(group.min);
+    let now = Timestamp::now();
+    let schedules = parsed_schedules(&group)?;
+    let next = |after: Timestamp, raising: bool| {
+        schedules
+            .iter()
+            .filter(|(s, _, _)| !raising || s.min.max(s.desired).is_some_and(|v| v > start_capacity))
+            .filter_map(|(s, expr, zone)| {
+                Some(Firing {
+                    at: expr.next_after(after, zone)?,
+                    schedule: s.clone(),
+                    zone: zone.clone(),
+                })
+            })
+            .min_by_key(|f| f.at)
+    };
+    let Some(first) = next(now, true) else {
+        bail!(
+            "group {}: no scheduled action raises its capacity above {start_capacity}; the schedule scenario needs one ([[group.schedule]] with min or desired, see the README's policy reference)",
+            group.name
+        );
+    };
+    let second = next(first.at, false).filter(|f| f.at <= first.at + jiff::SignedDuration::from_hours(24));
+    // Time to get the starting instances in service, then a quiet spell.
+    let lead = scenario.baseline.max(local.boot + Duration::from_secs(60));
+    let start = first.at - jiff::SignedDuration::try_from(lead)?;
+    let cloud = start_local(&local, &scenario.out, Some(start)).await?;
+    let result = async {
+        writeln!(
+            out,
+            "local cloud at speed {}x, its clock set to {} ({} before the first scheduled action): group {} ({}..{} instances), no load",
+            local.speed,
+            start.to_zoned_datetime(first.zone.clone()).strftime("%Y-%m-%d %H:%M %Z"),
+            humantime::format_duration(lead),
+            group.name,
+            group.min,
+            group.max,
+        )?;
+        let target = LocalTarget {
+            cloud: &cloud,
+            group: group.name.clone(),
+        };
+        let limits = Limits {
+            group: group.name.clone(),
+            min: group.min,
+            max: group.max,
+            start: start_capacity,
+        };
+        schedule_scenario(&target, &limits, &first, second.as_ref(), &scenario, out).await
+    }
+    .await;
+    writeln!(out, "stopping the local cloud...")?;
+    cloud.shutdown().await;
+    let report = result?;
+    write_outputs(&scenario, &report)?;
+    Ok(report)
+}
+
+fn write_outputs(scenario: &Scenario, report: &Report) -> Result<()> {
+    let json = scenario.out.join("verify.json");
+    std::fs::write(&json, serde_json::to_vec_pretty(report)?).with_context(|| format!("writing {}", json.display()))?;
+    let svg = scenario.out.join("verify.svg");
+    std::fs::write(&svg, chart(report)).with_context(|| format!("writing {}", svg.display()))?;
+    Ok(())
+}
+
+/// The group's bounds as the scenario sees them.
+struct Limits {
+    group: String,
+    min: u32,
+    max: u32,
+    /// The capacity the baseline waits for.
+    start: u32,
+}

@@ -98,6 +98,14 @@ pub fn template(policy: &Policy) -> Value {
     functions(&mut resources, policy);
     triggers(&mut resources, policy);
     alerts(&mut resources, policy);
+    for group in &policy.groups {
+        let id = logical(&group.name);
+        resources.insert(format!("Dashboard{id}"), crate::dashboard::dashboard(group, &id));
+        outputs.insert(
+            format!("Dashboard{id}"),
+            json!({ "Description": format!("Group {}'s CloudWatch dashboard", group.name), "Value": sub(&format!("https://${{AWS::Region}}.console.aws.amazon.com/cloudwatch/home?region=${{AWS::Region}}#dashboards:name=${{AWS::StackName}}-{}", group.name)) }),
+        );
+    }
     outputs.insert(
         "DeadLetterQueue".into(),
         json!({ "Description": "Triggers EventBridge or the scheduler could not deliver to the trigger queue", "Value": reference("DeadLetterQueue") }),
@@ -699,7 +707,8 @@ fn functions(resources: &mut Map<String, Value>, policy: &Policy) {
                 "Environment": { "Variables": {
                     "SCALER_POLICY": "policy.toml",
                     "SCALER_DRY_RUN": reference("DryRun"),
-                    "SCALER_TARGET_GROUPS": target_groups
+                    "SCALER_TARGET_GROUPS": target_groups,
+                    "SCALER_METRICS_NAMESPACE": sub(crate::dashboard::NAMESPACE)
                 } }
             }
         }),

@@ -192,6 +192,8 @@ impl<G: GroupPort + Sync, M: MetricsPort + Sync> Handler<G, M> {
             dry_run = self.dry_run,
             "decision"
         );
+        // The same decision as metrics for the dashboard (embedded metric format).
+        crate::emf::emit(&group_name, &trigger, &decision, acted, now);
         if acted {
             let cause = decision.cause.clone().unwrap_or_default();
             let result = match decision.action {

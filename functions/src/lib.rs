@@ -6,10 +6,14 @@
 pub mod aws;
 pub mod cfn;
 pub mod contract;
+pub mod dashboard;
+pub mod emf;
 pub mod handler;
+pub mod import;
 pub mod lambda;
 pub mod local;
 pub mod memory;
 pub mod ports;
 
+pub use scaling::import as policy_import;
 pub use scaling::{calendar, cloudwatch, decide, input, policy, queue, schedule, state, tracking, trigger};

@@ -668,3 +668,69 @@ fn the_stack_alarms_on_what_would_fail_silently() {
         assert!(!rule.to_string().contains("Alert"), "{rule}");
     }
 }
+
+/// Issue 20: a dashboard per group whose body is valid JSON once
+/// CloudFormation substitutes it, every `${...}` naming a pseudo parameter
+/// or an attribute of a resource the template has, and graphing the
+/// scaler's own decisions in the namespace the function is given.
+#[test]
+fn each_group_has_a_dashboard_of_capacity_load_and_decisions() {
+    let policy = policy();
+    let template = template(&policy);
+    let resources = &template["Resources"];
+    let namespace = &resources["Scaler"]["Properties"]["Environment"]["Variables"]["SCALER_METRICS_NAMESPACE"];
+    assert_eq!(namespace["Fn::Sub"], functions::dashboard::NAMESPACE);
+    for group in &policy.groups {
+        let id = logical(&group.name);
+        let dashboard = &resources[&format!("Dashboard{id}")];
+        assert_eq!(dashboard["Type"], "AWS::CloudWatch::Dashboard");
+        let body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+            .as_str()
+            .expect("body");
+        // Every placeholder is a pseudo parameter or Resource.Attribute of this template.
+        let mut substituted = String::new();
+        let mut rest = body;
+        while let Some(start) = rest.find("${") {
+            substituted.push_str(&rest[..start]);
+            let end = rest[start..].find('}').expect("closed") + start;
+            let name = &rest[start + 2..end];
+            match name.split_once('.') {
+                Some((resource, attribute)) => {
+                    assert!(resources[resource].is_object(), "{name}: no such resource");
+                    assert!(attribute.ends_with("FullName"), "{name}");
+                }
+                None => assert!(["AWS::Region", "AWS::StackName"].contains(&name), "{name}"),
+            }
+            substituted.push('x');
+            rest = &rest[end + 1..];
+        }
+        substituted.push_str(rest);
+        let body: Value = serde_json::from_str(&substituted).expect("the body is JSON");
+        let widgets = body["widgets"].as_array().expect("widgets");
+        assert_eq!(widgets.len(), 5);
+        let text = body.to_string();
+        for metric in [
+            "GroupInServiceInstances",
+            "CPUUtilization",
+            "RequestCount",
+            "TargetResponseTime",
+            "RecommendedCapacity",
+            "Decisions",
+        ] {
+            assert!(text.contains(metric), "{}: {metric}", group.name);
+        }
+        // The CPU thresholds the policy acts on are drawn.
+        for alarm in group
+            .alarm_policies
+            .iter()
+            .filter(|a| a.metric.name == "CPUUtilization")
+        {
+            assert!(text.contains(&alarm.alarm), "{}", alarm.alarm);
+        }
+        assert!(
+            template["Outputs"][&format!("Dashboard{id}")]["Value"]["Fn::Sub"]
+                .as_str()
+                .is_some_and(|url| url.contains("#dashboards:name=${AWS::StackName}-"))
+        );
+    }
+}

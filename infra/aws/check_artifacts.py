@@ -6,6 +6,7 @@
     check_artifacts.py --keys TEMPLATE LAMBDA_DIR       each artifact's content-addressed key:
                                                         PARAMETER SHA256 LOCAL_FILE S3_KEY, one per line
     check_artifacts.py --initial-desired TEMPLATE       GROUP N for each group (set once, at creation)
+    check_artifacts.py --target-groups TEMPLATE         GROUP TARGET_GROUP_LOGICAL_ID for each group
 
 Keys are content-addressed, because CloudFormation does not look inside S3
 objects: a function's code at `functions/NAME-${PARAMSha256}.zip`, the
@@ -89,6 +90,18 @@ def initial_desired(template):
     return found
 
 
+def target_groups(template):
+    """(group name, logical id of its target group) for every Auto Scaling group."""
+    found = []
+    for _, resource in sorted(template.get("Resources", {}).items()):
+        if resource.get("Type") != "AWS::AutoScaling::AutoScalingGroup":
+            continue
+        for arn in resource["Properties"].get("TargetGroupARNs", []):
+            if isinstance(arn, dict) and "Ref" in arn:
+                found.append((resource["Properties"]["AutoScalingGroupName"], arn["Ref"]))
+    return found
+
+
 def elf_problem(data, architecture):
     """None when `data` starts a 64-bit little-endian ELF executable for `architecture`."""
     if data[:4] != b"\x7fELF":
@@ -148,6 +161,10 @@ def main(argv):
     if len(argv) == 3 and argv[0] == "--keys":
         for parameter, sha, path, key in keys(argv[1], argv[2]):
             print(parameter, sha, path, key)
+        return 0
+    if len(argv) == 2 and argv[0] == "--target-groups":
+        for group, target_group in target_groups(json.loads(Path(argv[1]).read_text())):
+            print(group, target_group)
         return 0
     if len(argv) == 2 and argv[0] == "--initial-desired":
         for group, desired in initial_desired(json.loads(Path(argv[1]).read_text())):

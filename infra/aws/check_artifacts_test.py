@@ -139,6 +139,25 @@ class CheckArtifacts(unittest.TestCase):
         self.assertEqual(check_artifacts.initial_desired(template), [("web", 3)])
         self.assertNotIn("DesiredCapacity", group["Properties"])
 
+    def test_target_groups_name_each_groups_own(self):
+        template = {
+            "Resources": {
+                "GroupWeb": {
+                    "Type": "AWS::AutoScaling::AutoScalingGroup",
+                    "Properties": {"AutoScalingGroupName": "web", "TargetGroupARNs": [{"Ref": "TargetGroupWeb"}]},
+                },
+                "GroupSession": {
+                    "Type": "AWS::AutoScaling::AutoScalingGroup",
+                    "Properties": {"AutoScalingGroupName": "session", "TargetGroupARNs": [{"Ref": "TargetGroupSession"}]},
+                },
+                "A": function("scaler"),
+            }
+        }
+        self.assertEqual(
+            check_artifacts.target_groups(template),
+            [("session", "TargetGroupSession"), ("web", "TargetGroupWeb")],
+        )
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -9,6 +9,9 @@
 # the first deploy, kept from the stack on updates unless --new-ami (which
 # rolls every group onto it). The template goes through the bucket (inline
 # templates are capped at 51,200 bytes); an unchanged stack is not an error.
+# Before anything moves: the policy validates, every name fits AWS's limits,
+# the bucket is in the stack's region. After: every group's targets healthy
+# (DEPLOY_HEALTHY_WITHIN_S, default 600), then the verify command to run.
 # Needs: cargo-lambda (pip install cargo-lambda; it ships zig for the arm64
 # cross-build), python3, and for a deploy the AWS CLI with credentials.
 set -euo pipefail
@@ -64,6 +67,19 @@ if [ "$build_only" = 1 ]; then
   exit 0
 fi
 
+# Lambda reads its code from a bucket in the function's own region: a
+# bucket elsewhere fails the stack half-way (checked before anything moves).
+region=${AWS_REGION:-${AWS_DEFAULT_REGION:-$(aws configure get region || true)}}
+[ -n "$region" ] || { echo "deploy.sh: no AWS region (set AWS_REGION or aws configure set region R)" >&2; exit 2; }
+bucket_region=$(aws s3api get-bucket-location --bucket "$bucket" --query LocationConstraint --output text) \
+  || { echo "deploy.sh: cannot read bucket $bucket's region (does it exist, and may you read it?)" >&2; exit 2; }
+# GetBucketLocation answers None for us-east-1 and EU for the oldest eu-west-1 buckets.
+case "$bucket_region" in None | null | "") bucket_region=us-east-1 ;; EU) bucket_region=eu-west-1 ;; esac
+if [ "$bucket_region" != "$region" ]; then
+  echo "deploy.sh: bucket $bucket is in $bucket_region but the stack deploys to $region; Lambda needs its code in the same region" >&2
+  exit 2
+fi
+
 overrides=("ArtifactBucket=$bucket")
 for artifact in "${artifacts[@]}"; do
   read -r parameter sha file key <<<"$artifact"
@@ -108,3 +124,43 @@ if [ "$creating" = 1 ]; then
   done < <(python3 infra/aws/check_artifacts.py --initial-desired target/aws/template.json)
 fi
 aws cloudformation describe-stacks --stack-name "$stack" --query 'Stacks[0].Outputs' --output table
+
+# Healthy before done: each group's target group must have as many healthy
+# targets as the group's desired capacity within 10 minutes (boot, the
+# workload's download, two health checks), else the deploy fails with what
+# the load balancer says of each target.
+deadline=$(( $(date +%s) + ${DEPLOY_HEALTHY_WITHIN_S:-600} ))
+failed=0
+while read -r group target_group; do
+  arn=$(aws cloudformation describe-stack-resource --stack-name "$stack" --logical-resource-id "$target_group" \
+    --query StackResourceDetail.PhysicalResourceId --output text)
+  desired=$(aws autoscaling describe-auto-scaling-groups --auto-scaling-group-names "$group" \
+    --query 'AutoScalingGroups[0].DesiredCapacity' --output text)
+  while :; do
+    healthy=$(aws elbv2 describe-target-health --target-group-arn "$arn" \
+      --query "length(TargetHealthDescriptions[?TargetHealth.State=='healthy'])" --output text)
+    if [ "$healthy" -ge "$desired" ]; then
+      echo "group $group: $healthy of $desired targets healthy"
+      break
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "deploy.sh: group $group: $healthy of $desired targets healthy after the wait; the load balancer says:" >&2
+      aws elbv2 describe-target-health --target-group-arn "$arn" \
+        --query 'TargetHealthDescriptions[].[Target.Id,TargetHealth.State,TargetHealth.Reason,TargetHealth.Description]' \
+        --output text >&2
+      failed=1
+      break
+    fi
+    sleep 15
+  done
+done < <(python3 infra/aws/check_artifacts.py --target-groups target/aws/template.json)
+[ "$failed" = 0 ] || exit 1
+
+# What to run next: the end-to-end check from outside, on the first group.
+first_group=$(python3 infra/aws/check_artifacts.py --initial-desired target/aws/template.json | head -1 | cut -d' ' -f1)
+first_id=$(python3 infra/aws/check_artifacts.py --target-groups target/aws/template.json | awk -v g="$first_group" '$1 == g { sub(/^TargetGroup/, "", $2); print $2 }')
+url=$(aws cloudformation describe-stacks --stack-name "$stack" \
+  --query "Stacks[0].Outputs[?OutputKey=='Url$first_id'].OutputValue" --output text)
+echo
+echo "deployed. Check it scales, from outside (load, then watch the group through the AWS API):"
+echo "  cargo run --release -p loadtest -- verify --aws --group $first_group --url $url --rate 40 --kill-one"

@@ -5,7 +5,9 @@
 //! policy file; `scalectl schedule --policy FILE [--at T] [--next N] [--json]`
 //! lists the scheduled actions' next fire times and the limits in effect at
 //! T; `scalectl preflight --policy FILE --stack NAME` checks the names a
-//! deploy would create. Bad input exits 2 with the reason.
+//! deploy would create; `scalectl import --group NAME [--group NAME...]
+//! [--region R] [--out FILE]` writes existing groups as a policy file. Bad
+//! input exits 2 with the reason.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -80,6 +82,22 @@ enum Command {
         #[arg(long)]
         stack: String,
     },
+    /// Read existing Auto Scaling groups (limits, scaling policies, scheduled
+    /// actions, the alarms that invoke the policies) through the AWS SDK and
+    /// write them as a policy file, each part naming its source; what the
+    /// format cannot express is a comment and listed on stderr. Credentials,
+    /// region and AWS_ENDPOINT_URL come from the standard environment.
+    Import {
+        /// A group to import (repeat for several).
+        #[arg(long = "group", required = true, value_parser = group_name)]
+        groups: Vec<String>,
+        /// The AWS region (default: the standard environment's).
+        #[arg(long)]
+        region: Option<String>,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print the AWS CloudFormation template (JSON) of a policy file's groups,
     /// alarms, schedules and functions (infra/aws/template.json).
     Template {
@@ -102,6 +120,55 @@ fn main() -> ExitCode {
     }
 }
 
+/// An Auto Scaling group name: 1 to 255 characters (the API's limit).
+fn group_name(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.chars().count() > 255 {
+        return Err("allowed: a group name of 1 to 255 characters".into());
+    }
+    Ok(text.to_string())
+}
+
+/// `scalectl import`: read, write, then check the file as `validate` would.
+fn import(groups: &[String], region: Option<String>, out: Option<&Path>) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let read = runtime.block_on(async {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = region {
+            loader = loader.region(aws_config::Region::new(region));
+        }
+        let config = loader.load().await;
+        functions::import::read(
+            &aws_sdk_autoscaling::Client::new(&config),
+            &aws_sdk_cloudwatch::Client::new(&config),
+            groups,
+        )
+        .await
+    });
+    let read = read.map_err(|e| anyhow::anyhow!("--group: {e}"))?;
+    let imported = functions::policy_import::write_policy(&read.groups, &read.alarms, &read.unreadable);
+    match out {
+        Some(path) => {
+            std::fs::write(path, &imported.text).with_context(|| format!("cannot write {}", path.display()))?
+        }
+        None => print!("{}", imported.text),
+    }
+    let written = out.map_or_else(
+        || "the policy written to stdout".to_string(),
+        |p| p.display().to_string(),
+    );
+    for line in &imported.not_expressed {
+        eprintln!("not imported: {line}");
+    }
+    Policy::parse(&written, &imported.text)
+        .with_context(|| format!("{written} was written but does not validate: edit it before deploying"))?;
+    eprintln!(
+        "imported {} group(s) into {written}; {} part(s) not imported (comments in the file)",
+        read.groups.len(),
+        imported.not_expressed.len()
+    );
+    Ok(())
+}
+
 fn read(path: &Path, what: &str, max_bytes: u64) -> Result<String> {
     functions::input::read_text(path, max_bytes)
         .with_context(|| format!("cannot read the {what} file {}", path.display()))
@@ -109,6 +176,7 @@ fn read(path: &Path, what: &str, max_bytes: u64) -> Result<String> {
 
 fn run(command: Command) -> Result<()> {
     match command {
+        Command::Import { groups, region, out } => import(&groups, region, out.as_deref()),
         Command::Preflight { policy, stack } => {
             let loaded = Policy::load(&policy)?;
             let problems = functions::cfn::name_problems(&loaded, &stack);

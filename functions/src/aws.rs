@@ -184,93 +184,161 @@ fn count(value: Option<i32>) -> u32 {
     value.and_then(|v| u32::try_from(v).ok()).unwrap_or(0)
 }
 
+/// The observation of `asg`, launch times from its activities `raw`.
+fn observation(
+    asg: &aws_sdk_autoscaling::types::AutoScalingGroup,
+    raw: &[aws_sdk_autoscaling::types::Activity],
+) -> Observation {
+    let launched = launch_times(raw);
+    let instances = asg
+        .instances()
+        .iter()
+        .filter_map(|i| {
+            let id = i.instance_id()?.to_string();
+            Some(Instance {
+                // Older than the activity history: long since warmed up.
+                launched_at: launched.get(&id).copied().unwrap_or(Timestamp::UNIX_EPOCH),
+                lifecycle: lifecycle(i.lifecycle_state()),
+                protected: i.protected_from_scale_in().unwrap_or(false),
+                id,
+            })
+        })
+        .collect();
+    Observation {
+        min: count(asg.min_size()),
+        max: count(asg.max_size()),
+        desired: count(asg.desired_capacity()),
+        instances,
+    }
+}
+
+/// The group's changes since `since` from its activities `raw`, our
+/// cause joined back from the group's tag.
+fn changes(
+    asg: &aws_sdk_autoscaling::types::AutoScalingGroup,
+    raw: &[aws_sdk_autoscaling::types::Activity],
+    since: Timestamp,
+) -> Vec<Activity> {
+    // One desired-capacity change launches or terminates several
+    // instances, each its own AWS activity with the same cause: one change.
+    let mut changes: BTreeMap<String, Activity> = BTreeMap::new();
+    for raw in raw {
+        let (Some(cause), Some(start)) = (raw.cause(), raw.start_time()) else {
+            continue;
+        };
+        let Some((from, to)) = desired_change(cause) else {
+            continue;
+        };
+        let start = timestamp(start);
+        let end = raw.end_time().map(timestamp);
+        changes
+            .entry(cause.to_string())
+            .and_modify(|a| {
+                a.start = a.start.min(start);
+                a.end = match (a.end, end) {
+                    (Some(x), Some(y)) => Some(x.max(y)),
+                    _ => None,
+                };
+            })
+            .or_insert(Activity {
+                start,
+                end,
+                from,
+                to,
+                cause: cause.to_string(),
+            });
+    }
+    let mut activities: Vec<Activity> = changes.into_values().collect();
+    // Join our cause to the change it made, or keep it as its own record.
+    let ours = asg
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some(CAUSE_TAG))
+        .and_then(|t| parse_cause_tag(t.value()?));
+    if let Some(ours) = ours {
+        let window = ours.start - SignedDuration::from_secs(5)..=ours.start + SignedDuration::from_secs(60);
+        match activities
+            .iter_mut()
+            .filter(|a| a.from == ours.from && a.to == ours.to && window.contains(&a.start))
+            .min_by_key(|a| a.start)
+        {
+            Some(matching) => matching.cause = ours.cause,
+            None => activities.push(ours),
+        }
+    }
+    activities.retain(|a| a.start >= since);
+    activities.sort_by_key(|a| a.start);
+    activities
+}
+
 impl GroupPort for AwsGroups {
     async fn describe(&self, group: &str) -> Result<Observation, PortError> {
         let asg = self.group(group).await?;
-        let launched = launch_times(&self.raw_activities(group).await?);
-        let instances = asg
-            .instances()
-            .iter()
-            .filter_map(|i| {
-                let id = i.instance_id()?.to_string();
-                Some(Instance {
-                    // Older than the activity history: long since warmed up.
-                    launched_at: launched.get(&id).copied().unwrap_or(Timestamp::UNIX_EPOCH),
-                    lifecycle: lifecycle(i.lifecycle_state()),
-                    protected: i.protected_from_scale_in().unwrap_or(false),
-                    id,
-                })
-            })
-            .collect();
-        Ok(Observation {
-            min: count(asg.min_size()),
-            max: count(asg.max_size()),
-            desired: count(asg.desired_capacity()),
-            instances,
-        })
+        Ok(observation(&asg, &self.raw_activities(group).await?))
     }
 
     async fn activities(&self, group: &str, since: Timestamp) -> Result<Vec<Activity>, PortError> {
         let asg = self.group(group).await?;
-        // One desired-capacity change launches or terminates several
-        // instances, each its own AWS activity with the same cause: one change.
-        let mut changes: BTreeMap<String, Activity> = BTreeMap::new();
-        for raw in self.raw_activities(group).await? {
-            let (Some(cause), Some(start)) = (raw.cause(), raw.start_time()) else {
-                continue;
-            };
-            let Some((from, to)) = desired_change(cause) else {
-                continue;
-            };
-            let start = timestamp(start);
-            let end = raw.end_time().map(timestamp);
-            changes
-                .entry(cause.to_string())
-                .and_modify(|a| {
-                    a.start = a.start.min(start);
-                    a.end = match (a.end, end) {
-                        (Some(x), Some(y)) => Some(x.max(y)),
-                        _ => None,
-                    };
-                })
-                .or_insert(Activity {
-                    start,
-                    end,
-                    from,
-                    to,
-                    cause: cause.to_string(),
-                });
-        }
-        let mut activities: Vec<Activity> = changes.into_values().collect();
-        // Join our cause to the change it made, or keep it as its own record.
-        let ours = asg
-            .tags()
-            .iter()
-            .find(|t| t.key() == Some(CAUSE_TAG))
-            .and_then(|t| parse_cause_tag(t.value()?));
-        if let Some(ours) = ours {
-            let window = ours.start - SignedDuration::from_secs(5)..=ours.start + SignedDuration::from_secs(60);
-            match activities
-                .iter_mut()
-                .filter(|a| a.from == ours.from && a.to == ours.to && window.contains(&a.start))
-                .min_by_key(|a| a.start)
-            {
-                Some(matching) => matching.cause = ours.cause,
-                None => activities.push(ours),
-            }
-        }
-        activities.retain(|a| a.start >= since);
-        activities.sort_by_key(|a| a.start);
-        Ok(activities)
+        Ok(changes(&asg, &self.raw_activities(group).await?, since))
+    }
+
+    /// One DescribeAutoScalingGroups and one DescribeScalingActivities.
+    async fn observe(&self, group: &str, since: Timestamp) -> Result<(Observation, Vec<Activity>), PortError> {
+        let asg = self.group(group).await?;
+        let raw = self.raw_activities(group).await?;
+        Ok((observation(&asg, &raw), changes(&asg, &raw, since)))
+    }
+
+    /// No DescribeAutoScalingGroups: the limits and the current desired are
+    /// the observation's (EC2 Auto Scaling still refuses a desired outside
+    /// limits a schedule changed since).
+    async fn set_desired_observed(
+        &self,
+        group: &str,
+        observed: &Observation,
+        desired: u32,
+        cause: &str,
+    ) -> Result<(), PortError> {
+        self.set_desired_within(group, (observed.min, observed.max, observed.desired), desired, cause)
+            .await
+    }
+
+    async fn set_limits_observed(
+        &self,
+        group: &str,
+        observed: &Observation,
+        (min, max, desired): (u32, u32, u32),
+        cause: &str,
+    ) -> Result<(), PortError> {
+        self.set_limits_from(group, observed.desired, (min, max, desired), cause)
+            .await
     }
 
     async fn set_desired(&self, group: &str, desired: u32, cause: &str) -> Result<(), PortError> {
         let asg = self.group(group).await?;
-        let (min, max, from) = (
+        let limits = (
             count(asg.min_size()),
             count(asg.max_size()),
             count(asg.desired_capacity()),
         );
+        self.set_desired_within(group, limits, desired, cause).await
+    }
+
+    async fn set_limits(&self, group: &str, min: u32, max: u32, desired: u32, cause: &str) -> Result<(), PortError> {
+        let from = count(self.group(group).await?.desired_capacity());
+        self.set_limits_from(group, from, (min, max, desired), cause).await
+    }
+}
+
+impl AwsGroups {
+    /// SetDesiredCapacity within `(min, max, from)` as read, then the cause tag.
+    async fn set_desired_within(
+        &self,
+        group: &str,
+        (min, max, from): (u32, u32, u32),
+        desired: u32,
+        cause: &str,
+    ) -> Result<(), PortError> {
         let operation = format!("SetDesiredCapacity {group}");
         // Checked here too: EC2 Auto Scaling refuses it, some emulators do not.
         if !(min..=max).contains(&desired) {
@@ -290,7 +358,14 @@ impl GroupPort for AwsGroups {
         self.write_cause(group, from, desired, cause).await
     }
 
-    async fn set_limits(&self, group: &str, min: u32, max: u32, desired: u32, cause: &str) -> Result<(), PortError> {
+    /// UpdateAutoScalingGroup (the three together or none), then the cause tag.
+    async fn set_limits_from(
+        &self,
+        group: &str,
+        from: u32,
+        (min, max, desired): (u32, u32, u32),
+        cause: &str,
+    ) -> Result<(), PortError> {
         let operation = format!("UpdateAutoScalingGroup {group}");
         if min > max || !(min..=max).contains(&desired) {
             return Err(PortError::invalid(
@@ -298,8 +373,6 @@ impl GroupPort for AwsGroups {
                 format!("min {min}, max {max}, desired {desired}: desired must be within min..=max"),
             ));
         }
-        let from = count(self.group(group).await?.desired_capacity());
-        // One call: the three values change together or not at all.
         self.client
             .update_auto_scaling_group()
             .auto_scaling_group_name(group)
@@ -666,6 +739,38 @@ impl GroupPort for LazyAws {
 
     async fn set_limits(&self, group: &str, min: u32, max: u32, desired: u32, cause: &str) -> Result<(), PortError> {
         self.clients().await.0.set_limits(group, min, max, desired, cause).await
+    }
+
+    async fn observe(&self, group: &str, since: Timestamp) -> Result<(Observation, Vec<Activity>), PortError> {
+        self.clients().await.0.observe(group, since).await
+    }
+
+    async fn set_desired_observed(
+        &self,
+        group: &str,
+        observed: &Observation,
+        desired: u32,
+        cause: &str,
+    ) -> Result<(), PortError> {
+        self.clients()
+            .await
+            .0
+            .set_desired_observed(group, observed, desired, cause)
+            .await
+    }
+
+    async fn set_limits_observed(
+        &self,
+        group: &str,
+        observed: &Observation,
+        limits: (u32, u32, u32),
+        cause: &str,
+    ) -> Result<(), PortError> {
+        self.clients()
+            .await
+            .0
+            .set_limits_observed(group, observed, limits, cause)
+            .await
     }
 }
 

@@ -10,9 +10,23 @@ use crate::ports::{GroupPort, PortErrorKind};
 
 /// Checks one adapter whose group `name` exists with min 1, max 5, desired 2.
 #[allow(clippy::missing_panics_doc)]
-pub async fn group_port_contract(port: &impl GroupPort, name: &str, since: Timestamp) {
+pub async fn group_port_contract(port: &(impl GroupPort + Sync), name: &str, since: Timestamp) {
     let observed = port.describe(name).await.expect("describe");
     assert_eq!((observed.min, observed.max, observed.desired), (1, 5, 2));
+    // observe() is describe() and activities() in one read.
+    let (once, activities) = port.observe(name, since).await.expect("observe");
+    assert_eq!(once, observed);
+    assert_eq!(activities, port.activities(name, since).await.expect("activities"));
+    // Acting on what was just observed: the same rules as set_desired.
+    port.set_desired_observed(name, &observed, 3, "contract: observed 3")
+        .await
+        .expect("set desired observed");
+    assert_eq!(port.describe(name).await.expect("describe").desired, 3);
+    let error = port
+        .set_desired_observed(name, &observed, 6, "contract: observed too many")
+        .await
+        .expect_err("above the observed max");
+    assert_eq!(error.kind, PortErrorKind::Invalid);
 
     port.set_desired(name, 4, "contract: out to 4")
         .await
@@ -22,7 +36,7 @@ pub async fn group_port_contract(port: &impl GroupPort, name: &str, since: Times
     assert!(
         activities
             .iter()
-            .any(|a| a.cause == "contract: out to 4" && a.from == 2 && a.to == 4),
+            .any(|a| a.cause == "contract: out to 4" && a.from == 3 && a.to == 4),
         "{activities:#?}"
     );
 

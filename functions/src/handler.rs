@@ -167,9 +167,8 @@ impl<G: GroupPort + Sync, M: MetricsPort + Sync> Handler<G, M> {
         {
             alarm.value = self.metrics.latest(&policy.metric, now).await?;
         }
-        let observed = self.group.describe(&group_name).await?;
         let since = now - SignedDuration::try_from(HISTORY).unwrap_or(SignedDuration::ZERO);
-        let activities = self.group.activities(&group_name, since).await?;
+        let (observed, activities) = self.group.observe(&group_name, since).await?;
         let history = if group.target_tracking.is_empty() {
             Default::default()
         } else {
@@ -197,9 +196,15 @@ impl<G: GroupPort + Sync, M: MetricsPort + Sync> Handler<G, M> {
         if acted {
             let cause = decision.cause.clone().unwrap_or_default();
             let result = match decision.action {
-                Action::SetDesired(desired) => self.group.set_desired(&group_name, desired, &cause).await,
+                Action::SetDesired(desired) => {
+                    self.group
+                        .set_desired_observed(&group_name, &observed, desired, &cause)
+                        .await
+                }
                 Action::SetLimits { min, max, desired } => {
-                    self.group.set_limits(&group_name, min, max, desired, &cause).await
+                    self.group
+                        .set_limits_observed(&group_name, &observed, (min, max, desired), &cause)
+                        .await
                 }
                 Action::Hold => Ok(()),
             };

@@ -87,6 +87,47 @@ pub trait GroupPort {
         desired: u32,
         cause: &str,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// What a decision reads: the observation and the activities since
+    /// `since`. An adapter whose API returns both from fewer calls overrides
+    /// it (the AWS adapter: one DescribeAutoScalingGroups and one
+    /// DescribeScalingActivities, not two of each).
+    fn observe(
+        &self,
+        group: &str,
+        since: Timestamp,
+    ) -> impl Future<Output = Result<(Observation, Vec<Activity>), PortError>> + Send
+    where
+        Self: Sync,
+    {
+        async move { Ok((self.describe(group).await?, self.activities(group, since).await?)) }
+    }
+
+    /// [`GroupPort::set_desired`] right after `observed` was read: an
+    /// adapter may take the limits and the current desired from it instead
+    /// of reading the group again.
+    fn set_desired_observed(
+        &self,
+        group: &str,
+        observed: &Observation,
+        desired: u32,
+        cause: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        let _ = observed;
+        self.set_desired(group, desired, cause)
+    }
+
+    /// [`GroupPort::set_limits`] right after `observed` was read.
+    fn set_limits_observed(
+        &self,
+        group: &str,
+        observed: &Observation,
+        (min, max, desired): (u32, u32, u32),
+        cause: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        let _ = observed;
+        self.set_limits(group, min, max, desired, cause)
+    }
 }
 
 /// Metrics and alarms (CloudWatch, or the local cloud's).

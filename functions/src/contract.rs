@@ -13,10 +13,17 @@ use crate::ports::{GroupPort, PortErrorKind};
 pub async fn group_port_contract(port: &(impl GroupPort + Sync), name: &str, since: Timestamp) {
     let observed = port.describe(name).await.expect("describe");
     assert_eq!((observed.min, observed.max, observed.desired), (1, 5, 2));
-    // observe() is describe() and activities() in one read.
+    // observe() is describe() and activities() in one read (the limits and
+    // the changes: a live cloud's instances move between two reads).
     let (once, activities) = port.observe(name, since).await.expect("observe");
-    assert_eq!(once, observed);
-    assert_eq!(activities, port.activities(name, since).await.expect("activities"));
+    assert_eq!((once.min, once.max, once.desired), (observed.min, observed.max, observed.desired));
+    let changes = |list: &[crate::decide::Activity]| -> Vec<(u32, u32, String)> {
+        list.iter().map(|a| (a.from, a.to, a.cause.clone())).collect()
+    };
+    assert_eq!(
+        changes(&activities),
+        changes(&port.activities(name, since).await.expect("activities"))
+    );
     // Acting on what was just observed: the same rules as set_desired.
     port.set_desired_observed(name, &observed, 3, "contract: observed 3")
         .await
@@ -121,15 +128,34 @@ pub fn start_moto() -> Option<Moto> {
         child,
         endpoint: format!("http://127.0.0.1:{port}"),
     };
+    // Ready when it answers HTTP, not merely when it listens (a request in
+    // between failed once with several test servers starting at once).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !answers_http(port) {
         assert!(
             std::time::Instant::now() < deadline,
-            "moto_server did not listen within 30 s"
+            "moto_server did not answer HTTP within 30 s"
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     Some(moto)
+}
+
+/// Whether something on `port` answers an HTTP request.
+fn answers_http(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 8];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
 }
 
 impl Moto {

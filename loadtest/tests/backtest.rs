@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use functions::policy::Policy;
-use loadtest::backtest::{Model, oracle_instances, run};
+use loadtest::backtest::{Model, oracle_instances, run, run_with_full_history};
 use loadtest::trace::Trace;
 
 /// A trace from 2026-11-16T00:00Z, one row a minute.
@@ -359,4 +359,29 @@ fn the_oracle_yardstick_on_the_recorded_lunch_week() {
         "{}",
         ours.ratio_to_oracle
     );
+}
+
+/// Issue 23: the backtest hands decide() only the metrics target tracking
+/// reads (`tracking::metrics_window`), and decide() finds each instance's
+/// datapoint by binary search: every shipped policy on every recorded trace
+/// decides exactly as with the whole hour the functions fetch.
+#[test]
+fn the_fast_path_decides_exactly_as_the_full_history() {
+    // (The week too, in release: `cargo bench --bench backtest` replays it
+    // both ways; in a debug test build the reference takes a minute.)
+    for trace in ["flash-crowd-day.csv", "cc-attack-6h.csv"] {
+        let trace = recorded(trace);
+        for policy in [
+            "recommended.toml",
+            "course-target-tracking.toml",
+            "two-tier.toml",
+            "scale-to-zero.toml",
+        ] {
+            let group = &shipped(policy).groups[0];
+            let fast = run(&trace, group, MODEL).expect("backtest");
+            let reference = run_with_full_history(&trace, group, MODEL).expect("backtest");
+            assert!(!fast.actions.is_empty(), "{policy}: nothing to compare");
+            assert_eq!(fast, reference, "{policy}");
+        }
+    }
 }

@@ -9,6 +9,7 @@
 //! stabilisation windows (the lowest recommendation of the scale-out window,
 //! the highest of the scale-in window), the rate policies, and min/max.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -45,6 +46,64 @@ pub fn metric_key(metric: &TrackedMetric) -> String {
     }
 }
 
+/// How far back target tracking reads metrics: recommendations are
+/// recomputed at each datapoint time inside the longest stabilisation
+/// window, each from datapoints at most `FRESHNESS` older. A caller may
+/// pass only this much history (the backtest does: the same decisions,
+/// without copying an hour of datapoints every tick).
+pub fn metrics_window(group: &GroupPolicy) -> Duration {
+    group
+        .target_tracking
+        .iter()
+        .map(|p| p.scale_out.stabilization.max(p.scale_in.stabilization))
+        .max()
+        .unwrap_or(Duration::ZERO)
+        + FRESHNESS
+}
+
+/// Each instance's datapoints in time order (borrowed when they already
+/// are, as every adapter and the backtest pass them), so the one at or
+/// before a time is a binary search. The sort is stable: among datapoints
+/// of the same time the last one wins, as a scan's `max_by_key` picks it.
+struct Ordered<'a> {
+    series: BTreeMap<&'a str, Cow<'a, [Datapoint]>>,
+}
+
+impl<'a> Ordered<'a> {
+    fn new(series: &'a BTreeMap<String, Vec<Datapoint>>) -> Self {
+        let series = series
+            .iter()
+            .map(|(id, points)| {
+                let points = if points.is_sorted_by_key(|d| d.at) {
+                    Cow::Borrowed(points.as_slice())
+                } else {
+                    let mut sorted = points.clone();
+                    sorted.sort_by_key(|d| d.at);
+                    Cow::Owned(sorted)
+                };
+                (id.as_str(), points)
+            })
+            .collect();
+        Self { series }
+    }
+
+    /// The newest datapoint of `instance` at or before `t` and at most
+    /// `FRESHNESS` old.
+    fn latest(&self, instance: &str, t: Timestamp) -> Option<&Datapoint> {
+        let points = self.series.get(instance)?;
+        let after = points.partition_point(|d| d.at <= t);
+        let point = points.get(after.checked_sub(1)?)?;
+        (elapsed(point.at, t) <= FRESHNESS).then_some(point)
+    }
+}
+
+/// The desired-capacity changes of the activity history, oldest first.
+fn changes(activities: &[Activity]) -> Vec<&Activity> {
+    let mut sorted: Vec<&Activity> = activities.iter().filter(|a| a.from != a.to).collect();
+    sorted.sort_by_key(|a| a.start);
+    sorted
+}
+
 /// One recommendation: the capacity the metric asks for at a point in time.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Recommendation {
@@ -78,7 +137,12 @@ pub(crate) fn decide(
             vec![],
         );
     }
-    let Some(now_rec) = recommend(group, policy, observed, series, activities, now) else {
+    let ordered = Ordered::new(series);
+    let history = History {
+        changes: changes(activities),
+        last_scale_in: last_scale_in(activities),
+    };
+    let Some(now_rec) = recommend(group, policy, observed, &ordered, &history, now) else {
         // No datapoint at all: nothing to track, and never a scale-in on no data.
         return Decision::hold(current, format!("target tracking {key}: no recent datapoints"), vec![]);
     };
@@ -119,7 +183,7 @@ pub(crate) fn decide(
     let mut up = capacity;
     let mut down = capacity;
     for t in evaluation_times(series, now, window) {
-        let Some(past) = recommend(group, policy, observed, series, activities, t) else {
+        let Some(past) = recommend(group, policy, observed, &ordered, &history, t) else {
             continue;
         };
         let age = elapsed(t, now);
@@ -202,10 +266,16 @@ fn last_scale_in(activities: &[Activity]) -> Option<Timestamp> {
     activities.iter().filter(|a| a.to < a.from).map(|a| a.start).max()
 }
 
-/// The desired capacity in effect at `t`, from the activity history.
-fn capacity_at(current: u32, activities: &[Activity], t: Timestamp) -> u32 {
-    let mut sorted: Vec<&Activity> = activities.iter().filter(|a| a.from != a.to).collect();
-    sorted.sort_by_key(|a| a.start);
+/// What a recommendation reads of the activity history, worked out once a
+/// decision.
+struct History<'a> {
+    /// The changes, oldest first ([`changes`]).
+    changes: Vec<&'a Activity>,
+    last_scale_in: Option<Timestamp>,
+}
+
+/// The desired capacity in effect at `t`, from the changes (oldest first).
+fn capacity_at(current: u32, sorted: &[&Activity], t: Timestamp) -> u32 {
     match sorted.iter().rev().find(|a| a.start <= t) {
         Some(last_before) => last_before.to,
         None => sorted.first().map_or(current, |first_after| first_after.from),
@@ -217,11 +287,11 @@ fn recommend(
     group: &GroupPolicy,
     policy: &TargetTracking,
     observed: &Observation,
-    series: &BTreeMap<String, Vec<Datapoint>>,
-    activities: &[Activity],
+    series: &Ordered<'_>,
+    history: &History<'_>,
     t: Timestamp,
 ) -> Option<Recommendation> {
-    let current = capacity_at(observed.desired, activities, t);
+    let current = capacity_at(observed.desired, &history.changes, t);
     let warmup = group.warmup();
     let (mut ready, mut missing, mut unready) = (Vec::new(), 0usize, 0usize);
     let mut newest: Option<Timestamp> = None;
@@ -233,12 +303,7 @@ fn recommend(
     };
     for instance in there_at(t) {
         let is_ready = !instance.is_warming(warmup, t);
-        let point = series.get(&instance.id).and_then(|points| {
-            points
-                .iter()
-                .filter(|d| d.at <= t && elapsed(d.at, t) <= FRESHNESS)
-                .max_by_key(|d| d.at)
-        });
+        let point = series.latest(&instance.id, t);
         match (is_ready, point) {
             (true, Some(point)) => {
                 ready.push(point.value);
@@ -256,8 +321,8 @@ fn recommend(
     // the load. Those gone since served it at the same mean: count them,
     // else the load of 40 instances, read as if the 4 left had carried it,
     // asks for far too few (40 -> 4 -> 2, then out to 3 again).
-    if last_scale_in(activities).is_some_and(|start| start > newest) {
-        let served_then = capacity_at(observed.desired, activities, newest) as usize;
+    if history.last_scale_in.is_some_and(|start| start > newest) {
+        let served_then = capacity_at(observed.desired, &history.changes, newest) as usize;
         ready.extend(std::iter::repeat_n(
             mean,
             served_then.saturating_sub(there_at(newest).count()),
@@ -330,4 +395,58 @@ fn rate_limit(behavior: &Behavior, current: u32, activities: &[Activity], now: T
     let pick_highest = (behavior.select == Select::Max) == scale_out;
     let limit = if pick_highest { proposals.max() } else { proposals.min() };
     limit.unwrap_or(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scan the binary search replaced (issue 23): the newest datapoint
+    /// at or before `t`, at most FRESHNESS old; the last of equal times.
+    fn scan<'a>(series: &'a BTreeMap<String, Vec<Datapoint>>, id: &str, t: Timestamp) -> Option<&'a Datapoint> {
+        series.get(id).and_then(|points| {
+            points
+                .iter()
+                .filter(|d| d.at <= t && elapsed(d.at, t) <= FRESHNESS)
+                .max_by_key(|d| d.at)
+        })
+    }
+
+    #[test]
+    fn the_binary_search_finds_what_the_scan_found() {
+        // Sorted, reversed and shuffled series with repeated times, and
+        // times before, inside and after them.
+        let base: Timestamp = "2026-12-07T00:00:00Z".parse().expect("base");
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |bound: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % bound
+        };
+        for round in 0..500 {
+            let mut points: Vec<Datapoint> = (0..next(40))
+                .map(|k| Datapoint {
+                    at: base + SignedDuration::from_mins(next(90) as i64),
+                    value: k as f64,
+                })
+                .collect();
+            match round % 3 {
+                0 => points.sort_by_key(|d| d.at),
+                1 => points.sort_by_key(|d| std::cmp::Reverse(d.at)),
+                _ => {}
+            }
+            let series = BTreeMap::from([("i-1".to_string(), points)]);
+            let ordered = Ordered::new(&series);
+            for _ in 0..20 {
+                let t = base + SignedDuration::from_secs(next(100 * 60) as i64 - 300);
+                assert_eq!(
+                    ordered.latest("i-1", t),
+                    scan(&series, "i-1", t),
+                    "round {round} at {t}"
+                );
+            }
+            assert_eq!(ordered.latest("i-2", base), None);
+        }
+    }
 }

@@ -62,6 +62,9 @@ pub(super) struct Sim<'a> {
     pub(super) no_target: Vec<(Timestamp, f64)>,
     /// Per tracked metric key, per instance: the minute datapoints.
     pub(super) per_instance: BTreeMap<String, BTreeMap<String, Vec<Datapoint>>>,
+    /// Hand decide() the whole hour the functions fetch, not only
+    /// `tracking::metrics_window` (the reference the fast path is tested against).
+    pub(super) full_history: bool,
 }
 
 pub(super) const MINUTE: SignedDuration = SignedDuration::from_secs(60);
@@ -91,17 +94,28 @@ impl Sim<'_> {
         }
     }
 
-    /// The tracked metrics as CloudWatch shows them at `now`.
+    /// The tracked metrics as CloudWatch shows them at `now`: as far back
+    /// as target tracking reads (`tracking::metrics_window`; the functions
+    /// fetch an hour, and decide the same on either).
     pub(super) fn history(&self, now: Timestamp) -> MetricHistory {
         let mut history = MetricHistory::default();
         let delay = self.model.ingestion_delay;
+        let window = SignedDuration::try_from(functions::tracking::metrics_window(self.group)).unwrap_or(HISTORY);
+        let from = now
+            - if self.full_history {
+                HISTORY
+            } else {
+                window.min(HISTORY)
+            };
         for (key, instances) in &self.per_instance {
             let recent = instances
                 .iter()
                 .map(|(id, points)| {
-                    let recent: Vec<Datapoint> = points
+                    // Points are in time order: skip to the window.
+                    let first = points.partition_point(|d| d.at < from);
+                    let recent: Vec<Datapoint> = points[first..]
                         .iter()
-                        .filter(|d| d.at >= now - HISTORY && cloudwatch::readable(d.at, delay, now))
+                        .filter(|d| cloudwatch::readable(d.at, delay, now))
                         .copied()
                         .collect();
                     (id.clone(), recent)

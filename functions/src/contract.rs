@@ -16,7 +16,10 @@ pub async fn group_port_contract(port: &(impl GroupPort + Sync), name: &str, sin
     // observe() is describe() and activities() in one read (the limits and
     // the changes: a live cloud's instances move between two reads).
     let (once, activities) = port.observe(name, since).await.expect("observe");
-    assert_eq!((once.min, once.max, once.desired), (observed.min, observed.max, observed.desired));
+    assert_eq!(
+        (once.min, once.max, once.desired),
+        (observed.min, observed.max, observed.desired)
+    );
     let changes = |list: &[crate::decide::Activity]| -> Vec<(u32, u32, String)> {
         list.iter().map(|a| (a.from, a.to, a.cause.clone())).collect()
     };

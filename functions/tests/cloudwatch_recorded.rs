@@ -7,7 +7,6 @@ mod support;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use aws_sdk_cloudwatch::config::{BehaviorVersion, Credentials, Region};
 use aws_smithy_cbor::Encoder;
 use aws_smithy_types::DateTime;
 use functions::aws::AwsMetrics;
@@ -15,15 +14,6 @@ use functions::decide::AlarmState;
 use functions::policy::Policy;
 use functions::ports::MetricsPort;
 use jiff::Timestamp;
-
-fn cbor_response(body: Vec<u8>) -> http::Response<Vec<u8>> {
-    http::Response::builder()
-        .status(200)
-        .header("smithy-protocol", "rpc-v2-cbor")
-        .header("content-type", "application/cbor")
-        .body(body)
-        .expect("response")
-}
 
 /// GetMetricData: two datapoints per query id, values `base + index`.
 fn metric_data(ids: &[String], base: f64) -> Vec<u8> {
@@ -67,30 +57,16 @@ fn query_ids(body: &[u8]) -> Vec<String> {
 }
 
 fn client(seen: Arc<Mutex<Vec<String>>>) -> aws_sdk_cloudwatch::Client {
-    let http = aws_smithy_http_client::test_util::infallible_client_fn(
-        move |request: http::Request<aws_smithy_types::body::SdkBody>| {
-            let path = request.uri().path().to_string();
-            seen.lock().expect("seen").push(path.clone());
-            let body = request.body().bytes().unwrap_or_default().to_vec();
-            if path.ends_with("/operation/GetMetricData") {
-                cbor_response(metric_data(&query_ids(&body), 91.0))
-            } else if path.ends_with("/operation/DescribeAlarms") {
-                cbor_response(describe_alarms())
-            } else {
-                http::Response::builder()
-                    .status(400)
-                    .body(Vec::new())
-                    .expect("response")
-            }
-        },
-    );
-    let config = aws_sdk_cloudwatch::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "recorded"))
-        .http_client(http)
-        .build();
-    aws_sdk_cloudwatch::Client::from_conf(config)
+    support::recorded_cloudwatch(move |path, body| {
+        seen.lock().expect("seen").push(path.to_string());
+        if path.ends_with("/operation/GetMetricData") {
+            Some(metric_data(&query_ids(body), 91.0))
+        } else if path.ends_with("/operation/DescribeAlarms") {
+            Some(describe_alarms())
+        } else {
+            None
+        }
+    })
 }
 
 #[tokio::test]

@@ -3,10 +3,11 @@
 //! CloudWatch's DescribeAlarms on recorded rpcv2Cbor answers (moto does not
 //! speak the protocol the current SDK uses).
 
+mod support;
+
 use std::process::{Command, Output};
 
 use aws_sdk_autoscaling::types::{PredefinedMetricSpecification, TargetTrackingConfiguration};
-use aws_sdk_cloudwatch::config::{BehaviorVersion, Credentials, Region};
 use aws_smithy_cbor::Encoder;
 use functions::contract::start_moto;
 use functions::policy::Policy;
@@ -140,15 +141,6 @@ fn bad_import_flags_name_the_flag() {
     }
 }
 
-fn cbor_response(body: Vec<u8>) -> http::Response<Vec<u8>> {
-    http::Response::builder()
-        .status(200)
-        .header("smithy-protocol", "rpc-v2-cbor")
-        .header("content-type", "application/cbor")
-        .body(body)
-        .expect("response")
-}
-
 /// DescribeAlarms as CloudWatch answers it: a CPU alarm and a metric-math one.
 fn describe_alarms() -> Vec<u8> {
     let mut e = Encoder::new(Vec::new());
@@ -187,25 +179,8 @@ fn describe_alarms() -> Vec<u8> {
 
 #[tokio::test]
 async fn alarms_are_read_with_their_metric_or_as_metric_math() {
-    let http = aws_smithy_http_client::test_util::infallible_client_fn(
-        |request: http::Request<aws_smithy_types::body::SdkBody>| {
-            if request.uri().path().ends_with("/operation/DescribeAlarms") {
-                cbor_response(describe_alarms())
-            } else {
-                http::Response::builder()
-                    .status(400)
-                    .body(Vec::new())
-                    .expect("response")
-            }
-        },
-    );
-    let config = aws_sdk_cloudwatch::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "recorded"))
-        .http_client(http)
-        .build();
-    let client = aws_sdk_cloudwatch::Client::from_conf(config);
+    let client =
+        support::recorded_cloudwatch(|path, _| path.ends_with("/operation/DescribeAlarms").then(describe_alarms));
     let alarms = functions::import::alarms(&client, &["shop-cpu-high".into(), "shop-math".into()])
         .await
         .expect("alarms");

@@ -37,3 +37,40 @@ pub fn event_text(name: &str) -> String {
     let path = crate_path("tests/fixtures/events").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// An rpcv2Cbor answer as CloudWatch sends one.
+pub fn cbor_response(body: Vec<u8>) -> http::Response<Vec<u8>> {
+    http::Response::builder()
+        .status(200)
+        .header("smithy-protocol", "rpc-v2-cbor")
+        .header("content-type", "application/cbor")
+        .body(body)
+        .expect("response")
+}
+
+/// A CloudWatch client answered by `answer(path, request body)`: a CBOR
+/// document, or None for a 400 (moto does not speak rpcv2Cbor).
+pub fn recorded_cloudwatch(
+    answer: impl Fn(&str, &[u8]) -> Option<Vec<u8>> + Send + Sync + 'static,
+) -> aws_sdk_cloudwatch::Client {
+    use aws_sdk_cloudwatch::config::{BehaviorVersion, Credentials, Region};
+    let http = aws_smithy_http_client::test_util::infallible_client_fn(
+        move |request: http::Request<aws_smithy_types::body::SdkBody>| {
+            let body = request.body().bytes().unwrap_or_default().to_vec();
+            match answer(request.uri().path(), &body) {
+                Some(document) => cbor_response(document),
+                None => http::Response::builder()
+                    .status(400)
+                    .body(Vec::new())
+                    .expect("response"),
+            }
+        },
+    );
+    let config = aws_sdk_cloudwatch::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "recorded"))
+        .http_client(http)
+        .build();
+    aws_sdk_cloudwatch::Client::from_conf(config)
+}

@@ -53,7 +53,9 @@ where
     }
 }
 
-fn aws_smithy_error_chain(error: &dyn std::error::Error) -> String {
+/// An error and its sources, joined with `: ` (the SDK's display alone
+/// often says only "dispatch failure").
+pub(crate) fn aws_smithy_error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(inner) = source {
@@ -180,7 +182,8 @@ impl AwsGroups {
     }
 }
 
-fn count(value: Option<i32>) -> u32 {
+/// An SDK count as u32 (absent or negative: 0).
+pub(crate) fn count(value: Option<i32>) -> u32 {
     value.and_then(|v| u32::try_from(v).ok()).unwrap_or(0)
 }
 

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use aws_sdk_autoscaling::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_types::date_time::Format;
+
+use crate::aws::{aws_smithy_error_chain, count};
 use scaling::import::{
     SourceAlarm, SourceGroup, SourceMetric, SourcePolicy, SourceSchedule, SourceTargetTracking, Unreadable,
 };
@@ -31,21 +33,8 @@ where
     match (error.code(), error.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.to_string(),
-        _ => {
-            let mut text = error.to_string();
-            let mut source = std::error::Error::source(error);
-            while let Some(inner) = source {
-                text.push_str(": ");
-                text.push_str(&inner.to_string());
-                source = inner.source();
-            }
-            text
-        }
+        _ => aws_smithy_error_chain(error),
     }
-}
-
-fn count(value: Option<i32>) -> u32 {
-    value.and_then(|v| u32::try_from(v).ok()).unwrap_or(0)
 }
 
 fn seconds(value: Option<i32>) -> Option<u64> {

@@ -425,24 +425,34 @@ mod tests {
 /// dimension of its load balancer metrics), by group name.
 pub type TargetGroups = BTreeMap<String, String>;
 
+/// Each group's load balancer (`app/NAME/ID`, the `LoadBalancer`
+/// dimension of its metrics; one load balancer per group), by group name.
+pub type LoadBalancers = BTreeMap<String, String>;
+
 /// Parses `GROUP=targetgroup/NAME/ID` pairs, comma-separated (env
 /// `SCALER_TARGET_GROUPS`, which the template sets for every group).
 pub fn parse_target_groups(text: &str) -> Result<TargetGroups, String> {
-    let mut groups = TargetGroups::new();
+    parse_group_resources(text, "targetgroup")
+}
+
+/// Parses `GROUP=app/NAME/ID` pairs, comma-separated (env
+/// `SCALER_LOAD_BALANCERS`, which the template sets for every group).
+pub fn parse_load_balancers(text: &str) -> Result<LoadBalancers, String> {
+    parse_group_resources(text, "app")
+}
+
+/// `GROUP=KIND/NAME/ID` pairs, comma-separated: a load balancer
+/// resource's full name (its metrics' dimension value) for each group.
+fn parse_group_resources(text: &str, kind: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut groups = BTreeMap::new();
     for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (group, target_group) = pair
-            .split_once('=')
-            .ok_or_else(|| format!("{pair:?} is not GROUP=targetgroup/NAME/ID"))?;
-        let parts: Vec<&str> = target_group.split('/').collect();
-        if group.is_empty()
-            || parts.len() != 3
-            || parts[0] != "targetgroup"
-            || parts[1].is_empty()
-            || parts[2].is_empty()
-        {
-            return Err(format!("{pair:?} is not GROUP=targetgroup/NAME/ID"));
+        let refuse = || format!("{pair:?} is not GROUP={kind}/NAME/ID");
+        let (group, resource) = pair.split_once('=').ok_or_else(refuse)?;
+        let parts: Vec<&str> = resource.split('/').collect();
+        if group.is_empty() || parts.len() != 3 || parts[0] != kind || parts[1].is_empty() || parts[2].is_empty() {
+            return Err(refuse());
         }
-        if groups.insert(group.to_string(), target_group.to_string()).is_some() {
+        if groups.insert(group.to_string(), resource.to_string()).is_some() {
             return Err(format!("group {group} is named twice"));
         }
     }
@@ -455,6 +465,8 @@ pub struct AwsMetrics {
     client: aws_sdk_cloudwatch::Client,
     /// Each group's target group, for `request_count_per_target`.
     target_groups: TargetGroups,
+    /// Each group's load balancer, for `cpu_demand`.
+    load_balancers: LoadBalancers,
 }
 
 /// The period of the datapoints read (CloudWatch's detailed monitoring).
@@ -464,7 +476,51 @@ const QUERIES_PER_CALL: usize = 500;
 
 impl AwsMetrics {
     pub fn new(client: aws_sdk_cloudwatch::Client, target_groups: TargetGroups) -> Self {
-        Self { client, target_groups }
+        Self {
+            client,
+            target_groups,
+            load_balancers: LoadBalancers::new(),
+        }
+    }
+
+    /// Each group's load balancer (`SCALER_LOAD_BALANCERS`), for `cpu_demand`.
+    pub fn with_load_balancers(self, load_balancers: LoadBalancers) -> Self {
+        Self { load_balancers, ..self }
+    }
+
+    /// Each instance's CPUUtilization (Average), one query each (`m0`, `m1`, ...).
+    async fn instance_cpu(
+        &self,
+        instances: &[String],
+        extra: Vec<(String, aws_sdk_cloudwatch::types::Metric, String)>,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<
+        (
+            BTreeMap<String, Vec<crate::decide::Datapoint>>,
+            BTreeMap<String, Vec<crate::decide::Datapoint>>,
+        ),
+        PortError,
+    > {
+        let mut queries: Vec<_> = instances
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                (
+                    format!("m{i}"),
+                    cw_metric("AWS/EC2", "CPUUtilization", &[("InstanceId", id)]),
+                    "Average".to_string(),
+                )
+            })
+            .collect();
+        queries.extend(extra);
+        let mut data = self.metric_data(queries, since, until).await?;
+        let per_instance = instances
+            .iter()
+            .enumerate()
+            .filter_map(|(i, id)| Some((id.clone(), data.remove(&format!("m{i}"))?)))
+            .collect();
+        Ok((per_instance, data))
     }
 
     /// Runs `queries` (id, metric, stat) over the window; datapoints by id.
@@ -551,22 +607,40 @@ impl crate::ports::MetricsPort for AwsMetrics {
             let key = crate::tracking::metric_key(&policy.metric);
             let per_instance = match &policy.metric {
                 TrackedMetric::Predefined(PredefinedMetric::Cpu) => {
-                    let queries = instances
-                        .iter()
-                        .enumerate()
-                        .map(|(i, id)| {
-                            (
-                                format!("m{i}"),
-                                cw_metric("AWS/EC2", "CPUUtilization", &[("InstanceId", id)]),
-                                "Average".to_string(),
-                            )
-                        })
-                        .collect();
-                    let data = self.metric_data(queries, since, until).await?;
-                    instances
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, id)| Some((id.clone(), data.get(&format!("m{i}"))?.clone())))
+                    self.instance_cpu(instances, vec![], since, until).await?.0
+                }
+                TrackedMetric::Predefined(PredefinedMetric::CpuDemand) => {
+                    // CPU x RequestCount / (RequestCount - HTTPCode_Target_5XX_Count)
+                    // of the group's own load balancer (one per group; both
+                    // published by `LoadBalancer` alone, Sum their statistic).
+                    let load_balancer = self.load_balancers.get(&group.name).ok_or_else(|| {
+                        PortError::invalid(
+                            "GetMetricData RequestCount",
+                            format!(
+                                "cpu_demand of group {} needs its load balancer in SCALER_LOAD_BALANCERS (GROUP=app/NAME/ID, comma-separated)",
+                                group.name
+                            ),
+                        )
+                    })?;
+                    let dimension = [("LoadBalancer", load_balancer.as_str())];
+                    let extra = vec![
+                        (
+                            "requests".to_string(),
+                            cw_metric("AWS/ApplicationELB", "RequestCount", &dimension),
+                            "Sum".to_string(),
+                        ),
+                        (
+                            "shed".to_string(),
+                            cw_metric("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", &dimension),
+                            "Sum".to_string(),
+                        ),
+                    ];
+                    let (cpu, balancer) = self.instance_cpu(instances, extra, since, until).await?;
+                    let none = Vec::new();
+                    let requests = balancer.get("requests").unwrap_or(&none);
+                    let shed = balancer.get("shed").unwrap_or(&none);
+                    cpu.into_iter()
+                        .map(|(id, points)| (id, crate::tracking::cpu_demand(&points, requests, shed)))
                         .collect()
                 }
                 TrackedMetric::Predefined(PredefinedMetric::RequestCountPerTarget) => {
@@ -698,14 +772,16 @@ fn newest_reason_datapoint(json: &str) -> Option<(Option<Timestamp>, f64)> {
 pub struct LazyAws {
     cell: std::sync::Arc<tokio::sync::OnceCell<(AwsGroups, AwsMetrics)>>,
     target_groups: TargetGroups,
+    load_balancers: LoadBalancers,
 }
 
 impl LazyAws {
     /// Starts building the clients in the background (needs a Tokio runtime).
-    pub fn start(target_groups: TargetGroups) -> Self {
+    pub fn start(target_groups: TargetGroups, load_balancers: LoadBalancers) -> Self {
         let lazy = Self {
             cell: std::sync::Arc::new(tokio::sync::OnceCell::new()),
             target_groups,
+            load_balancers,
         };
         let background = lazy.clone();
         tokio::spawn(async move {
@@ -720,7 +796,8 @@ impl LazyAws {
                 let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
                 (
                     AwsGroups::new(aws_sdk_autoscaling::Client::new(&config)),
-                    AwsMetrics::new(aws_sdk_cloudwatch::Client::new(&config), self.target_groups.clone()),
+                    AwsMetrics::new(aws_sdk_cloudwatch::Client::new(&config), self.target_groups.clone())
+                        .with_load_balancers(self.load_balancers.clone()),
                 )
             })
             .await

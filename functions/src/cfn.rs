@@ -676,6 +676,13 @@ fn functions(resources: &mut Map<String, Value>, policy: &Policy) {
         .map(|g| format!("{}=${{TargetGroup{}.TargetGroupFullName}}", g.name, logical(&g.name)))
         .collect::<Vec<_>>()
         .join(","));
+    // Each group's own load balancer (one per group), for cpu_demand.
+    let load_balancers = sub(&policy
+        .groups
+        .iter()
+        .map(|g| format!("{}=${{LoadBalancer{}.LoadBalancerFullName}}", g.name, logical(&g.name)))
+        .collect::<Vec<_>>()
+        .join(","));
     let (binary, id) = FUNCTION;
     resources.insert(
         format!("{id}Logs"),
@@ -708,6 +715,7 @@ fn functions(resources: &mut Map<String, Value>, policy: &Policy) {
                     "SCALER_POLICY": "policy.toml",
                     "SCALER_DRY_RUN": reference("DryRun"),
                     "SCALER_TARGET_GROUPS": target_groups,
+                    "SCALER_LOAD_BALANCERS": load_balancers,
                     "SCALER_METRICS_NAMESPACE": sub(crate::dashboard::NAMESPACE)
                 } }
             }

@@ -6,7 +6,8 @@
 //! `policy.toml` beside the binary, i.e. in `LAMBDA_TASK_ROOT`),
 //! `SCALER_DRY_RUN` (`1`/`true`: decide and log, do not act),
 //! `SCALER_TARGET_GROUPS` (`GROUP=targetgroup/NAME/ID,...`: each group's
-//! target group, for request_count_per_target).
+//! target group, for request_count_per_target), `SCALER_LOAD_BALANCERS`
+//! (`GROUP=app/NAME/ID,...`: each group's load balancer, for cpu_demand).
 //! The AWS clients are built once, by a start-up task ([`LazyAws`]).
 //!
 //! Under the local cloud: `SCALER_LOCAL_CLOUD` (`HOST:PORT` of its control
@@ -25,7 +26,7 @@ use serde_json::Value;
 use crate::aws::LazyAws;
 use crate::handler::{Handler, HandlerError};
 use crate::local::LocalCloud;
-use crate::policy::Policy;
+use crate::policy::{Policy, PredefinedMetric, TrackedMetric};
 use crate::ports::{GroupPort, MetricsPort};
 
 /// Why a function could not start.
@@ -46,6 +47,11 @@ pub enum InitError {
         "SCALER_TARGET_GROUPS={value:?}: {problem} (expected GROUP=targetgroup/NAME/ID, comma-separated, for the policy's groups)"
     )]
     TargetGroups { value: String, problem: String },
+    /// `SCALER_LOAD_BALANCERS` does not fit the policy file.
+    #[error(
+        "SCALER_LOAD_BALANCERS={value:?}: {problem} (expected GROUP=app/NAME/ID, comma-separated, for the policy's groups)"
+    )]
+    LoadBalancers { value: String, problem: String },
 }
 
 /// Each group's target group from `SCALER_TARGET_GROUPS`: only groups of
@@ -53,29 +59,64 @@ pub enum InitError {
 /// have one (refused at start, not at the first tick).
 pub fn target_groups(policy: &Policy, value: Option<&str>) -> Result<crate::aws::TargetGroups, InitError> {
     let text = value.unwrap_or("");
-    let refuse = |problem: String| InitError::TargetGroups {
+    group_resources(
+        policy,
+        text,
+        crate::aws::parse_target_groups,
+        PredefinedMetric::RequestCountPerTarget,
+        "target group",
+    )
+    .map_err(|problem| InitError::TargetGroups {
         value: text.into(),
         problem,
-    };
-    let groups = crate::aws::parse_target_groups(text).map_err(refuse)?;
+    })
+}
+
+/// Each group's load balancer from `SCALER_LOAD_BALANCERS`: only groups of
+/// the policy, and every group that tracks cpu_demand must have one
+/// (refused at start, not at the first tick).
+pub fn load_balancers(policy: &Policy, value: Option<&str>) -> Result<crate::aws::LoadBalancers, InitError> {
+    let text = value.unwrap_or("");
+    group_resources(
+        policy,
+        text,
+        crate::aws::parse_load_balancers,
+        PredefinedMetric::CpuDemand,
+        "load balancer",
+    )
+    .map_err(|problem| InitError::LoadBalancers {
+        value: text.into(),
+        problem,
+    })
+}
+
+/// `GROUP=RESOURCE` pairs parsed by `parse`: each a group of the policy,
+/// and every group that tracks `metric` named.
+fn group_resources(
+    policy: &Policy,
+    text: &str,
+    parse: fn(&str) -> Result<std::collections::BTreeMap<String, String>, String>,
+    metric: PredefinedMetric,
+    what: &str,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let groups = parse(text)?;
     if let Some(unknown) = groups.keys().find(|g| policy.group(g).is_none()) {
-        return Err(refuse(format!(
+        return Err(format!(
             "{unknown} is not a group of the policy file (groups: {})",
             policy.group_names().join(", ")
-        )));
+        ));
     }
-    use crate::policy::{PredefinedMetric, TrackedMetric};
-    let needs = policy.groups.iter().find(|g| {
-        !groups.contains_key(&g.name)
-            && g.target_tracking
-                .iter()
-                .any(|t| t.metric == TrackedMetric::Predefined(PredefinedMetric::RequestCountPerTarget))
-    });
+    let tracked = TrackedMetric::Predefined(metric);
+    let needs = policy
+        .groups
+        .iter()
+        .find(|g| !groups.contains_key(&g.name) && g.target_tracking.iter().any(|t| t.metric == tracked));
     if let Some(group) = needs {
-        return Err(refuse(format!(
-            "group {} tracks request_count_per_target and has no target group here",
-            group.name
-        )));
+        return Err(format!(
+            "group {} tracks {} and has no {what} here",
+            group.name,
+            crate::tracking::metric_key(&tracked)
+        ));
     }
     Ok(groups)
 }
@@ -233,7 +274,9 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         _ => {
             let target_groups = target_groups(&policy, std::env::var("SCALER_TARGET_GROUPS").ok().as_deref())
                 .map_err(report_init_error)?;
-            let aws = LazyAws::start(target_groups);
+            let load_balancers = load_balancers(&policy, std::env::var("SCALER_LOAD_BALANCERS").ok().as_deref())
+                .map_err(report_init_error)?;
+            let aws = LazyAws::start(target_groups, load_balancers);
             serve(
                 Handler {
                     policy,

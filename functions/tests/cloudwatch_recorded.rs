@@ -183,3 +183,118 @@ fn target_groups_are_checked_against_the_policy_at_start() {
         );
     }
 }
+
+/// GetMetricData with the given datapoints (seconds, value) per query id.
+fn metric_data_of(series: &[(&str, &[(i64, f64)])]) -> Vec<u8> {
+    let mut e = Encoder::new(Vec::new());
+    e.map(1).str("MetricDataResults").array(series.len());
+    for (id, points) in series {
+        e.map(4).str("Id").str(id).str("StatusCode").str("Complete");
+        e.str("Timestamps").array(points.len());
+        for (at, _) in points.iter().rev() {
+            e.timestamp(&DateTime::from_secs(*at));
+        }
+        e.str("Values").array(points.len());
+        for (_, value) in points.iter().rev() {
+            e.double(*value);
+        }
+    }
+    e.into_writer()
+}
+
+/// `cpu_demand` on AWS: each instance's CPUUtilization and the group's own
+/// load balancer's RequestCount and HTTPCode_Target_5XX_Count (dimension
+/// `LoadBalancer`, Sum: "CloudWatch metrics for your Application Load
+/// Balancer"), in one GetMetricData call, combined by the core's
+/// `tracking::cpu_demand` (the same function the local cloud uses).
+#[tokio::test]
+async fn cpu_demand_reads_cpu_and_the_groups_load_balancer_counts() {
+    let policy = Policy::parse(
+        "t.toml",
+        "[[group]]\nname = \"g\"\nmin = 1\nmax = 3\n[[group.target_tracking]]\nmetric = \"cpu_demand\"\ntarget = 50\n",
+    )
+    .expect("policy");
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&bodies);
+    let client = support::recorded_cloudwatch(move |path, body| {
+        seen.lock()
+            .expect("seen")
+            .push(String::from_utf8_lossy(body).into_owned());
+        path.ends_with("/operation/GetMetricData").then(|| {
+            metric_data_of(&[
+                ("m0", &[(1_763_636_580, 50.0), (1_763_636_640, 100.0)]),
+                ("m1", &[(1_763_636_640, 90.0)]),
+                ("requests", &[(1_763_636_580, 1000.0), (1_763_636_640, 6000.0)]),
+                // Published only in a minute with a nonzero count.
+                ("shed", &[(1_763_636_640, 4500.0)]),
+            ])
+        })
+    });
+    let now = Timestamp::now();
+    let without = AwsMetrics::new(client.clone(), Default::default());
+    let error = without
+        .history(&policy.groups[0], &["i-a".into()], now, now)
+        .await
+        .expect_err("no load balancer");
+    assert!(
+        error
+            .to_string()
+            .contains("cpu_demand of group g needs its load balancer in SCALER_LOAD_BALANCERS"),
+        "{error}"
+    );
+    let balancers = functions::aws::parse_load_balancers("g=app/g-lb/50dc6c495c0c9188").expect("pairs");
+    let metrics = AwsMetrics::new(client, Default::default()).with_load_balancers(balancers);
+    let history = metrics
+        .history(&policy.groups[0], &["i-a".into(), "i-b".into()], now, now)
+        .await
+        .expect("history");
+    let demand = &history.metrics["cpu_demand"];
+    let values = |id: &str| demand[id].iter().map(|d| d.value).collect::<Vec<_>>();
+    assert_eq!(values("i-a"), [50.0, 400.0], "x1 (none shed), then x4 (3 of 4 shed)");
+    assert_eq!(values("i-b"), [360.0]);
+    let bodies = bodies.lock().expect("bodies");
+    let request = bodies.last().expect("one call");
+    for part in [
+        "RequestCount",
+        "HTTPCode_Target_5XX_Count",
+        "LoadBalancer",
+        "app/g-lb/50dc6c495c0c9188",
+        "Sum",
+    ] {
+        assert!(request.contains(part), "{part} not in the GetMetricData request");
+    }
+}
+
+/// `SCALER_LOAD_BALANCERS`: checked at start like `SCALER_TARGET_GROUPS`.
+#[test]
+fn load_balancers_are_checked_against_the_policy_at_start() {
+    let policy = Policy::parse(
+        "t.toml",
+        "[[group]]\nname = \"web\"\nmin = 1\nmax = 3\n[[group.target_tracking]]\nmetric = \"cpu_demand\"\ntarget = 50\n[[group]]\nname = \"session\"\nmin = 1\nmax = 3\n",
+    )
+    .expect("policy");
+    let ok = functions::lambda::load_balancers(&policy, Some("web=app/web/1")).expect("web");
+    assert_eq!(ok["web"], "app/web/1");
+    for (value, problem) in [
+        (None, "group web tracks cpu_demand and has no load balancer here"),
+        (
+            Some("web=app/web/1,api=app/api/3"),
+            "api is not a group of the policy file (groups: web, session)",
+        ),
+        (
+            Some("web=targetgroup/web/1"),
+            "\"web=targetgroup/web/1\" is not GROUP=app/NAME/ID",
+        ),
+        (Some("web=app/web/1,web=app/web/2"), "group web is named twice"),
+    ] {
+        let text = functions::lambda::load_balancers(&policy, value)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            text.starts_with("SCALER_LOAD_BALANCERS=")
+                && text.contains(problem)
+                && text.contains("expected GROUP=app/NAME/ID"),
+            "{value:?}: {text}"
+        );
+    }
+}

@@ -385,6 +385,29 @@ fn typos_and_wrong_types_are_parse_errors_naming_the_key() {
         error.to_string().contains("comparison") || error.to_string().contains("unknown variant"),
         "{error}"
     );
+    let tracked = |metric: &str| {
+        Policy::parse(
+            "p.toml",
+            &format!("{VALID_GROUP}[[group.target_tracking]]\nmetric = {metric}\ntarget = 50\n"),
+        )
+    };
+    let text = tracked("\"cpux\"").expect_err("metric").to_string();
+    assert!(
+        text.contains("metric \"cpux\" is not a predefined metric")
+            && text.contains("cpu, cpu_demand, request_count_per_target"),
+        "{text}"
+    );
+    for name in ["\"cpu\"", "\"cpu_demand\"", "\"request_count_per_target\""] {
+        tracked(name).expect(name);
+    }
+    // A utilisation target, like cpu's: demand above 100% is what it sizes for.
+    let text = Policy::parse(
+        "p.toml",
+        &format!("{VALID_GROUP}[[group.target_tracking]]\nmetric = \"cpu_demand\"\ntarget = 150\n"),
+    )
+    .expect_err("over 100")
+    .to_string();
+    assert!(text.contains("CPU target 150 must be <= 100"), "{text}");
 }
 
 #[test]

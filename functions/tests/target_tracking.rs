@@ -453,6 +453,58 @@ fn tick_combines_target_tracking_and_alarms_still_in_alarm() {
     run(cases);
 }
 
+/// `cpu_demand` (issue 22, saturation-aware demand): CPU stops at 100%, so
+/// a group that sheds three quarters of its requests reports 100% and
+/// `cpu` tracking at 50% can only double it; CPU x RequestCount /
+/// (RequestCount - HTTPCode_Target_5XX_Count) reports 400%, and one
+/// decision sizes the surge (HPA arithmetic: ceil(2 x 400 / 50) = 16).
+#[test]
+fn cpu_demand_sizes_a_surge_in_one_decision_where_cpu_can_only_double() {
+    let policy = |metric: &str| {
+        group(&format!(
+            r#"
+[[group]]
+name = "web"
+min = 1
+max = 40
+[[group.target_tracking]]
+metric = "{metric}"
+target = 50
+scale_out = {{ stabilization = "0s", policies = [{{ percent = 900, period = "60s" }}] }}
+"#
+        ))
+    };
+    let mut saturated = setup(2, &[Some(100.0), Some(100.0)], 0);
+    saturated.observed.max = 40;
+    let minute = |value: f64| vec![Datapoint { at: ago(30), value }];
+    let mut metrics = MetricHistory::default();
+    let cpu = saturated.metrics.metrics["cpu"].clone();
+    let demand = cpu
+        .iter()
+        .map(|(id, points)| {
+            let scaled = functions::tracking::cpu_demand(points, &minute(6000.0), &minute(4500.0));
+            (id.clone(), scaled)
+        })
+        .collect();
+    metrics.metrics.insert("cpu".into(), cpu);
+    metrics.metrics.insert("cpu_demand".into(), demand);
+    let trigger = tick(vec![]);
+    let by_cpu = decide(&policy("cpu"), &saturated.observed, &metrics, &[], &trigger, now()).expect("decide");
+    let by_demand = decide(
+        &policy("cpu_demand"),
+        &saturated.observed,
+        &metrics,
+        &[],
+        &trigger,
+        now(),
+    )
+    .expect("decide");
+    assert_eq!(by_cpu.action, Action::SetDesired(4), "{by_cpu:#?}");
+    assert_eq!(by_demand.action, Action::SetDesired(16), "{by_demand:#?}");
+    let text = format!("{} | {}", by_demand.reason, by_demand.rules.join(" | "));
+    assert!(text.contains("cpu_demand"), "{text}");
+}
+
 fn run(cases: Vec<Case>) {
     for case in cases {
         let decision = decide(

@@ -373,12 +373,40 @@ impl AlarmPolicy {
 
 /// What target tracking keeps at its target.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[serde(try_from = "RawTrackedMetric")]
 pub enum TrackedMetric {
-    /// `cpu` (average CPU utilisation) or `request_count_per_target`.
+    /// `cpu` (average CPU utilisation), `cpu_demand` (CPU utilisation
+    /// scaled by the requests offered over the requests served, see
+    /// [`crate::tracking::demand_factor`]) or `request_count_per_target`.
     Predefined(PredefinedMetric),
     /// Any metric whose value scales with load per instance.
     Custom(MetricSpec),
+}
+
+/// `metric` as written: a predefined metric's name or a metric's table.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawTrackedMetric {
+    Name(String),
+    Custom(MetricSpec),
+}
+
+impl TryFrom<RawTrackedMetric> for TrackedMetric {
+    type Error = String;
+
+    fn try_from(raw: RawTrackedMetric) -> Result<Self, String> {
+        match raw {
+            RawTrackedMetric::Custom(spec) => Ok(Self::Custom(spec)),
+            RawTrackedMetric::Name(name) => match name.as_str() {
+                "cpu" => Ok(Self::Predefined(PredefinedMetric::Cpu)),
+                "cpu_demand" => Ok(Self::Predefined(PredefinedMetric::CpuDemand)),
+                "request_count_per_target" => Ok(Self::Predefined(PredefinedMetric::RequestCountPerTarget)),
+                other => Err(format!(
+                    "metric {other:?} is not a predefined metric; allowed: cpu, cpu_demand, request_count_per_target, or a table {{ namespace, name, stat, dimensions }}"
+                )),
+            },
+        }
+    }
 }
 
 /// The predefined metrics of target tracking.
@@ -386,6 +414,11 @@ pub enum TrackedMetric {
 #[serde(rename_all = "snake_case")]
 pub enum PredefinedMetric {
     Cpu,
+    /// CPU utilisation that does not stop at 100%: each instance's CPU
+    /// times the load balancer's requests over the requests its targets
+    /// answered without a 5xx (the ones they shed), so a group at 100%
+    /// that sheds half of what it is sent reports 200%.
+    CpuDemand,
     RequestCountPerTarget,
 }
 
@@ -970,7 +1003,7 @@ fn target_tracking_problems(tracking: &TargetTracking, at: &str, problems: &mut 
     if !(tracking.target.is_finite() && tracking.target > 0.0) {
         problems.push(format!("{at}.target: {} must be a positive number", tracking.target));
     }
-    if let TrackedMetric::Predefined(PredefinedMetric::Cpu) = tracking.metric
+    if let TrackedMetric::Predefined(PredefinedMetric::Cpu | PredefinedMetric::CpuDemand) = tracking.metric
         && tracking.target > 100.0
     {
         problems.push(format!("{at}.target: CPU target {} must be <= 100", tracking.target));

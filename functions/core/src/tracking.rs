@@ -36,14 +36,65 @@ pub struct MetricHistory {
     pub metrics: BTreeMap<String, BTreeMap<String, Vec<Datapoint>>>,
 }
 
-/// The key of a tracked metric in [`MetricHistory`]: `cpu`,
+/// The key of a tracked metric in [`MetricHistory`]: `cpu`, `cpu_demand`,
 /// `request_count_per_target`, or `NAMESPACE/NAME`.
 pub fn metric_key(metric: &TrackedMetric) -> String {
     match metric {
         TrackedMetric::Predefined(PredefinedMetric::Cpu) => "cpu".into(),
+        TrackedMetric::Predefined(PredefinedMetric::CpuDemand) => "cpu_demand".into(),
         TrackedMetric::Predefined(PredefinedMetric::RequestCountPerTarget) => "request_count_per_target".into(),
         TrackedMetric::Custom(spec) => format!("{}/{}", spec.namespace, spec.name),
     }
+}
+
+/// The most `cpu_demand` scales a minute's CPU by: a group whose targets
+/// answer (almost) every request with a 5xx served too little for the
+/// ratio to mean anything, and ten times the group per decision is
+/// already more than any rate policy lets through in one step.
+pub const MAX_DEMAND_FACTOR: f64 = 10.0;
+
+/// How much more work a group was sent than it did, in one minute: the
+/// load balancer's `RequestCount` (requests it routed to a target) over
+/// the ones the targets answered without a 5xx (`RequestCount` minus
+/// `HTTPCode_Target_5XX_Count`, the requests they shed), at most
+/// [`MAX_DEMAND_FACTOR`]. CPU stops at 100%, and a group at 100% that
+/// sheds half of what it is sent needs twice its size, not "a bit more":
+/// `cpu_demand` = CPU x this factor. No requests in the minute (the load
+/// balancer publishes nothing then) is a factor of 1, no 5xx count (it is
+/// published only when nonzero) is none shed. Every part computes
+/// `cpu_demand` through this one function: the AWS adapter from
+/// CloudWatch (AWS/ApplicationELB metrics by `LoadBalancer`, as in "CloudWatch
+/// metrics for your Application Load Balancer"), the local cloud from its
+/// load balancer's counts, the backtest from the trace's load over capacity.
+pub fn demand_factor(requests: Option<f64>, target_5xx: Option<f64>) -> f64 {
+    let requests = requests.filter(|r| r.is_finite() && *r > 0.0);
+    let Some(requests) = requests else { return 1.0 };
+    let shed = target_5xx.filter(|e| e.is_finite()).unwrap_or(0.0).clamp(0.0, requests);
+    let served = requests - shed;
+    if served * MAX_DEMAND_FACTOR <= requests {
+        MAX_DEMAND_FACTOR
+    } else {
+        requests / served
+    }
+}
+
+/// Each datapoint of an instance's CPU scaled by [`demand_factor`] of the
+/// same minute (the load balancer's series, one datapoint a minute).
+pub fn cpu_demand(cpu: &[Datapoint], requests: &[Datapoint], target_5xx: &[Datapoint]) -> Vec<Datapoint> {
+    let minute = |at: Timestamp| at.as_second().div_euclid(60);
+    let in_minute = |series: &[Datapoint], at: Timestamp| {
+        series
+            .iter()
+            .rev()
+            .find(|d| minute(d.at) == minute(at))
+            .map(|d| d.value)
+    };
+    cpu.iter()
+        .map(|d| Datapoint {
+            at: d.at,
+            value: d.value * demand_factor(in_minute(requests, d.at), in_minute(target_5xx, d.at)),
+        })
+        .collect()
 }
 
 /// How far back target tracking reads metrics: recommendations are
@@ -448,5 +499,49 @@ mod tests {
             }
             assert_eq!(ordered.latest("i-2", base), None);
         }
+    }
+
+    #[test]
+    fn demand_factor_is_requests_over_those_answered_without_a_5xx() {
+        // (RequestCount, HTTPCode_Target_5XX_Count) of a minute -> factor.
+        let cases = [
+            ("nothing shed", Some(6000.0), Some(0.0), 1.0),
+            (
+                "no 5xx datapoint: the ALB publishes it only when nonzero",
+                Some(6000.0),
+                None,
+                1.0,
+            ),
+            ("no requests: the ALB publishes nothing, CPU stands", None, None, 1.0),
+            ("half shed: twice the work", Some(6000.0), Some(3000.0), 2.0),
+            ("three quarters shed", Some(6000.0), Some(4500.0), 4.0),
+            ("all shed: capped", Some(6000.0), Some(6000.0), MAX_DEMAND_FACTOR),
+            (
+                "more 5xx than requests (two periods' edges): capped",
+                Some(100.0),
+                Some(150.0),
+                MAX_DEMAND_FACTOR,
+            ),
+            ("just under the cap", Some(1000.0), Some(899.0), 1000.0 / 101.0),
+            ("a negative or NaN count is no count", Some(f64::NAN), Some(-1.0), 1.0),
+        ];
+        for (name, requests, errors, want) in cases {
+            let got = demand_factor(requests, errors);
+            assert!((got - want).abs() < 1e-9, "{name}: {got} != {want}");
+        }
+    }
+
+    #[test]
+    fn cpu_demand_scales_each_minute_by_that_minutes_factor() {
+        let at = |m: i64| Timestamp::from_second(1_765_000_800 + 60 * m).expect("time");
+        let point = |m: i64, value: f64| Datapoint { at: at(m), value };
+        let cpu = [point(0, 40.0), point(1, 100.0), point(2, 100.0)];
+        // Minute 1: half shed; minute 2: no load balancer datapoint.
+        let requests = [point(0, 100.0), point(1, 6000.0)];
+        let errors = [point(1, 3000.0)];
+        let demand = cpu_demand(&cpu, &requests, &errors);
+        let values: Vec<f64> = demand.iter().map(|d| d.value).collect();
+        assert_eq!(values, [40.0, 200.0, 100.0]);
+        assert_eq!(demand.iter().map(|d| d.at).collect::<Vec<_>>(), [at(0), at(1), at(2)]);
     }
 }

@@ -541,7 +541,7 @@ impl Cloud {
         for tracking in &policy.target_tracking {
             use scaling::policy::{PredefinedMetric, TrackedMetric};
             let (namespace, name) = match &tracking.metric {
-                TrackedMetric::Predefined(PredefinedMetric::Cpu) => {
+                TrackedMetric::Predefined(PredefinedMetric::Cpu | PredefinedMetric::CpuDemand) => {
                     ("AWS/EC2".to_string(), "CPUUtilization".to_string())
                 }
                 TrackedMetric::Predefined(PredefinedMetric::RequestCountPerTarget) => {
@@ -575,6 +575,22 @@ impl Cloud {
                     .collect();
                 if !points.is_empty() {
                     per_instance.insert(instance.id.clone(), points);
+                }
+            }
+            if tracking.metric == TrackedMetric::Predefined(PredefinedMetric::CpuDemand) {
+                // CPU x RequestCount / (RequestCount - HTTPCode_Target_5XX_Count)
+                // of the group's load balancer, as the AWS adapter reads them.
+                let balancer = |name: &str| -> Vec<scaling::decide::Datapoint> {
+                    let key = SeriesKey::new("AWS/ApplicationELB", name, &[("LoadBalancer", group)]);
+                    store
+                        .points(&key, since, until)
+                        .into_iter()
+                        .map(|(at, value)| scaling::decide::Datapoint { at, value })
+                        .collect()
+                };
+                let (requests, shed) = (balancer("RequestCount"), balancer("HTTPCode_Target_5XX_Count"));
+                for points in per_instance.values_mut() {
+                    *points = scaling::tracking::cpu_demand(points, &requests, &shed);
                 }
             }
             history
@@ -1161,13 +1177,15 @@ async fn sampler(cloud: Cloud, runtime: Arc<GroupRuntime>) {
         previous_cpu.retain(|id, _| instances.iter().any(|(i, _)| i == id));
         let rate = counters.routed.saturating_sub(previous.routed) as f64 / wall;
         let no_target = counters.no_target.saturating_sub(previous.no_target) as f64 / wall;
+        let target_5xx = counters.target_5xx.saturating_sub(previous.target_5xx) as f64 / wall;
         previous = counters;
         // As the load balancer publishes them (ALB docs), only in a minute
         // with a nonzero value: RequestCountPerTarget by TargetGroup alone,
         // one value a minute, the requests over the healthy targets (its Sum
         // is that average); RequestCount and TargetResponseTime by
-        // LoadBalancer and TargetGroup, counting only requests for which a
-        // target was chosen; HTTPCode_ELB_503_Count by LoadBalancer, the
+        // LoadBalancer (and with TargetGroup), counting only requests for which a
+        // target was chosen; HTTPCode_Target_5XX_Count likewise, the requests
+        // targets answered 5xx (shed); HTTPCode_ELB_503_Count by LoadBalancer, the
         // requests answered 503 for want of a target (all a group at zero
         // instances has to scale out on). Requests a minute at the
         // wall-clock rate (see crate::metrics).
@@ -1184,15 +1202,28 @@ async fn sampler(cloud: Cloud, runtime: Arc<GroupRuntime>) {
                     per_target,
                 );
             }
-            store.put(
-                SeriesKey::new(
-                    "AWS/ApplicationELB",
-                    "RequestCount",
-                    &[("LoadBalancer", &name), ("TargetGroup", &name)],
-                ),
-                at,
-                rate * 60.0,
-            );
+            for dimensions in [
+                &[("LoadBalancer", name.as_str())][..],
+                &[("LoadBalancer", &name), ("TargetGroup", &name)],
+            ] {
+                store.put(
+                    SeriesKey::new("AWS/ApplicationELB", "RequestCount", dimensions),
+                    at,
+                    rate * 60.0,
+                );
+            }
+        }
+        if target_5xx > 0.0 {
+            for dimensions in [
+                &[("LoadBalancer", name.as_str())][..],
+                &[("LoadBalancer", &name), ("TargetGroup", &name)],
+            ] {
+                store.put(
+                    SeriesKey::new("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", dimensions),
+                    at,
+                    target_5xx * 60.0,
+                );
+            }
         }
         if no_target > 0.0 {
             store.put(

@@ -201,6 +201,10 @@ pub struct LbCounters {
     /// `HTTPCode_ELB_503_Count`: what a group at zero instances still sees).
     #[serde(default)]
     pub no_target: u64,
+    /// Answered 5xx by a target (ALB `HTTPCode_Target_5XX_Count`: the
+    /// workload's shed requests).
+    #[serde(default)]
+    pub target_5xx: u64,
     /// Answered 502/503/504 by the load balancer (no target, or the target failed).
     pub errors: u64,
     /// Requests sent again to another target after a connection failure.
@@ -226,6 +230,7 @@ pub struct LoadBalancer {
     requests: AtomicU64,
     routed: AtomicU64,
     no_target: AtomicU64,
+    target_5xx: AtomicU64,
     errors: AtomicU64,
     retries: AtomicU64,
     connections: Arc<crate::server::Counters>,
@@ -256,6 +261,7 @@ impl LoadBalancer {
             requests: AtomicU64::new(0),
             routed: AtomicU64::new(0),
             no_target: AtomicU64::new(0),
+            target_5xx: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             connections: Arc::default(),
@@ -330,6 +336,7 @@ impl LoadBalancer {
             requests: self.requests.load(Ordering::Relaxed),
             routed: self.routed.load(Ordering::Relaxed),
             no_target: self.no_target.load(Ordering::Relaxed),
+            target_5xx: self.target_5xx.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
             connections_open: self.connections.open.load(Ordering::Relaxed) as u64,
@@ -481,6 +488,9 @@ impl LoadBalancer {
             match result {
                 Ok(Ok(response)) => {
                     chosen.served.fetch_add(1, Ordering::Relaxed);
+                    if response.status().is_server_error() {
+                        self.target_5xx.fetch_add(1, Ordering::Relaxed);
+                    }
                     self.record_latency(sent.elapsed().as_secs_f64());
                     return response;
                 }

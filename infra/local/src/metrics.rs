@@ -7,7 +7,8 @@
 //! |------------------------------------------|-----------------------------|-------|
 //! | AWS/EC2 CPUUtilization                   | InstanceId; AutoScalingGroupName | % of the instance's CPU cap |
 //! | AWS/ApplicationELB RequestCountPerTarget | TargetGroup (group name)    | requests a minute per healthy target, at the wall-clock rate |
-//! | AWS/ApplicationELB RequestCount          | LoadBalancer, TargetGroup   | requests a minute at the wall-clock rate |
+//! | AWS/ApplicationELB RequestCount          | LoadBalancer; LoadBalancer, TargetGroup | requests a minute at the wall-clock rate |
+//! | AWS/ApplicationELB HTTPCode_Target_5XX_Count | LoadBalancer; LoadBalancer, TargetGroup | requests answered 5xx by a target (shed), a minute, wall-clock rate |
 //! | AWS/ApplicationELB TargetResponseTime    | LoadBalancer, TargetGroup   | seconds, one sample per request |
 //!
 //! Only the names and dimension sets AWS publishes (the load balancer's

@@ -514,3 +514,94 @@ async fn the_control_api_answers_malformed_heads_in_its_own_format() {
     assert_eq!(cloud.group("web").expect("group").desired, 3);
     cloud.shutdown().await;
 }
+
+/// Saturation-aware demand (issue 22): an instance that sheds (answers 503
+/// over its queueing budget) makes the load balancer count
+/// `HTTPCode_Target_5XX_Count` beside `RequestCount`, by `LoadBalancer` as
+/// the ALB publishes them, and the group's `cpu_demand` history is its CPU
+/// times requests over those served, above the 100% CPU stops at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_sheds_reports_cpu_demand_above_its_cpu() {
+    let policy = "[[group]]\nname = \"web\"\nmin = 1\nmax = 1\n[[group.target_tracking]]\nmetric = \"cpu_demand\"\ntarget = 50\n";
+    let cloud = Cloud::start(config(policy, 6)).await.expect("start");
+    let group = all_healthy(&cloud, 1).await;
+    let lb = cloud.lb_addr("web").expect("lb");
+    // 32 closed-loop clients on fibo(27) for 5 s against 0.2 cores: far
+    // more than a 2 s (cloud) queueing budget holds.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let clients: Vec<_> = (0..32)
+        .map(|_| {
+            let url = format!("http://{lb}/fibo/27");
+            tokio::spawn(async move {
+                let (mut ok, mut shed) = (0u32, 0u32);
+                while Instant::now() < deadline {
+                    match get(&url).await {
+                        Ok((200, _)) => ok += 1,
+                        Ok((503, _)) => shed += 1,
+                        _ => {}
+                    }
+                }
+                (ok, shed)
+            })
+        })
+        .collect();
+    let (mut ok, mut shed) = (0, 0);
+    for client in clients {
+        let (o, s) = client.await.expect("client");
+        ok += o;
+        shed += s;
+    }
+    eprintln!("served {ok}, shed {shed}");
+    assert!(
+        ok > 0 && shed > ok,
+        "the instance must shed most of the load: served {ok}, shed {shed}"
+    );
+    // The newest minutes reach "CloudWatch" after the ingestion delay.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (start, end) = (
+        jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1),
+        jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1),
+    );
+    let series = |name: &str, dimensions: &[(&str, &str)]| {
+        cloud.points(
+            &localcloud::metrics::SeriesKey::new("AWS/ApplicationELB", name, dimensions),
+            start,
+            end,
+        )
+    };
+    let errors = series("HTTPCode_Target_5XX_Count", &[("LoadBalancer", "web")]);
+    let requests = series("RequestCount", &[("LoadBalancer", "web")]);
+    assert!(!errors.is_empty() && !requests.is_empty(), "{errors:?} {requests:?}");
+    assert!(
+        !series(
+            "HTTPCode_Target_5XX_Count",
+            &[("LoadBalancer", "web"), ("TargetGroup", "web")]
+        )
+        .is_empty()
+    );
+    let now = cloud.clock().now();
+    let history = cloud
+        .metric_history("web", now - jiff::SignedDuration::from_hours(1), now)
+        .expect("history");
+    let id = &group.instances[0].id;
+    let demand = &history.metrics["cpu_demand"][id];
+    let cpu = cloud.points(
+        &localcloud::metrics::SeriesKey::new("AWS/EC2", "CPUUtilization", &[("InstanceId", id)]),
+        now - jiff::SignedDuration::from_hours(1),
+        now,
+    );
+    assert_eq!(demand.len(), cpu.len(), "one demand datapoint per CPU datapoint");
+    let peak = demand.iter().map(|d| d.value).fold(0.0, f64::max);
+    assert!(
+        peak > 150.0,
+        "demand while shedding most requests: {demand:?} (CPU {cpu:?})"
+    );
+    for (point, (at, value)) in demand.iter().zip(&cpu) {
+        assert_eq!(point.at, *at);
+        assert!(
+            point.value >= *value - 1e-9,
+            "demand is never below CPU: {point:?} vs {value}"
+        );
+    }
+    cloud.shutdown().await;
+}

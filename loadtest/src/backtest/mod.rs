@@ -313,6 +313,11 @@ fn replay(trace: &Trace, group: &GroupPolicy, model: Model, full_history: bool) 
             // What each in-service instance reports for the minute.
             let value = match &policy.metric {
                 TrackedMetric::Predefined(PredefinedMetric::Cpu) => cpu,
+                // CPU x requests over those served: the load over capacity
+                // is what the instances shed (answered 503).
+                TrackedMetric::Predefined(PredefinedMetric::CpuDemand) => {
+                    cpu * functions::tracking::demand_factor(Some(sample.rps), Some(over_rps))
+                }
                 // ALB RequestCountPerTarget: requests in the minute per target.
                 TrackedMetric::Predefined(PredefinedMetric::RequestCountPerTarget) => {
                     sample.rps * 60.0 / f64::from(in_service.max(1))

@@ -30,6 +30,11 @@ pub const QUEUE: &str = "TriggerQueue";
 
 /// The port the workload listens on in the instances.
 pub const SERVICE_PORT: u16 = 8080;
+/// The target group's health checks: a new target gets requests after
+/// `HEALTHY_THRESHOLD` passes `HEALTH_CHECK_INTERVAL_S` apart (`verify
+/// --aws` waits that long after the group reaches max before its hold).
+pub const HEALTH_CHECK_INTERVAL_S: u32 = 10;
+pub const HEALTHY_THRESHOLD: u32 = 2;
 
 /// `web-api` -> `WebApi`: a CloudFormation logical id part.
 pub fn logical(name: &str) -> String {
@@ -421,9 +426,9 @@ fn group_resources(
                 "Port": SERVICE_PORT,
                 "TargetType": "instance",
                 "HealthCheckPath": "/health",
-                "HealthCheckIntervalSeconds": 10,
+                "HealthCheckIntervalSeconds": HEALTH_CHECK_INTERVAL_S,
                 "HealthCheckTimeoutSeconds": 5,
-                "HealthyThresholdCount": 2,
+                "HealthyThresholdCount": HEALTHY_THRESHOLD,
                 "UnhealthyThresholdCount": 2,
                 "Matcher": { "HttpCode": "200" },
                 "TargetGroupAttributes": [

@@ -73,7 +73,11 @@ fn client(seen: Arc<Mutex<Vec<String>>>) -> aws_sdk_cloudwatch::Client {
 async fn reads_per_instance_cpu_latest_values_and_alarm_states() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let metrics = AwsMetrics::new(client(Arc::clone(&seen)), Default::default());
-    let web = &support::two_tier_group("web");
+    // The two-tier web, tracking CPU (the shipped one tracks cpu_demand, below).
+    let mut web = support::two_tier_group("web");
+    web.target_tracking[0].metric =
+        functions::policy::TrackedMetric::Predefined(functions::policy::PredefinedMetric::Cpu);
+    let web = &web;
     let until: Timestamp = "2026-11-20T11:05:00Z".parse().expect("until");
     let since: Timestamp = "2026-11-20T10:05:00Z".parse().expect("since");
 

@@ -98,8 +98,9 @@ fn setup(desired: u32, ready: &[Option<f64>], warming: usize) -> Setup {
             desired,
             instances,
         },
+        // Nothing shed: cpu_demand (what the shipped two-tier web tracks) is the CPU.
         metrics: MetricHistory {
-            metrics: BTreeMap::from([("cpu".to_string(), cpu)]),
+            metrics: BTreeMap::from([("cpu_demand".to_string(), cpu.clone()), ("cpu".to_string(), cpu)]),
         },
     }
 }
@@ -115,8 +116,10 @@ impl Setup {
 
     /// Adds an older datapoint `age` seconds ago with `value` for every ready instance.
     fn with_past(mut self, age: i64, value: f64) -> Self {
-        for points in self.metrics.metrics.get_mut("cpu").expect("cpu").values_mut() {
-            points.insert(0, Datapoint { at: ago(age), value });
+        for series in self.metrics.metrics.values_mut() {
+            for points in series.values_mut() {
+                points.insert(0, Datapoint { at: ago(age), value });
+            }
         }
         self
     }

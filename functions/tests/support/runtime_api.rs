@@ -189,6 +189,21 @@ fn accepted() -> String {
 
 /// Starts a function binary against `api`, with AWS pointed at a closed
 /// loopback port so no call can leave the machine.
+/// `SCALER_LOAD_BALANCERS` as the template sets it: every group of the
+/// policy file its own load balancer (an unreadable file: none, so the
+/// function's own refusal of the file is what a test sees).
+fn load_balancers(policy: &str) -> String {
+    functions::policy::Policy::load(std::path::Path::new(policy))
+        .map(|p| {
+            p.group_names()
+                .iter()
+                .map(|g| format!("{g}=app/{g}/0123456789abcdef"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
 pub fn start_function(binary: &str, api: &RuntimeApi, policy: &str, extra_env: &[(&str, &str)]) -> std::process::Child {
     let mut command = std::process::Command::new(binary);
     command
@@ -206,6 +221,7 @@ pub fn start_function(binary: &str, api: &RuntimeApi, policy: &str, extra_env: &
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
         .env("AWS_MAX_ATTEMPTS", "1")
         .env("SCALER_POLICY", policy)
+        .env("SCALER_LOAD_BALANCERS", load_balancers(policy))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     for (name, value) in extra_env {

@@ -162,6 +162,11 @@ pub trait Target: Sync {
     fn instance_activities(&self) -> Vec<localcloud::group::InstanceActivity> {
         Vec::new()
     }
+    /// Wall time from "in service" to getting requests that [`Observed::serving`]
+    /// cannot see (AWS: the target group's health checks).
+    fn health_settle(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// What one look at the group shows.
@@ -172,6 +177,10 @@ pub struct Observed {
     pub desired: u32,
     /// Live instances (not yet terminated): id, and whether in service.
     pub instances: Vec<(String, bool)>,
+    /// In-service instances the load balancer sends requests to (local:
+    /// those its health checks passed; AWS: every in-service one, with
+    /// [`Target::health_settle`] for the health checks it cannot see).
+    pub serving: u32,
 }
 
 impl Observed {

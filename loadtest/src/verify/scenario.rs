@@ -92,13 +92,20 @@ pub(super) async fn run_scenario<T: Target>(
             Duration::try_from(at.duration_since(load_at)).unwrap_or_default()
         }));
     let max_by = watch
-        .until("load", left, out, |s, _| {
-            s.desired >= group.max && s.in_service >= group.max
+        .until("load", left, out, |s, observed| {
+            s.desired >= group.max && s.in_service >= group.max && observed.serving >= group.max
         })
         .await?;
+    // The hold is the group at max serving the load: it starts once the
+    // load balancer sends requests to all of them (a new target gets none
+    // until its health checks pass: after a large step, half the group can
+    // be in service and not yet serving).
+    if max_by.is_some() {
+        tokio::time::sleep(target.health_settle()).await;
+    }
     assertions.push(Assertion::reached(
         format!(
-            "scale-out to max {} in service within {}",
+            "scale-out to max {} in service and serving within {}",
             group.max,
             humantime::format_duration(settings.scale_out_within)
         ),

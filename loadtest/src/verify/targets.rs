@@ -86,6 +86,17 @@ impl Target for LocalTarget<'_> {
             anyhow::bail!("local cloud: {stopped}");
         }
         let group = self.cloud.group(&self.group)?;
+        let serving = group
+            .instances
+            .iter()
+            .filter(|i| i.state == State::InService)
+            .filter(|i| {
+                matches!(
+                    self.cloud.target_health(&self.group, &i.id),
+                    Ok(Some(localcloud::lb::TargetHealth::Healthy))
+                )
+            })
+            .count() as u32;
         Ok(Observed {
             min: group.min,
             max: group.max,
@@ -96,6 +107,7 @@ impl Target for LocalTarget<'_> {
                 .filter(|i| i.state != State::Terminated)
                 .map(|i| (i.id.clone(), i.state == State::InService))
                 .collect(),
+            serving,
         })
     }
 
@@ -195,6 +207,14 @@ impl Target for AwsTarget {
         "aws"
     }
 
+    /// The template's target group marks a new target healthy after
+    /// `HEALTHY_THRESHOLD` checks `HEALTH_CHECK_INTERVAL_S` apart.
+    fn health_settle(&self) -> Duration {
+        Duration::from_secs(u64::from(
+            functions::cfn::HEALTHY_THRESHOLD * functions::cfn::HEALTH_CHECK_INTERVAL_S,
+        ))
+    }
+
     fn speed(&self) -> f64 {
         1.0
     }
@@ -210,15 +230,17 @@ impl Target for AwsTarget {
     async fn observe(&self) -> Result<Observed> {
         use functions::decide::Lifecycle;
         let group = self.groups.describe(&self.group).await?;
+        let instances: Vec<(String, bool)> = group
+            .instances
+            .into_iter()
+            .map(|i| (i.id, i.lifecycle == Lifecycle::InService))
+            .collect();
         Ok(Observed {
             min: group.min,
             max: group.max,
             desired: group.desired,
-            instances: group
-                .instances
-                .into_iter()
-                .map(|i| (i.id, i.lifecycle == Lifecycle::InService))
-                .collect(),
+            serving: instances.iter().filter(|(_, up)| *up).count() as u32,
+            instances,
         })
     }
 

@@ -21,6 +21,15 @@ fn shipped_policies_load() {
     assert_eq!(high.steps.len(), 2);
     assert_eq!(web.target_tracking[0].scale_out.select, Select::Max);
     assert_eq!(web.schedules[0].timezone.as_deref(), Some("Asia/Shanghai"));
+    assert_eq!(
+        web.target_tracking[0].metric,
+        functions::policy::TrackedMetric::Predefined(functions::policy::PredefinedMetric::CpuDemand)
+    );
+    let office = shipped("office-hours.toml");
+    assert_eq!(
+        office.groups[0].target_tracking[0].metric,
+        functions::policy::TrackedMetric::Predefined(functions::policy::PredefinedMetric::CpuDemand)
+    );
     let qps = web.alarm_policy("web-qps-high").expect("qps");
     assert_eq!(qps.adjustment, AdjustmentType::PercentChangeInCapacity);
     // A metric the load balancer publishes (was Custom/Web QPS, which nothing does).

@@ -185,6 +185,7 @@ static SHIPPED: std::sync::LazyLock<Vec<functions::policy::GroupPolicy>> = std::
     [
         "two-tier.toml",
         "recommended.toml",
+        "office-hours.toml",
         "seed-step.toml",
         "course-target-tracking.toml",
     ]
@@ -203,10 +204,11 @@ proptest! {
         trigger in trigger(),
         cpu in proptest::option::of(-1e6f64..1e6),
     ) {
+        let series: std::collections::BTreeMap<String, Vec<Datapoint>> = observed.instances.iter()
+            .filter_map(|i| cpu.map(|v| (i.id.clone(), vec![Datapoint { at: now() - SignedDuration::from_secs(30), value: v }])))
+            .collect();
         let metrics = MetricHistory {
-            metrics: [("cpu".to_string(), observed.instances.iter()
-                .filter_map(|i| cpu.map(|v| (i.id.clone(), vec![Datapoint { at: now() - SignedDuration::from_secs(30), value: v }])))
-                .collect())].into(),
+            metrics: [("cpu_demand".to_string(), series.clone()), ("cpu".to_string(), series)].into(),
         };
         for group in SHIPPED.iter() {
             match decide(group, &observed, &metrics, &history, &trigger, now()) {

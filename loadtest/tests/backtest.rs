@@ -161,6 +161,46 @@ fn the_recommended_policy_follows_a_flash_crowd_within_six_minutes() {
     assert!(course.over_capacity_fraction > 5.0 * ours.over_capacity_fraction);
 }
 
+/// Issue 22: the office-hours policy (cpu_demand alone) on every shipped
+/// trace, against the oracle at 70%: daily cycles within 1.15 x and no
+/// request over capacity, sudden surges within 1.3 x; cheaper than
+/// recommended everywhere. Over capacity on the surges is what the
+/// CloudWatch delay and the boot leave (issue 22's 0.5% and 3% are not met
+/// by any shipped policy; the README table says so).
+#[test]
+fn the_office_hours_policy_tracks_demand_close_to_the_oracle_on_every_trace() {
+    let policy = shipped("office-hours.toml");
+    let recommended = shipped("recommended.toml");
+    for (name, within, over_at_most) in [
+        ("lunch-peak-week.csv", 1.15, 0.0),
+        ("flash-crowd-day.csv", 1.3, 0.01),
+        ("cc-attack-6h.csv", 1.3, 0.15),
+    ] {
+        let trace = recorded(name);
+        let ours = run(&trace, &policy.groups[0], MODEL).expect("backtest");
+        let theirs = run(&trace, &recommended.groups[0], MODEL).expect("backtest");
+        assert!(
+            ours.ratio_to_oracle <= within,
+            "{name}: {} x oracle",
+            ours.ratio_to_oracle
+        );
+        assert!(
+            ours.over_capacity_fraction <= over_at_most,
+            "{name}: {} over capacity",
+            ours.over_capacity_fraction
+        );
+        assert!(
+            ours.instance_hours < theirs.instance_hours,
+            "{name}: {} vs recommended {}",
+            ours.instance_hours,
+            theirs.instance_hours
+        );
+        for surge in &ours.surges {
+            assert!(surge.minutes_to_capacity.is_some_and(|m| m <= 7), "{name}: {surge:?}");
+        }
+    }
+}
+
 #[test]
 fn the_recommended_policy_rides_out_attack_bursts_without_thrashing() {
     let trace = recorded("cc-attack-6h.csv");

@@ -1,0 +1,638 @@
+//! The running local cloud: one controller loop per group that starts and
+//! stops `workload` processes as [`Group::plan`] says, promotes instances to
+//! InService after their boot time and first good health check, replaces
+//! crashed and unhealthy ones, and keeps each group's load balancer in step.
+//!
+//! This file holds the cloud's state and its API (start, groups, faults,
+//! status, shutdown); the parts it runs are beside it: `controller`
+//! (reconcile, launch, terminate), `sampler` (the metrics of each cloud
+//! minute), `events` (alarms, schedules, ticks), `readings` (what the local
+//! CloudWatch shows), `config` (checking the settings), `tasks` (the
+//! long-running tasks and how one that stopped is reported).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+use scaling::policy::Policy;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::alarms::Alarm;
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::group::{Group, GroupError, State, Step};
+use crate::lb::{LbConfig, LbCounters, LoadBalancer, TargetHealth, TargetStatus};
+use crate::metrics::{MetricStore, SeriesKey, prometheus_value};
+use crate::process::{Spawner, signal, stop};
+use crate::runtime::{Invocation, Runtime};
+
+mod config;
+mod controller;
+mod events;
+mod readings;
+mod sampler;
+mod tasks;
+
+pub use events::scheduled_event;
+pub(crate) use tasks::Tasks;
+
+/// Everything the local cloud needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub policy: Policy,
+    /// Cloud time runs this many times faster than the wall clock.
+    pub speed: f64,
+    /// Cloud time at start (None: the wall clock's now), e.g. just before a
+    /// schedule fires.
+    pub start: Option<Timestamp>,
+    /// Launch to in service, in cloud time (at least until the first good health check).
+    pub boot: Duration,
+    /// After reaching InService, failed load balancer health checks do not
+    /// replace an instance for this long (cloud time).
+    pub health_grace: Duration,
+    /// Availability zones, e.g. local-1a, local-1b.
+    pub azs: Vec<String>,
+    /// Second and third octets of the groups' subnets: group k's instances
+    /// are 127.A.(B+k).N.
+    pub subnet: [u8; 2],
+    /// The port every instance listens on.
+    pub instance_port: u16,
+    /// Port of the first group's load balancer (the next groups take the
+    /// following ports); 0 picks free ports.
+    pub lb_port: u16,
+    /// Port of the control API; 0 picks a free one.
+    pub control_port: u16,
+    pub lb: LbConfig,
+    /// The workload binary and the flags every instance gets.
+    pub workload: PathBuf,
+    /// CPU cap of every instance (fraction of a core).
+    pub cpu_limit: f64,
+    /// Per-instance logs go here.
+    pub log_dir: PathBuf,
+    /// How long an instance may take to finish in-flight requests after SIGTERM.
+    pub drain_timeout: Duration,
+    /// Where the function binary is (`scaler`); None runs no functions
+    /// (events are only recorded).
+    pub functions: Option<PathBuf>,
+    /// The policy file the functions read (required with `functions`).
+    pub policy_file: Option<PathBuf>,
+    /// From the start of a minute until its datapoints can be read (cloud
+    /// time; AWS's is `scaling::cloudwatch::INGESTION_DELAY`).
+    pub ingestion_delay: Duration,
+}
+
+/// A process of an instance.
+#[derive(Debug)]
+struct Running {
+    child: Child,
+}
+
+#[derive(Debug)]
+pub(crate) struct GroupRuntime {
+    pub(crate) group: Mutex<Group>,
+    pub(crate) lb: Arc<LoadBalancer>,
+    pub(crate) lb_addr: SocketAddr,
+    children: Mutex<HashMap<String, Running>>,
+    /// No launch before this (after a failed launch).
+    backoff: Mutex<Option<Instant>>,
+}
+
+impl GroupRuntime {
+    pub(crate) fn group(&self) -> MutexGuard<'_, Group> {
+        self.group.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn children(&self) -> MutexGuard<'_, HashMap<String, Running>> {
+        self.children.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) clock: Clock,
+    pub(crate) groups: Vec<Arc<GroupRuntime>>,
+    spawner: Arc<Spawner>,
+    pub(crate) store: Mutex<MetricStore>,
+    pub(crate) alarms: Mutex<Vec<Alarm>>,
+    pub(crate) runtime: Option<Arc<Runtime>>,
+    events: Mutex<VecDeque<EventRecord>>,
+    probe: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Empty<bytes::Bytes>,
+    >,
+    tasks: Tasks,
+    pub(crate) control_addr: Mutex<Option<SocketAddr>>,
+}
+
+/// A handle on the running local cloud (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Cloud {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// The status view: everything the CLI and the JSON endpoint show.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub now: Timestamp,
+    pub speed: f64,
+    pub control: Option<SocketAddr>,
+    pub groups: Vec<GroupStatus>,
+    pub alarms: Vec<Alarm>,
+    /// Events sent (alarm state changes, schedules, ticks), newest last.
+    pub events: Vec<EventRecord>,
+    /// Function invocations with their decisions, newest last.
+    pub invocations: Vec<Invocation>,
+}
+
+/// An event the local cloud sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub at: Timestamp,
+    pub summary: String,
+    /// The function it went to (None: no functions are running).
+    pub function: Option<String>,
+    /// Its group: the trigger queue's message group.
+    #[serde(default)]
+    pub group: String,
+    /// The trigger queue had the same event from the last 5 minutes, so it
+    /// was accepted and not delivered (SQS FIFO content-based deduplication).
+    #[serde(default)]
+    pub deduplicated: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupStatus {
+    pub name: String,
+    pub min: u32,
+    pub max: u32,
+    pub desired: u32,
+    pub load_balancer: String,
+    pub lb_counters: LbCounters,
+    pub instances: Vec<InstanceStatus>,
+    pub capacity_changes: Vec<scaling::decide::Activity>,
+    pub activities: Vec<crate::group::InstanceActivity>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    #[serde(flatten)]
+    pub instance: crate::group::InstanceRecord,
+    pub target: Option<TargetStatus>,
+    /// The newest CPU utilisation sample (% of the instance's cap).
+    pub cpu_percent: Option<f64>,
+}
+
+/// The smallest CPU cap of an instance, in cores: the workload's own floor.
+pub use workload::config::MIN_CPU_LIMIT;
+// `Config::check`'s message names the value.
+const _: () = assert!(MIN_CPU_LIMIT == 0.01, "update the --cpu-limit message");
+
+/// The workload's `--queue-budget` and `--shed-delay` on an instance (its
+/// defaults, as on AWS), in cloud time: each instance gets them at the
+/// cloud's speed.
+pub const INSTANCE_QUEUE_BUDGET: Duration = Duration::from_secs(2);
+pub const INSTANCE_SHED_DELAY: Duration = Duration::from_secs(1);
+
+/// How often each controller loop runs (wall clock).
+const RECONCILE: Duration = Duration::from_millis(50);
+/// Activities shown by the status view.
+const STATUS_ACTIVITIES: usize = 20;
+
+impl Cloud {
+    /// Binds the load balancers and the control API, then starts every group at its desired capacity.
+    pub async fn start(config: Config) -> Result<Self> {
+        config.check()?;
+        // Every instance logs there: a directory that exists but cannot be
+        // written made every launch fail and retry each second forever
+        // (issue 25.8). Refuse it at start.
+        let probe = config.log_dir.join(".localcloud-write-test");
+        std::fs::create_dir_all(&config.log_dir)
+            .and_then(|()| std::fs::write(&probe, b""))
+            .and_then(|()| std::fs::remove_file(&probe))
+            .map_err(|source| Error::LogDir {
+                path: config.log_dir.clone(),
+                source,
+            })?;
+        let clock = config
+            .start
+            .map_or_else(|| Clock::new(config.speed), |at| Clock::starting_at(config.speed, at));
+        let mut groups = Vec::new();
+        let mut tasks = Vec::new();
+        for (k, policy) in config.policy.groups.iter().enumerate() {
+            let port = if config.lb_port == 0 {
+                0
+            } else {
+                config.lb_port + k as u16
+            };
+            let (listener, lb_addr) = bind_loopback("load balancer", port).await?;
+            let lb = LoadBalancer::new(config.lb);
+            tasks.push(("load balancer", lb.serve(listener)));
+            tasks.push(("health checker", lb.start_health_checks()));
+            let subnet = [127, config.subnet[0], config.subnet[1].wrapping_add(k as u8)];
+            groups.push(Arc::new(GroupRuntime {
+                group: Mutex::new(Group::new(policy, config.azs.clone(), subnet)),
+                lb,
+                lb_addr,
+                children: Mutex::new(HashMap::new()),
+                backoff: Mutex::new(None),
+            }));
+        }
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_millis(500)));
+        let probe = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build(connector);
+        let now = clock.now();
+        let alarms = config
+            .policy
+            .groups
+            .iter()
+            .flat_map(|g| g.alarm_policies.iter().map(|p| Alarm::new(&g.name, p, now)))
+            .collect();
+        // The control API is bound first: the functions are told its address.
+        let (control_listener, control) = bind_loopback("control API", config.control_port).await?;
+        let runtime = match (&config.functions, &config.policy_file) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(Error::Config {
+                    field: "policy_file",
+                    value: "none".into(),
+                    allowed: "the policy file's path when functions run (they read it)",
+                });
+            }
+            (Some(dir), Some(policy_file)) => {
+                let policy_file = std::path::absolute(policy_file).unwrap_or_else(|_| policy_file.clone());
+                let env = vec![
+                    ("SCALER_POLICY".to_string(), policy_file.display().to_string()),
+                    ("SCALER_LOCAL_CLOUD".to_string(), control.to_string()),
+                    ("SCALER_CLOCK".to_string(), clock.to_env()),
+                ];
+                Some(Runtime::new(dir, env, config.log_dir.clone(), clock).map_err(Error::Functions)?)
+            }
+        };
+        let ingestion_delay = config.ingestion_delay;
+        let cloud = Self {
+            inner: Arc::new(Inner {
+                config,
+                clock,
+                groups,
+                spawner: Arc::new(Spawner::new()),
+                store: Mutex::new(MetricStore::with_delay(ingestion_delay)),
+                alarms: Mutex::new(alarms),
+                runtime,
+                events: Mutex::new(VecDeque::new()),
+                probe,
+                tasks: Tasks(Mutex::new(tasks)),
+                control_addr: Mutex::new(Some(control)),
+            }),
+        };
+        crate::control::serve(cloud.clone(), control_listener);
+        for runtime in &cloud.inner.groups {
+            let task = tokio::spawn(controller::controller(cloud.clone(), runtime.clone()));
+            cloud.push_task("group controller", task);
+            let task = tokio::spawn(sampler::sampler(cloud.clone(), runtime.clone()));
+            cloud.push_task("metric sampler", task);
+        }
+        if let Some(runtime) = &cloud.inner.runtime {
+            let tasks = runtime
+                .start(cloud.inner.spawner.clone())
+                .await
+                .map_err(|source| Error::Bind {
+                    what: "Lambda Runtime API",
+                    addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+                    source,
+                })?;
+            for task in tasks {
+                cloud.push_task("Lambda Runtime API", task);
+            }
+        }
+        let task = tokio::spawn(events::events(cloud.clone()));
+        cloud.push_task("event router", task);
+        Ok(cloud)
+    }
+
+    pub(crate) fn push_task(&self, name: &'static str, task: JoinHandle<()>) {
+        self.inner.tasks.push(name, task);
+    }
+
+    /// An internal task that has stopped (each runs until shutdown; one that
+    /// ended panicked or failed), as "NAME: why". The CLI stops the cloud
+    /// with this error rather than run on with, say, no health checks.
+    pub fn stopped_task(&self) -> Option<String> {
+        self.inner.tasks.first_stopped()
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// The control API's address.
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        *self.inner.control_addr.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn runtime(&self, group: &str) -> Result<&Arc<GroupRuntime>> {
+        self.inner
+            .groups
+            .iter()
+            .find(|g| g.group().name == group)
+            .ok_or_else(|| Error::NoSuchGroup {
+                group: group.to_string(),
+                groups: self.group_names().join(", "),
+            })
+    }
+
+    pub fn group_names(&self) -> Vec<String> {
+        self.inner.groups.iter().map(|g| g.group().name.clone()).collect()
+    }
+
+    /// The load balancer address of a group.
+    pub fn lb_addr(&self, group: &str) -> Result<SocketAddr> {
+        Ok(self.runtime(group)?.lb_addr)
+    }
+
+    /// A copy of a group's state.
+    pub fn group(&self, group: &str) -> Result<Group> {
+        Ok(self.runtime(group)?.group().clone())
+    }
+
+    /// A target's health on the group's load balancer.
+    pub fn target_health(&self, group: &str, instance: &str) -> Result<Option<TargetHealth>> {
+        Ok(self.runtime(group)?.lb.health(instance))
+    }
+
+    /// Sets desired capacity (the group API's SetDesiredCapacity).
+    pub fn set_desired(&self, group: &str, desired: u32, cause: &str) -> Result<()> {
+        let now = self.clock().now();
+        let runtime = self.runtime(group)?;
+        runtime
+            .group()
+            .set_desired(desired, cause, now)
+            .map_err(|e| Error::group(group, e))
+    }
+
+    /// Sets min, max and desired together (UpdateAutoScalingGroup).
+    pub fn set_limits(&self, group: &str, min: u32, max: u32, desired: u32, cause: &str) -> Result<()> {
+        let now = self.clock().now();
+        let runtime = self.runtime(group)?;
+        runtime
+            .group()
+            .set_limits(min, max, desired, cause, now)
+            .map_err(|e| Error::group(group, e))
+    }
+
+    /// Sets or clears an instance's scale-in protection.
+    pub fn protect(&self, group: &str, instance: &str, protected: bool) -> Result<()> {
+        let runtime = self.runtime(group)?;
+        runtime
+            .group()
+            .protect(instance, protected)
+            .map_err(|e| Error::group(group, e))
+    }
+
+    /// Fault: kill an instance's process with SIGKILL.
+    pub fn kill(&self, instance: &str) -> Result<String> {
+        for runtime in &self.inner.groups {
+            if let Some(running) = runtime.children().get(instance) {
+                signal(&running.child, libc::SIGKILL);
+                return Ok(runtime.group().name.clone());
+            }
+        }
+        Err(Error::NoSuchInstance(instance.to_string()))
+    }
+
+    /// Fault: mark an instance unhealthy (SetInstanceHealth): it is replaced.
+    pub fn set_unhealthy(&self, instance: &str) -> Result<String> {
+        for runtime in &self.inner.groups {
+            let mut group = runtime.group();
+            if group.instance(instance).is_some_and(|i| i.is_active()) {
+                let name = group.name.clone();
+                group
+                    .mark_unhealthy(instance, "set unhealthy by the operator")
+                    .map_err(|e| Error::group(&name, e))?;
+                return Ok(name);
+            }
+        }
+        Err(Error::NoSuchInstance(instance.to_string()))
+    }
+
+    /// Fault: an availability zone fails: its instances are killed and no
+    /// launch goes there until [`Cloud::restore_az`].
+    pub fn stop_az(&self, az: &str) -> Result<Vec<String>> {
+        if !self.inner.config.azs.iter().any(|a| a == az) {
+            return Err(Error::NoSuchAz {
+                az: az.to_string(),
+                azs: self.inner.config.azs.join(", "),
+            });
+        }
+        let mut killed = Vec::new();
+        for runtime in &self.inner.groups {
+            let mut group = runtime.group();
+            group.set_az_down(az, true);
+            let ids: Vec<String> = group.active().filter(|i| i.az == az).map(|i| i.id.clone()).collect();
+            drop(group);
+            let children = runtime.children();
+            for id in ids {
+                if let Some(running) = children.get(&id) {
+                    signal(&running.child, libc::SIGKILL);
+                    killed.push(id);
+                }
+            }
+        }
+        Ok(killed)
+    }
+
+    /// An availability zone is back: launches may go there again.
+    pub fn restore_az(&self, az: &str) -> Result<()> {
+        if !self.inner.config.azs.iter().any(|a| a == az) {
+            return Err(Error::NoSuchAz {
+                az: az.to_string(),
+                azs: self.inner.config.azs.join(", "),
+            });
+        }
+        for runtime in &self.inner.groups {
+            runtime.group().set_az_down(az, false);
+        }
+        Ok(())
+    }
+
+    /// The status view.
+    pub fn status(&self) -> Status {
+        let groups = self
+            .inner
+            .groups
+            .iter()
+            .map(|runtime| {
+                let group = runtime.group().clone();
+                let targets = runtime.lb.status();
+                GroupStatus {
+                    name: group.name.clone(),
+                    min: group.min,
+                    max: group.max,
+                    desired: group.desired,
+                    load_balancer: format!("http://{}", runtime.lb_addr),
+                    lb_counters: runtime.lb.counters(),
+                    instances: group
+                        .instances
+                        .iter()
+                        .filter(|i| i.state != State::Terminated)
+                        .map(|i| InstanceStatus {
+                            instance: i.clone(),
+                            target: targets.iter().find(|t| t.id == i.id).cloned(),
+                            cpu_percent: self.latest_cpu(&i.id),
+                        })
+                        .collect(),
+                    capacity_changes: group
+                        .capacity_changes
+                        .iter()
+                        .rev()
+                        .take(STATUS_ACTIVITIES)
+                        .rev()
+                        .cloned()
+                        .collect(),
+                    activities: group
+                        .activities
+                        .iter()
+                        .rev()
+                        .take(STATUS_ACTIVITIES)
+                        .rev()
+                        .cloned()
+                        .collect(),
+                }
+            })
+            .collect();
+        Status {
+            now: self.clock().now(),
+            speed: self.clock().speed(),
+            control: self.control_addr(),
+            groups,
+            alarms: lock(&self.inner.alarms).clone(),
+            events: lock(&self.inner.events).iter().cloned().collect(),
+            invocations: self
+                .inner
+                .runtime
+                .as_ref()
+                .map(|r| {
+                    let all = r.invocations();
+                    all[all.len().saturating_sub(STATUS_ACTIVITIES)..].to_vec()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The function runtime, when functions run.
+    pub fn functions(&self) -> Option<&Arc<Runtime>> {
+        self.inner.runtime.as_ref()
+    }
+
+    /// The states of every alarm.
+    pub fn alarms(&self) -> Vec<Alarm> {
+        lock(&self.inner.alarms).clone()
+    }
+
+    /// Events sent so far (the newest 500).
+    pub fn events(&self) -> Vec<EventRecord> {
+        lock(&self.inner.events).iter().cloned().collect()
+    }
+
+    /// Sends a trigger for `group` to the function's FIFO queue, in the
+    /// group's message group (and records it), as the template's EventBridge
+    /// rules and schedules do.
+    pub fn emit(&self, group: &str, summary: String, event: serde_json::Value) {
+        let at = self.clock().now();
+        let sent = self
+            .inner
+            .runtime
+            .as_ref()
+            .map(|runtime| runtime.send(group, summary.clone(), &event));
+        let deduplicated = sent == Some(crate::runtime::Sent::Deduplicated);
+        {
+            let mut events = lock(&self.inner.events);
+            events.push_back(EventRecord {
+                at,
+                summary: summary.clone(),
+                function: sent.map(|_| crate::runtime::FUNCTION.to_string()),
+                group: group.to_string(),
+                deduplicated,
+            });
+            while events.len() > 500 {
+                events.pop_front();
+            }
+        }
+        tracing::info!(%summary, group, deduplicated, "event");
+    }
+
+    /// Waits until `ready(group)` holds, checking every 20 ms, for at most `limit` (wall clock).
+    pub async fn wait_for(&self, group: &str, limit: Duration, ready: impl Fn(&Group) -> bool) -> Result<Group> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let snapshot = self.group(group)?;
+            if ready(&snapshot) {
+                return Ok(snapshot);
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    group: group.to_string(),
+                    waited: limit,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops everything: controllers, load balancers, then every instance
+    /// (SIGTERM, then SIGKILL after the drain timeout).
+    pub async fn shutdown(&self) {
+        self.inner.tasks.abort_all();
+        if let Some(runtime) = self.inner.runtime.clone() {
+            let _ = tokio::task::spawn_blocking(move || runtime.stop()).await;
+        }
+        let grace = self.inner.config.drain_timeout + Duration::from_secs(1);
+        let mut stopping = Vec::new();
+        for runtime in &self.inner.groups {
+            let children: Vec<(String, Running)> = runtime.children().drain().collect();
+            for (id, mut running) in children {
+                let runtime = runtime.clone();
+                let now = self.clock().now();
+                stopping.push(tokio::task::spawn_blocking(move || {
+                    let _ = stop(&mut running.child, grace);
+                    let _ = runtime.group().mark_terminated(&id, now);
+                }));
+            }
+        }
+        for task in stopping {
+            let _ = task.await;
+        }
+    }
+}
+
+/// A listener on 127.0.0.1:`port` (0: a free port) and the address it got.
+async fn bind_loopback(what: &'static str, port: u16) -> Result<(TcpListener, SocketAddr)> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let bound = async {
+        let listener = crate::server::listen(addr)?;
+        let local = listener.local_addr()?;
+        Ok::<_, std::io::Error>((listener, local))
+    };
+    bound.await.map_err(|source| Error::Bind { what, addr, source })
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Error {
+    fn group(group: &str, error: GroupError) -> Self {
+        Self::Group {
+            group: group.to_string(),
+            source: error,
+        }
+    }
+}

@@ -524,7 +524,7 @@ impl AwsMetrics {
     }
 
     /// Runs `queries` (id, metric, stat) over the window; datapoints by id.
-    async fn metric_data(
+    pub(crate) async fn metric_data(
         &self,
         queries: Vec<(String, aws_sdk_cloudwatch::types::Metric, String)>,
         since: Timestamp,
@@ -584,7 +584,7 @@ impl AwsMetrics {
     }
 }
 
-fn cw_metric(namespace: &str, name: &str, dimensions: &[(&str, &str)]) -> aws_sdk_cloudwatch::types::Metric {
+pub(crate) fn cw_metric(namespace: &str, name: &str, dimensions: &[(&str, &str)]) -> aws_sdk_cloudwatch::types::Metric {
     use aws_sdk_cloudwatch::types::{Dimension, Metric};
     let mut metric = Metric::builder().namespace(namespace).metric_name(name);
     for (key, value) in dimensions {

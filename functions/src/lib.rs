@@ -9,6 +9,7 @@ pub mod contract;
 pub mod dashboard;
 pub mod emf;
 pub mod handler;
+pub mod history;
 pub mod import;
 pub mod lambda;
 pub mod local;

@@ -28,6 +28,10 @@ enum Command {
     Verify(Box<VerifyArgs>),
     /// Send GET requests to a URL, closed loop (--connections) or open loop (--rate, --ramp), and report.
     Run(RunArgs),
+    /// Read a group's recorded traffic (its load balancer's requests a
+    /// minute) from CloudWatch into a trace for `backtest`, and derive what
+    /// one instance serves at 100% CPU from its CPU and instances in service.
+    Trace(TraceArgs),
     /// Replay a request-rate trace through a policy and report cost and shortfall.
     Backtest {
         /// CSV: timestamp,requests_per_second, one row a minute.
@@ -68,6 +72,39 @@ enum Command {
         #[arg(long, value_name = "FILE.svg")]
         chart: Option<PathBuf>,
     },
+}
+
+/// `loadtest trace`: a group's recorded traffic as a trace.
+#[derive(Debug, clap::Args)]
+struct TraceArgs {
+    /// Read from AWS: CloudWatch and Auto Scaling, with credentials, region
+    /// and AWS_ENDPOINT_URL from the environment, as for the AWS CLI.
+    #[arg(long, required = true)]
+    aws: bool,
+    /// The Auto Scaling group.
+    #[arg(long)]
+    group: String,
+    /// How far back from --until (at most 15d: CloudWatch keeps one-minute datapoints 15 days).
+    #[arg(long, default_value = "14d", value_parser = trace_since)]
+    since: Duration,
+    /// The end of the window (RFC 3339; default: now).
+    #[arg(long)]
+    until: Option<jiff::Timestamp>,
+    /// The target group to read (`targetgroup/NAME/ID`; default: the group's one target group).
+    #[arg(long)]
+    target_group: Option<String>,
+    /// Write the trace here (default: standard output).
+    #[arg(long, value_name = "FILE.csv")]
+    out: Option<PathBuf>,
+}
+
+/// `--since`: a duration of at most 15 days.
+fn trace_since(text: &str) -> std::result::Result<Duration, String> {
+    let value = humantime::parse_duration(text).map_err(|e| format!("{e}; expected e.g. 14d, 36h"))?;
+    if value.is_zero() || value > Duration::from_secs(15 * 24 * 3600) {
+        return Err("must be more than 0 and at most 15d (CloudWatch keeps one-minute datapoints 15 days)".into());
+    }
+    Ok(value)
 }
 
 #[derive(Debug, clap::Args)]
@@ -254,7 +291,79 @@ fn run_cli(cli: Cli) -> Result<bool> {
         Command::Verify(args) => verify(*args),
         Command::Run(args) => run_load(args),
         backtest @ Command::Backtest { .. } => backtest_cli(backtest).map(|()| true),
+        Command::Trace(args) => trace_cli(args).map(|()| true),
     }
+}
+
+fn trace_cli(args: TraceArgs) -> Result<()> {
+    debug_assert!(args.aws, "clap requires --aws");
+    let until = args.until.unwrap_or_else(jiff::Timestamp::now);
+    let since = until - jiff::SignedDuration::try_from(args.since)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let history = runtime
+        .block_on(async {
+            let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            functions::history::read(
+                &aws_sdk_autoscaling::Client::new(&config),
+                &aws_sdk_cloudwatch::Client::new(&config),
+                &args.group,
+                args.target_group.as_deref(),
+                since,
+                until,
+            )
+            .await
+        })
+        .map_err(anyhow::Error::msg)?;
+    let trace =
+        Trace::from_requests_a_minute(&history.requests, since, until).context("the window holds no whole minute")?;
+    let csv = trace.to_csv();
+    match &args.out {
+        // Written whole or not at all: a temporary file beside it, renamed.
+        Some(path) => {
+            let partial = path.with_extension("csv.partial");
+            std::fs::write(&partial, &csv)
+                .and_then(|()| std::fs::rename(&partial, path))
+                .inspect_err(|_| {
+                    let _ = std::fs::remove_file(&partial);
+                })
+                .with_context(|| format!("--out {}: cannot write the trace", path.display()))?;
+        }
+        None => std::io::stdout().write_all(csv.as_bytes())?,
+    }
+    let mean = trace.samples.iter().map(|s| s.rps).sum::<f64>() / trace.samples.len() as f64;
+    eprintln!(
+        "group {}: {} minutes from {} to {} (target group {}, load balancer {}), {} with requests; mean {mean:.1} req/s, peak {:.1}",
+        history.group,
+        trace.samples.len(),
+        trace.samples[0].at,
+        until,
+        history.target_group,
+        history.load_balancer,
+        history.requests.len(),
+        trace.peak()
+    );
+    let name = args
+        .out
+        .as_ref()
+        .map_or("TRACE.csv".to_string(), |p| p.display().to_string());
+    match loadtest::trace::calibrate(&history.requests, &history.cpu, &history.in_service) {
+        Some(calibration) => eprintln!(
+            "capacity: {:.1} req/s per instance at 100% CPU (the median of {} minutes at {:.0}-{:.0}% CPU)\nreplay it: loadtest backtest --trace {name} --capacity-rps {:.1} --policy POLICY.toml",
+            calibration.capacity_rps,
+            calibration.minutes,
+            loadtest::trace::CALIBRATION_CPU.start(),
+            loadtest::trace::CALIBRATION_CPU.end(),
+            calibration.capacity_rps
+        ),
+        None => eprintln!(
+            "capacity: not derived: {} CPU and {} GroupInServiceInstances datapoints, no minute with both at {:.0}-{:.0}% CPU (GroupInServiceInstances needs the group's metrics collection on: EnableMetricsCollection)\nreplay it: loadtest backtest --trace {name} --capacity-rps N --policy POLICY.toml",
+            history.cpu.len(),
+            history.in_service.len(),
+            loadtest::trace::CALIBRATION_CPU.start(),
+            loadtest::trace::CALIBRATION_CPU.end()
+        ),
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

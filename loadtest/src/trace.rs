@@ -110,11 +110,171 @@ impl Trace {
     pub fn peak(&self) -> f64 {
         self.samples.iter().map(|s| s.rps).fold(0.0, f64::max)
     }
+
+    /// A trace from a load balancer's requests a minute (datapoints at
+    /// their minute's start): every minute of `[since, until)` (whole
+    /// minutes), a minute with no datapoint as no request (the load
+    /// balancer publishes nothing then). None when that is no minute.
+    pub fn from_requests_a_minute(
+        requests: &[functions::decide::Datapoint],
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Option<Self> {
+        let minute = |t: Timestamp| t.as_second().div_euclid(60);
+        let (first, end) = (
+            minute(since) + i64::from(since.as_second().rem_euclid(60) != 0),
+            minute(until),
+        );
+        let by_minute: std::collections::BTreeMap<i64, f64> =
+            requests.iter().map(|d| (minute(d.at), d.value)).collect();
+        let samples: Vec<Sample> = (first..end)
+            .filter_map(|m| {
+                Some(Sample {
+                    at: Timestamp::from_second(m * 60).ok()?,
+                    rps: by_minute.get(&m).copied().unwrap_or(0.0).max(0.0) / 60.0,
+                })
+            })
+            .collect();
+        (!samples.is_empty()).then_some(Self { samples })
+    }
+
+    /// The trace as its CSV (what [`Trace::parse`] reads).
+    pub fn to_csv(&self) -> String {
+        let mut text = String::from("timestamp,requests_per_second\n");
+        for sample in &self.samples {
+            text.push_str(&format!("{},{}\n", sample.at, (sample.rps * 1000.0).round() / 1000.0));
+        }
+        text
+    }
+}
+
+/// What one instance serves at 100% CPU, derived from a group's history
+/// (`loadtest trace --aws`): each minute with the group between
+/// [`CALIBRATION_CPU`] % CPU and at least one instance in service gives
+/// (requests a second per instance) / (CPU / 100); the median of those.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Calibration {
+    pub capacity_rps: f64,
+    /// The minutes it is the median of.
+    pub minutes: usize,
+}
+
+/// The CPU range calibration reads: below it idle work (health checks,
+/// the OS) weighs too much, above it the group sheds and CPU no longer
+/// grows with the load.
+pub const CALIBRATION_CPU: std::ops::RangeInclusive<f64> = 20.0..=90.0;
+
+/// Calibrates from requests a minute, CPU % and instances in service of
+/// the same minutes; None without a usable minute.
+pub fn calibrate(
+    requests: &[functions::decide::Datapoint],
+    cpu: &[functions::decide::Datapoint],
+    in_service: &[functions::decide::Datapoint],
+) -> Option<Calibration> {
+    let minute = |t: Timestamp| t.as_second().div_euclid(60);
+    let of = |series: &[functions::decide::Datapoint]| -> std::collections::BTreeMap<i64, f64> {
+        series.iter().map(|d| (minute(d.at), d.value)).collect()
+    };
+    let (cpu, in_service) = (of(cpu), of(in_service));
+    let mut per_instance: Vec<f64> = requests
+        .iter()
+        .filter_map(|r| {
+            let m = minute(r.at);
+            let (c, n) = (*cpu.get(&m)?, *in_service.get(&m)?);
+            (CALIBRATION_CPU.contains(&c) && n >= 1.0 && r.value > 0.0).then(|| r.value / 60.0 / n / (c / 100.0))
+        })
+        .filter(|v| v.is_finite())
+        .collect();
+    if per_instance.is_empty() {
+        return None;
+    }
+    per_instance.sort_by(f64::total_cmp);
+    let k = per_instance.len();
+    let median = if k % 2 == 1 {
+        per_instance[k / 2]
+    } else {
+        (per_instance[k / 2 - 1] + per_instance[k / 2]) / 2.0
+    };
+    Some(Calibration {
+        capacity_rps: median,
+        minutes: k,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn point(minute: i64, value: f64) -> functions::decide::Datapoint {
+        functions::decide::Datapoint {
+            at: Timestamp::from_second(1_763_251_200 + 60 * minute).expect("time"),
+            value,
+        }
+    }
+
+    #[test]
+    fn a_trace_from_requests_a_minute_has_every_minute_and_reads_back() {
+        let since = Timestamp::from_second(1_763_251_200).expect("since");
+        let until = since + SignedDuration::from_mins(4);
+        // Minute 2 has no datapoint: the load balancer saw no request.
+        let trace = Trace::from_requests_a_minute(&[point(0, 600.0), point(1, 1200.0), point(3, 60.0)], since, until)
+            .expect("minutes");
+        let rates: Vec<f64> = trace.samples.iter().map(|s| s.rps).collect();
+        assert_eq!(rates, [10.0, 20.0, 0.0, 1.0]);
+        assert_eq!(Trace::parse("t.csv", &trace.to_csv()).expect("reads back"), trace);
+        // Part minutes at the ends are left out; an empty window is none.
+        let late = since + SignedDuration::from_secs(30);
+        assert_eq!(
+            Trace::from_requests_a_minute(&[], late, until)
+                .expect("3")
+                .samples
+                .len(),
+            3
+        );
+        assert_eq!(Trace::from_requests_a_minute(&[], since, since), None);
+    }
+
+    #[test]
+    fn calibration_is_the_median_per_instance_rate_at_full_cpu() {
+        // 2 instances: 6000 a minute at 50% CPU -> 50 req/s each at half
+        // their CPU -> 100 at 100%; 9000 at 50% -> 150; 12000 at 80% -> 125.
+        let requests = [
+            point(0, 6000.0),
+            point(1, 9000.0),
+            point(2, 12000.0),
+            point(3, 600.0),
+            point(4, 30000.0),
+        ];
+        let cpu = [
+            point(0, 50.0),
+            point(1, 50.0),
+            point(2, 80.0),
+            point(3, 5.0),
+            point(4, 100.0),
+        ];
+        let in_service = [
+            point(0, 2.0),
+            point(1, 2.0),
+            point(2, 2.0),
+            point(3, 2.0),
+            point(4, 2.0),
+        ];
+        let calibration = calibrate(&requests, &cpu, &in_service).expect("calibrated");
+        // Minutes 3 (5% CPU: idle) and 4 (100%: saturated) are not read.
+        assert_eq!(
+            calibration,
+            Calibration {
+                capacity_rps: 125.0,
+                minutes: 3
+            }
+        );
+        assert_eq!(calibrate(&requests, &cpu, &[]), None, "no instances in service known");
+        assert_eq!(
+            calibrate(&requests[3..], &cpu, &in_service),
+            None,
+            "only idle and saturated minutes"
+        );
+    }
 
     #[test]
     fn parses_rows() {

@@ -175,3 +175,50 @@ fn bad_arguments_name_the_flag_and_change_nothing() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+/// `loadtest trace`: bad flags name the flag and what is allowed; an
+/// unreachable CloudWatch is named and leaves no file behind.
+#[test]
+fn trace_refuses_bad_flags_and_leaves_no_partial_file() {
+    for (args, wanted) in [
+        (&["trace", "--group", "web"][..], "--aws"),
+        (
+            &["trace", "--aws", "--group", "web", "--since", "20d"][..],
+            "at most 15d (CloudWatch keeps one-minute datapoints 15 days)",
+        ),
+        (&["trace", "--aws", "--group", "web", "--since", "soon"][..], "--since"),
+        (
+            &["trace", "--aws", "--group", "web", "--until", "yesterday"][..],
+            "--until",
+        ),
+    ] {
+        let out = loadtest(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(wanted), "{args:?}: {wanted:?} not in {stderr}");
+    }
+    let file = std::env::temp_dir().join(format!("loadtest-trace-{}.csv", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args([
+            "trace",
+            "--aws",
+            "--group",
+            "web",
+            "--target-group",
+            "targetgroup/web/1",
+            "--out",
+            file.to_str().expect("utf-8 path"),
+        ])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("run loadtest");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("loadtest: ListMetrics:"), "{stderr}");
+    assert!(!file.exists(), "no file when nothing was read");
+}

@@ -660,7 +660,9 @@ fn functions(resources: &mut Map<String, Value>, policy: &Policy) {
                             { "Sid": "ChangeOnlyTheseGroups", "Effect": "Allow", "Action": "autoscaling:SetDesiredCapacity", "Resource": group_arns },
                             // Only the decision tag (EC2 Auto Scaling: aws:TagKeys on CreateOrUpdateTags).
                             { "Sid": "OnlyTheDecisionTag", "Effect": "Allow", "Action": "autoscaling:CreateOrUpdateTags", "Resource": group_arns, "Condition": { "ForAllValues:StringEquals": { "aws:TagKeys": [crate::aws::CAUSE_TAG] } } },
-                            { "Sid": "ReadGroupsAndMetrics", "Effect": "Allow", "Action": ["autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeScalingActivities", "autoscaling:DescribeTags", "cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms"], "Resource": "*" },
+                            // These three and GetMetricData have no resource types (Service
+                            // Authorization Reference: Resource "*").
+                            { "Sid": "ReadGroupsAndMetrics", "Effect": "Allow", "Action": ["autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeScalingActivities", "autoscaling:DescribeTags", "cloudwatch:GetMetricData"], "Resource": "*" },
                             { "Sid": "ConsumeTheTriggerQueue", "Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"], "Resource": get_att(QUEUE, "Arn") }
                         ]
                     }
@@ -668,10 +670,29 @@ fn functions(resources: &mut Map<String, Value>, policy: &Policy) {
             }
         }),
     );
+    // DescribeAlarms takes the alarm resource type: only the policy's own
+    // alarms, the ones the functions re-check (by name; composite alarms,
+    // which need "*", are not used).
+    let mut alarm_names: Vec<&str> = policy
+        .groups
+        .iter()
+        .flat_map(|g| &g.alarm_policies)
+        .map(|a| a.alarm.as_str())
+        .collect();
+    alarm_names.sort_unstable();
+    alarm_names.dedup();
+    let read_alarms = (!alarm_names.is_empty()).then(|| {
+        let arns: Vec<Value> = alarm_names
+            .iter()
+            .map(|name| sub(&format!("arn:${{AWS::Partition}}:cloudwatch:${{AWS::Region}}:${{AWS::AccountId}}:alarm:{name}")))
+            .collect();
+        json!({ "Sid": "ReadOnlyThePolicysAlarms", "Effect": "Allow", "Action": "cloudwatch:DescribeAlarms", "Resource": arns })
+    });
     if let Some(Value::Array(statements)) = resources
         .get_mut("FunctionRole")
         .and_then(|r| r.pointer_mut("/Properties/Policies/0/PolicyDocument/Statement"))
     {
+        statements.extend(read_alarms);
         statements.extend(limits);
     }
     // Each group's own target group, by name (issue 18: the first group's was read for all).

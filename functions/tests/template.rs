@@ -495,6 +495,39 @@ fn triggers_wait_for_their_groups_and_the_function_may_do_only_its_job() {
             .find(|s| s["Sid"] == sid)
             .unwrap_or_else(|| panic!("no statement {sid}"))
     };
+    // DescribeAlarms only on the policy's alarms (it takes the alarm
+    // resource type; "*" is needed only for composite alarms, not used).
+    let alarms = sid("ReadOnlyThePolicysAlarms");
+    assert_eq!(alarms["Action"], "cloudwatch:DescribeAlarms");
+    let mut names: Vec<&str> = policy
+        .groups
+        .iter()
+        .flat_map(|g| &g.alarm_policies)
+        .map(|a| a.alarm.as_str())
+        .collect();
+    names.sort_unstable();
+    let arns: Vec<&str> = alarms["Resource"]
+        .as_array()
+        .expect("alarm ARNs")
+        .iter()
+        .map(|a| a["Fn::Sub"].as_str().expect("Fn::Sub"))
+        .collect();
+    assert_eq!(arns.len(), names.len(), "{arns:?}");
+    for (arn, name) in arns.iter().zip(&names) {
+        assert!(
+            arn.starts_with("arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:")
+                && arn.ends_with(&format!(":alarm:{name}")),
+            "{arn}"
+        );
+    }
+    for statement in statements {
+        if statement["Sid"] != "ReadOnlyThePolicysAlarms" {
+            assert!(
+                !statement["Action"].to_string().contains("DescribeAlarms"),
+                "{statement}"
+            );
+        }
+    }
     let tags = sid("OnlyTheDecisionTag");
     assert_eq!(tags["Action"], "autoscaling:CreateOrUpdateTags");
     assert_eq!(

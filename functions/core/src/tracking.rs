@@ -140,12 +140,27 @@ impl<'a> Ordered<'a> {
 
     /// The newest datapoint of `instance` at or before `t` and at most
     /// `FRESHNESS` old.
+    #[cfg(test)]
     fn latest(&self, instance: &str, t: Timestamp) -> Option<&Datapoint> {
-        let points = self.series.get(instance)?;
-        let after = points.partition_point(|d| d.at <= t);
-        let point = points.get(after.checked_sub(1)?)?;
-        (elapsed(point.at, t) <= FRESHNESS).then_some(point)
+        latest_in(self.series.get(instance)?, t)
     }
+
+    /// Each instance's datapoints, in the order of `instances` (looked up
+    /// once a decision, not once per instance per recommendation).
+    fn per_instance(&self, instances: &[crate::decide::Instance]) -> Vec<Option<&[Datapoint]>> {
+        instances
+            .iter()
+            .map(|i| self.series.get(i.id.as_str()).map(|points| &**points))
+            .collect()
+    }
+}
+
+/// The newest of time-ordered `points` at or before `t` and at most
+/// `FRESHNESS` old.
+fn latest_in(points: &[Datapoint], t: Timestamp) -> Option<&Datapoint> {
+    let after = points.partition_point(|d| d.at <= t);
+    let point = points.get(after.checked_sub(1)?)?;
+    (elapsed(point.at, t) <= FRESHNESS).then_some(point)
 }
 
 /// The desired-capacity changes of the activity history, oldest first.
@@ -189,6 +204,7 @@ pub(crate) fn decide(
         );
     }
     let ordered = Ordered::new(series);
+    let ordered = ordered.per_instance(&observed.instances);
     let history = History {
         changes: changes(activities),
         last_scale_in: last_scale_in(activities),
@@ -338,26 +354,31 @@ fn recommend(
     group: &GroupPolicy,
     policy: &TargetTracking,
     observed: &Observation,
-    series: &Ordered<'_>,
+    series: &[Option<&[Datapoint]>],
     history: &History<'_>,
     t: Timestamp,
 ) -> Option<Recommendation> {
     let current = capacity_at(observed.desired, &history.changes, t);
     let warmup = group.warmup();
-    let (mut ready, mut missing, mut unready) = (Vec::new(), 0usize, 0usize);
+    // The ready instances' values are only ever summed, in order: a
+    // running sum (from -0.0, as `Iterator::sum` starts) and a count give
+    // the same floating-point result as collecting them, with no allocation.
+    let (mut sum, mut count, mut missing, mut unready) = (-0.0f64, 0usize, 0usize, 0usize);
     let mut newest: Option<Timestamp> = None;
     let there_at = |at: Timestamp| {
         observed
             .instances
             .iter()
-            .filter(move |i| i.launched_at <= at && i.lifecycle != Lifecycle::Terminating)
+            .zip(series)
+            .filter(move |(i, _)| i.launched_at <= at && i.lifecycle != Lifecycle::Terminating)
     };
-    for instance in there_at(t) {
+    for (instance, points) in there_at(t) {
         let is_ready = !instance.is_warming(warmup, t);
-        let point = series.latest(&instance.id, t);
+        let point = points.and_then(|points| latest_in(points, t));
         match (is_ready, point) {
             (true, Some(point)) => {
-                ready.push(point.value);
+                sum += point.value;
+                count += 1;
                 newest = newest.max(Some(point.at));
             }
             (true, None) => missing += 1,
@@ -365,7 +386,7 @@ fn recommend(
         }
     }
     let newest = newest?;
-    let mean = ready.iter().sum::<f64>() / ready.len() as f64;
+    let mean = sum / count as f64;
     // The HPA reads fresh metrics of the pods that exist now; CloudWatch's
     // datapoints are minutes late (`cloudwatch::INGESTION_DELAY`), so the
     // newest may come from before a scale-in, when more instances shared
@@ -374,39 +395,38 @@ fn recommend(
     // asks for far too few (40 -> 4 -> 2, then out to 3 again).
     if history.last_scale_in.is_some_and(|start| start > newest) {
         let served_then = capacity_at(observed.desired, &history.changes, newest) as usize;
-        ready.extend(std::iter::repeat_n(
-            mean,
-            served_then.saturating_sub(there_at(newest).count()),
-        ));
+        for _ in 0..served_then.saturating_sub(there_at(newest).count()) {
+            sum += mean;
+            count += 1;
+        }
     }
     let ratio = mean / policy.target;
     let within = |ratio: f64| policy.within_tolerance(ratio);
     let ceil = |ratio: f64, count: usize| (ratio * count as f64 - 1e-9).ceil().max(0.0) as u32;
     if missing == 0 && unready == 0 {
-        let capacity = if within(ratio) {
-            current
-        } else {
-            ceil(ratio, ready.len())
-        };
+        let capacity = if within(ratio) { current } else { ceil(ratio, count) };
         return Some(Recommendation { capacity, mean, newest });
     }
     let scale_out = ratio > 1.0;
-    let mut values = ready.clone();
     // Conservative guesses: on a scale-in a silent instance may be busy (100%
     // of target); on a scale-out it and a warming one may be idle (0).
-    values.extend(std::iter::repeat_n(
-        if scale_out { 0.0 } else { policy.target },
-        missing,
-    ));
-    if scale_out {
-        values.extend(std::iter::repeat_n(0.0, unready));
+    let guess = if scale_out { 0.0 } else { policy.target };
+    for _ in 0..missing {
+        sum += guess;
+        count += 1;
     }
-    let new_ratio = values.iter().sum::<f64>() / values.len() as f64 / policy.target;
+    if scale_out {
+        for _ in 0..unready {
+            sum += 0.0;
+            count += 1;
+        }
+    }
+    let new_ratio = sum / count as f64 / policy.target;
     // The guesses may flip the direction or land in the band: then stay.
     let capacity = if within(new_ratio) || (scale_out && new_ratio < 1.0) || (!scale_out && new_ratio > 1.0) {
         current
     } else {
-        ceil(new_ratio, values.len())
+        ceil(new_ratio, count)
     };
     Some(Recommendation { capacity, mean, newest })
 }

@@ -131,7 +131,10 @@ impl Sim<'_> {
         let observed = self.observation(now);
         let history = self.history(now);
         let since = now - HISTORY;
-        let recent: Vec<Activity> = self.activities.iter().filter(|a| a.start >= since).cloned().collect();
+        // Activities are appended in time order (`apply`): the recent ones
+        // are a tail, found by binary search, not a scan of the whole replay.
+        let first = self.activities.partition_point(|a| a.start < since);
+        let recent: Vec<Activity> = self.activities[first..].to_vec();
         let decision = decide(self.group, &observed, &history, &recent, trigger, now)?;
         self.apply(&decision, now);
         Ok(decision)

@@ -246,10 +246,21 @@ pub(crate) fn decide(
 
     // Stabilisation from history: past recommendations recomputed at each
     // datapoint time inside the windows.
-    let window = policy.scale_out.stabilization.max(policy.scale_in.stabilization);
+    // Only the window of the direction asked for can change the result:
+    // on a scale-out the highest of the scale-in window is at least this
+    // recommendation, so it never lowers the stabilised one; on a scale-in
+    // the lowest of the scale-out window is at most this one and never
+    // raises it; with no change asked, neither moves it (so most ticks
+    // recompute nothing).
+    let window = match capacity.cmp(&current) {
+        std::cmp::Ordering::Greater => Some(policy.scale_out.stabilization),
+        std::cmp::Ordering::Less => Some(policy.scale_in.stabilization),
+        std::cmp::Ordering::Equal => None,
+    };
     let mut up = capacity;
     let mut down = capacity;
-    for t in evaluation_times(series, now, window) {
+    let times = window.map_or_else(Vec::new, |window| evaluation_times(series, now, window));
+    for t in times {
         let Some(past) = recommend(group, policy, observed, &ordered, &history, t) else {
             continue;
         };

@@ -333,12 +333,20 @@ fn replay(trace: &Trace, group: &GroupPolicy, model: Model, full_history: bool) 
                     .push(Datapoint { at: t, value });
             }
         }
+        // Every series is in time order: what expired is a prefix. The
+        // per-instance ones are read from their window on by binary search
+        // (`Sim::history`), so older points are dropped an hour's worth at
+        // a time rather than shifting the whole series every minute.
         let keep_from = now - keep;
         for series in [&mut sim.cpu, &mut sim.per_target, &mut sim.no_target] {
-            series.retain(|(at, _)| *at >= keep_from);
+            let expired = series.partition_point(|(at, _)| *at < keep_from);
+            series.drain(..expired);
         }
         for points in sim.per_instance.values_mut().flat_map(|m| m.values_mut()) {
-            points.retain(|d| d.at >= keep_from);
+            if points.first().is_some_and(|d| d.at < keep_from - HISTORY) {
+                let expired = points.partition_point(|d| d.at < keep_from);
+                points.drain(..expired);
+            }
         }
 
         // Alarms evaluate every minute (`cloudwatch::evaluation_end`), over

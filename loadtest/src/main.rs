@@ -74,16 +74,20 @@ enum Command {
     },
 }
 
-/// `loadtest trace`: a group's recorded traffic as a trace.
+/// `loadtest trace`: a group's recorded traffic, or a synthetic shape, as a trace.
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["aws", "shape"])))]
 struct TraceArgs {
     /// Read from AWS: CloudWatch and Auto Scaling, with credentials, region
     /// and AWS_ENDPOINT_URL from the environment, as for the AWS CLI.
-    #[arg(long, required = true)]
+    #[arg(long, requires = "group")]
     aws: bool,
-    /// The Auto Scaling group.
+    /// Write a synthetic shape instead (see README "Backtests").
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(loadtest::trace::SHAPES), conflicts_with_all = ["group", "since", "until", "target_group"])]
+    shape: Option<String>,
+    /// The Auto Scaling group (with --aws).
     #[arg(long)]
-    group: String,
+    group: Option<String>,
     /// How far back from --until (at most 15d: CloudWatch keeps one-minute datapoints 15 days).
     #[arg(long, default_value = "14d", value_parser = trace_since)]
     since: Duration,
@@ -295,8 +299,38 @@ fn run_cli(cli: Cli) -> Result<bool> {
     }
 }
 
+/// Writes `csv` to `--out` whole or not at all (a temporary file beside
+/// it, renamed), or to standard output.
+fn write_trace(out: Option<&std::path::Path>, csv: &str) -> Result<()> {
+    match out {
+        Some(path) => {
+            let partial = path.with_extension("csv.partial");
+            std::fs::write(&partial, csv)
+                .and_then(|()| std::fs::rename(&partial, path))
+                .inspect_err(|_| {
+                    let _ = std::fs::remove_file(&partial);
+                })
+                .with_context(|| format!("--out {}: cannot write the trace", path.display()))?;
+        }
+        None => std::io::stdout().write_all(csv.as_bytes())?,
+    }
+    Ok(())
+}
+
 fn trace_cli(args: TraceArgs) -> Result<()> {
-    debug_assert!(args.aws, "clap requires --aws");
+    if let Some(shape) = &args.shape {
+        let trace = Trace::synthetic(shape).with_context(|| format!("--shape {shape}: unknown"))?;
+        write_trace(args.out.as_deref(), &trace.to_csv())?;
+        eprintln!(
+            "shape {shape}: {} minutes from {}, mean {:.1} req/s, peak {:.1}",
+            trace.samples.len(),
+            trace.samples[0].at,
+            trace.samples.iter().map(|s| s.rps).sum::<f64>() / trace.samples.len() as f64,
+            trace.peak()
+        );
+        return Ok(());
+    }
+    let group = args.group.clone().context("--aws needs --group")?;
     let until = args.until.unwrap_or_else(jiff::Timestamp::now);
     let since = until - jiff::SignedDuration::try_from(args.since)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -306,7 +340,7 @@ fn trace_cli(args: TraceArgs) -> Result<()> {
             functions::history::read(
                 &aws_sdk_autoscaling::Client::new(&config),
                 &aws_sdk_cloudwatch::Client::new(&config),
-                &args.group,
+                &group,
                 args.target_group.as_deref(),
                 since,
                 until,
@@ -316,20 +350,7 @@ fn trace_cli(args: TraceArgs) -> Result<()> {
         .map_err(anyhow::Error::msg)?;
     let trace =
         Trace::from_requests_a_minute(&history.requests, since, until).context("the window holds no whole minute")?;
-    let csv = trace.to_csv();
-    match &args.out {
-        // Written whole or not at all: a temporary file beside it, renamed.
-        Some(path) => {
-            let partial = path.with_extension("csv.partial");
-            std::fs::write(&partial, &csv)
-                .and_then(|()| std::fs::rename(&partial, path))
-                .inspect_err(|_| {
-                    let _ = std::fs::remove_file(&partial);
-                })
-                .with_context(|| format!("--out {}: cannot write the trace", path.display()))?;
-        }
-        None => std::io::stdout().write_all(csv.as_bytes())?,
-    }
+    write_trace(args.out.as_deref(), &trace.to_csv())?;
     let mean = trace.samples.iter().map(|s| s.rps).sum::<f64>() / trace.samples.len() as f64;
     eprintln!(
         "group {}: {} minutes from {} to {} (target group {}, load balancer {}), {} with requests; mean {mean:.1} req/s, peak {:.1}",

@@ -148,6 +148,59 @@ impl Trace {
     }
 }
 
+/// Synthetic shapes of traffic (issue 22: a policy must not be tuned to
+/// one trace), from Monday 2026-11-16 00:00 UTC, one row a minute, the
+/// base load 100 req/s:
+///
+/// | shape | what |
+/// |---|---|
+/// | `square` | a day of 5 minutes at 1x, 5 at 3x: a half-period near the 90 s boot plus the 3-minute metric delay |
+/// | `ramp` | a day: 2 h at 1x, a ramp to 3x over 10 h, 12 h at 3x |
+/// | `two-peaks` | a week: two daily peaks (5x at 10:00 and 4x at 20:00, 1 h wide each) over a night trough of 0.5x |
+/// | `holiday-week` | a week of office hours (9:00-18:00 at 6x on weekdays, 1x otherwise), Wednesday a holiday at 1x |
+pub const SHAPES: [&str; 4] = ["square", "ramp", "two-peaks", "holiday-week"];
+
+impl Trace {
+    /// The synthetic shape `name` (one of [`SHAPES`]); None for another name.
+    pub fn synthetic(name: &str) -> Option<Self> {
+        const BASE: f64 = 100.0;
+        let (days, rate): (i64, fn(i64) -> f64) = match name {
+            "square" => (1, |m| if (m / 5) % 2 == 0 { 1.0 } else { 3.0 }),
+            "ramp" => (1, |m| {
+                let hours = m as f64 / 60.0;
+                if hours < 2.0 {
+                    1.0
+                } else if hours < 12.0 {
+                    1.0 + 2.0 * (hours - 2.0) / 10.0
+                } else {
+                    3.0
+                }
+            }),
+            "two-peaks" => (7, |m| {
+                let hour = (m % 1440) as f64 / 60.0;
+                let bump = |centre: f64, height: f64| height * (-((hour - centre) / 0.5).powi(2)).exp();
+                // 1x by day, down to 0.5x at 03:00.
+                let trough = (1.0 - ((hour - 3.0) / 4.0).powi(2)).max(0.0);
+                1.0 - 0.5 * trough + bump(10.0, 4.5) + bump(20.0, 3.5)
+            }),
+            "holiday-week" => (7, |m| {
+                let (day, hour) = (m / 1440, (m % 1440) / 60);
+                let working = day < 5 && day != 2 && (9..18).contains(&hour);
+                if working { 6.0 } else { 1.0 }
+            }),
+            _ => return None,
+        };
+        let start = Timestamp::from_second(1_794_787_200).ok()?;
+        let samples = (0..days * 1440)
+            .map(|m| Sample {
+                at: start + SignedDuration::from_mins(m),
+                rps: (BASE * rate(m) * 1000.0).round() / 1000.0,
+            })
+            .collect();
+        Some(Self { samples })
+    }
+}
+
 /// What one instance serves at 100% CPU, derived from a group's history
 /// (`loadtest trace --aws`): each minute with the group between
 /// [`CALIBRATION_CPU`] % CPU and at least one instance in service gives
@@ -274,6 +327,48 @@ mod tests {
             None,
             "only idle and saturated minutes"
         );
+    }
+
+    #[test]
+    fn synthetic_shapes_are_what_they_say() {
+        let rate = |trace: &Trace, minute: usize| trace.samples[minute].rps;
+        let square = Trace::synthetic("square").expect("square");
+        assert_eq!(square.samples.len(), 1440);
+        // Day 0 is a Monday: holiday-week's weekdays count from it.
+        assert_eq!(
+            square.samples[0].at.to_zoned(jiff::tz::TimeZone::UTC).weekday(),
+            jiff::civil::Weekday::Monday
+        );
+        assert_eq!(
+            (rate(&square, 0), rate(&square, 15), rate(&square, 30)),
+            (100.0, 1000.0, 100.0)
+        );
+        let ramp = Trace::synthetic("ramp").expect("ramp");
+        assert_eq!(
+            (rate(&ramp, 60), rate(&ramp, 7 * 60), rate(&ramp, 13 * 60)),
+            (100.0, 200.0, 300.0)
+        );
+        let peaks = Trace::synthetic("two-peaks").expect("two-peaks");
+        assert_eq!(peaks.samples.len(), 7 * 1440);
+        let (ten, eight_pm, three_am) = (rate(&peaks, 600), rate(&peaks, 1200), rate(&peaks, 180));
+        assert!(
+            ten > eight_pm && eight_pm > 4.0 * three_am,
+            "{ten} {eight_pm} {three_am}"
+        );
+        let week = Trace::synthetic("holiday-week").expect("holiday-week");
+        let monday_noon = rate(&week, 12 * 60);
+        let wednesday_noon = rate(&week, 2 * 1440 + 12 * 60);
+        let saturday_noon = rate(&week, 5 * 1440 + 12 * 60);
+        assert_eq!((monday_noon, wednesday_noon, saturday_noon), (600.0, 100.0, 100.0));
+        for name in SHAPES {
+            let trace = Trace::synthetic(name).expect(name);
+            assert_eq!(
+                Trace::parse(name, &trace.to_csv()).expect("reads back"),
+                trace,
+                "{name}"
+            );
+        }
+        assert_eq!(Trace::synthetic("sine"), None);
     }
 
     #[test]

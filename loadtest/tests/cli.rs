@@ -222,3 +222,51 @@ fn trace_refuses_bad_flags_and_leaves_no_partial_file() {
     assert!(stderr.contains("loadtest: ListMetrics:"), "{stderr}");
     assert!(!file.exists(), "no file when nothing was read");
 }
+
+/// `loadtest trace --shape`: a synthetic trace the backtest reads back;
+/// an unknown shape lists the allowed ones, and a shape cannot be mixed
+/// with the flags that read AWS.
+#[test]
+fn trace_writes_a_synthetic_shape_the_backtest_replays() {
+    for (args, wanted) in [
+        (
+            &["trace", "--shape", "sine"][..],
+            "[possible values: square, ramp, two-peaks, holiday-week]",
+        ),
+        (&["trace", "--shape", "ramp", "--group", "web"][..], "--group"),
+        (&["trace"][..], "--aws"),
+    ] {
+        let out = loadtest(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(wanted), "{args:?}: {wanted:?} not in {stderr}");
+    }
+    let file = std::env::temp_dir().join(format!("loadtest-shape-{}.csv", std::process::id()));
+    let path = file.to_str().expect("utf-8 path");
+    let out = loadtest(&["trace", "--shape", "square", "--out", path]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("shape square: 1440 minutes from 2026-11-16T00:00:00Z"),
+        "{stderr}"
+    );
+    let out = loadtest(&[
+        "backtest",
+        "--trace",
+        path,
+        "--policy",
+        "policies/office-hours.toml",
+        "--json",
+    ]);
+    let _ = std::fs::remove_file(&file);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("\"minutes\": 1440") || stdout.contains("\"minutes\":1440"),
+        "{stdout}"
+    );
+}

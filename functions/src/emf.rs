@@ -64,7 +64,9 @@ pub fn decision_record(
         "RecommendedCapacity": after,
         "Change": i64::from(after) - i64::from(decision.from),
         "Acted": u8::from(acted),
+        "code": decision.code,
         "reason": decision.reason,
+        "rule_codes": decision.rules.iter().map(|r| r.code).collect::<Vec<_>>(),
     })
 }
 
@@ -77,11 +79,13 @@ pub fn emit(group: &str, trigger: &Trigger, decision: &Decision, acted: bool, no
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decide::Code;
 
     fn decision(from: u32, action: Action) -> Decision {
         Decision {
             from,
             action,
+            code: Code::Step,
             reason: "alarm web-cpu-high: 2 -> 4".into(),
             rules: Vec::new(),
             cause: None,
@@ -124,6 +128,11 @@ mod tests {
             (Some("schedule"), Some(4))
         );
         assert_eq!((doc["Change"].as_i64(), doc["Acted"].as_u64()), (Some(2), Some(1)));
+        // Issue 19: the decision's code beside its reason, to filter logs by.
+        assert_eq!(
+            (doc["code"].as_str(), doc["rule_codes"].as_array().map(Vec::len)),
+            (Some("step"), Some(0))
+        );
         // One line: the whole log event is the document.
         assert!(!doc.to_string().contains('\n'));
         let hold = decision_record("A", "web", &trigger, &decision(3, Action::Hold), false, now);

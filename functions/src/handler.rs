@@ -186,8 +186,10 @@ impl<G: GroupPort + Sync, M: MetricsPort + Sync> Handler<G, M> {
             observed_desired = observed.desired,
             instances = observed.instances.len(),
             action = %serde_json::to_string(&decision.action).unwrap_or_default(),
+            code = %decision.code,
             reason = %decision.reason,
-            rules = %decision.rules.join("; "),
+            rules = %decision.explain("; "),
+            rule_codes = %scaling::rule::codes(&decision.rules),
             dry_run = self.dry_run,
             "decision"
         );

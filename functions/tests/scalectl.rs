@@ -66,6 +66,16 @@ fn decides_a_schedule_and_a_tick() {
     assert_eq!(json["decision"]["action"]["set_desired"], 5, "{json:#}");
     let rules = json["decision"]["rules"].to_string();
     assert!(rules.contains("largest of 2 proposals"), "{rules}");
+    // Issue 19: the codes beside the sentences: the alarm's step won, and why.
+    assert_eq!(json["decision"]["code"], "step", "{json:#}");
+    let codes: Vec<&str> = json["decision"]["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| r["code"].as_str().expect("code"))
+        .collect();
+    assert_eq!(codes.first(), Some(&"step"), "{codes:?}");
+    assert_eq!(codes.last(), Some(&"proposals"), "{codes:?}");
 }
 
 #[test]

@@ -90,7 +90,7 @@ fn scheduled_action_cases() {
         let decision =
             decide(&web(), &observed, &MetricHistory::default(), &[], &fired(schedule), now).expect("decide");
         assert_eq!(decision.action, action, "{name}: {decision:#?}");
-        let text = format!("{} | {}", decision.reason, decision.rules.join(" | "));
+        let text = format!("{} | {}", decision.reason, decision.explain(" | "));
         assert!(text.contains(explains), "{name}: {explains:?} not in {text:?}");
         assert_eq!(decision.cause.is_some(), decision.action != Action::Hold, "{name}");
     }

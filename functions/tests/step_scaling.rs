@@ -3,8 +3,8 @@
 mod support;
 
 use functions::decide::{
-    Action, Activity, AlarmState, AlarmStatus, Decision, Instance, Lifecycle, MetricHistory, Observation, Trigger,
-    alarm_cause, decide,
+    Action, Activity, AlarmState, AlarmStatus, Code, Decision, Instance, Lifecycle, MetricHistory, Observation,
+    Trigger, alarm_cause, decide,
 };
 use functions::policy::{GroupPolicy, Policy, PolicyType};
 use jiff::{SignedDuration, Timestamp};
@@ -70,7 +70,8 @@ struct Case {
     activities: Vec<Activity>,
     trigger: Trigger,
     action: Action,
-    /// Fragments the reason or the rules must contain.
+    /// Fragments the reason or the rules must contain; each is followed by
+    /// its code in brackets (`"already at 10 [clamped]"`, issue 19).
     explains: &'static [&'static str],
 }
 
@@ -86,7 +87,12 @@ fn check(policy: &GroupPolicy, cases: Vec<Case>) {
         )
         .expect("decide");
         assert_eq!(decision.action, case.action, "{}: {decision:#?}", case.name);
-        let text = format!("{} | {}", decision.reason, decision.rules.join(" | "));
+        let rules: Vec<String> = decision
+            .rules
+            .iter()
+            .map(|r| format!("{} [{}]", r.text, r.code))
+            .collect();
+        let text = format!("{} [{}] | {}", decision.reason, decision.code, rules.join(" | "));
         for fragment in case.explains {
             assert!(text.contains(fragment), "{}: {fragment:?} not in {text:?}", case.name);
         }
@@ -111,7 +117,10 @@ fn step_scaling_cases() {
             activities: vec![],
             trigger: high(85.0),
             action: Action::SetDesired(4),
-            explains: &["step +2 (CPUUtilization 85 > 70, step range 70..90)", "2 -> 4"],
+            explains: &[
+                "step +2 (CPUUtilization 85 > 70, step range 70..90) [step]",
+                "2 -> 4 [step]",
+            ],
         },
         Case {
             name: "lower bound inclusive above the threshold: CPU 90 is the +3 step",
@@ -135,7 +144,7 @@ fn step_scaling_cases() {
             activities: vec![],
             trigger: high(95.0),
             action: Action::SetDesired(10),
-            explains: &["clamped to max 10"],
+            explains: &["clamped to max 10 [clamped]"],
         },
         Case {
             name: "already at max: hold",
@@ -143,7 +152,7 @@ fn step_scaling_cases() {
             activities: vec![],
             trigger: high(95.0),
             action: Action::Hold,
-            explains: &["already at 10", "clamped to max 10"],
+            explains: &["already at 10 [clamped]", "clamped to max 10 [clamped]"],
         },
         Case {
             name: "scale in by one",
@@ -198,7 +207,7 @@ fn step_scaling_cases() {
             activities: vec![],
             trigger: alarm("web-cpu-low-step", Some(20.0)),
             action: Action::Hold,
-            explains: &["no scale-in while 2 instance(s) warm up"],
+            explains: &["no scale-in while 2 instance(s) warm up [warm_up]"],
         },
         Case {
             name: "warming instances are not counted: a repeated breach in the same step adds nothing",
@@ -206,7 +215,10 @@ fn step_scaling_cases() {
             activities: vec![],
             trigger: high(85.0),
             action: Action::Hold,
-            explains: &["2 warming instance(s) not counted: base 2", "already at 4"],
+            explains: &[
+                "2 warming instance(s) not counted: base 2 [warm_up]",
+                "already at 4 [already_there]",
+            ],
         },
         Case {
             name: "warming instances are not counted: a higher step adds the difference",
@@ -236,7 +248,7 @@ fn step_scaling_cases() {
             }],
             trigger: high(85.0),
             action: Action::Hold,
-            explains: &["already handled: this breach set 2 -> 4"],
+            explains: &["already handled: this breach set 2 -> 4", "[already_handled]"],
         },
         Case {
             name: "an alarm back in OK does nothing",
@@ -250,7 +262,7 @@ fn step_scaling_cases() {
                 data_at: None,
             }),
             action: Action::Hold,
-            explains: &["is Ok: alarm policies act only in ALARM"],
+            explains: &["is Ok: alarm policies act only in ALARM [not_in_alarm]"],
         },
         Case {
             name: "another group's alarm is not ours",
@@ -258,7 +270,7 @@ fn step_scaling_cases() {
             activities: vec![],
             trigger: alarm("session-cpu-high", Some(90.0)),
             action: Action::Hold,
-            explains: &["no policy of group web uses alarm session-cpu-high"],
+            explains: &["no policy of group web uses alarm session-cpu-high [not_ours]"],
         },
         Case {
             name: "no datapoint, no step",
@@ -266,7 +278,7 @@ fn step_scaling_cases() {
             activities: vec![],
             trigger: alarm("web-cpu-high", None),
             action: Action::Hold,
-            explains: &["carries no datapoint"],
+            explains: &["carries no datapoint to pick a step from [no_data]"],
         },
     ];
     check(&with_step_scale_in(web()), cases);
@@ -329,7 +341,7 @@ fn simple_scaling_cases() {
             activities: vec![activity(5, 4, 100)],
             trigger: high(90.0),
             action: Action::Hold,
-            explains: &["held: cooldown until 2026-11-20T11:08:20Z (simple scaling)"],
+            explains: &["held: cooldown until 2026-11-20T11:08:20Z (simple scaling) [cooldown]"],
         },
         Case {
             name: "after the cooldown",
@@ -348,7 +360,9 @@ fn simple_scaling_cases() {
             activities: vec![running],
             trigger: low(20.0),
             action: Action::Hold,
-            explains: &["simple scaling waits for the activity 5 -> 6 started 2026-11-20T11:04:50Z to finish"],
+            explains: &[
+                "simple scaling waits for the activity 5 -> 6 started 2026-11-20T11:04:50Z to finish [in_progress]",
+            ],
         },
         Case {
             name: "an activity of another cause starts the group's default cooldown (300 s)",
@@ -364,7 +378,7 @@ fn simple_scaling_cases() {
             activities: vec![by_low(400)],
             trigger: low(20.0),
             action: Action::Hold,
-            explains: &["held: cooldown until 2026-11-20T11:08:20Z (simple scaling)"],
+            explains: &["held: cooldown until 2026-11-20T11:08:20Z (simple scaling) [cooldown]"],
         },
         Case {
             name: "after its own cooldown",
@@ -410,7 +424,7 @@ fn a_step_policys_own_warmup_replaces_the_groups() {
         decision
             .rules
             .iter()
-            .any(|r| r.contains("2 warming instance(s) not counted"))
+            .any(|r| r.code == Code::WarmUp && r.text.contains("2 warming instance(s) not counted"))
     );
 }
 
@@ -424,10 +438,8 @@ fn scale_in_never_counts_on_protected_instances() {
     let decision = decide(&web(), &observed, &MetricHistory::default(), &[], &low, now()).expect("decide");
     assert_eq!(decision.action, Action::SetDesired(4));
     assert!(
-        decision
-            .rules
-            .iter()
-            .any(|r| r == "4 protected instance(s) kept; 1 of the 1 unprotected will be terminated"),
+        decision.rules.iter().any(|r| r.code == Code::Protected
+            && r.text == "4 protected instance(s) kept; 1 of the 1 unprotected will be terminated"),
         "{decision:#?}"
     );
     observed.instances[4].protected = true;
@@ -438,7 +450,7 @@ fn scale_in_never_counts_on_protected_instances() {
         decision
             .rules
             .iter()
-            .any(|r| r.contains("only 0 of 1 instance(s) to remove are unprotected")),
+            .any(|r| r.code == Code::Protected && r.text.contains("only 0 of 1 instance(s) to remove are unprotected")),
         "{decision:#?}"
     );
 }
@@ -559,7 +571,14 @@ fn decisions_serialise_for_logs_and_scalectl() {
     assert_eq!(json["action"], serde_json::json!({ "set_desired": 5 }));
     assert_eq!(json["from"], 2);
     assert_eq!(json["cause"], "alarm web-cpu-high at 2026-11-20T11:04:55Z");
-    assert_eq!(json["rules"][0], "step +3 (CPUUtilization 91.5 > 70, step range >= 90)");
+    // Issue 19: the code beside the sentence, for the decision and each rule.
+    assert_eq!(json["code"], "step");
+    assert_eq!(
+        json["rules"][0],
+        serde_json::json!({"code": "step", "text": "step +3 (CPUUtilization 91.5 > 70, step range >= 90)"})
+    );
+    let back: Decision = serde_json::from_value(json).expect("reads back");
+    assert_eq!(back, decision);
 }
 
 /// Issue 25.6: the core's arithmetic saturates. Validation refuses a change

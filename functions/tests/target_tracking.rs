@@ -229,7 +229,11 @@ fn target_tracking_cases() {
             activities: vec![],
             trigger: tick(vec![]),
             action: Action::SetDesired(6),
-            explains: &["-> 15 instance(s)", "limited by scale-out rate policies to 6"],
+            explains: &[
+                "-> 15 instance(s) [target_tracking]",
+                "limited by scale-out rate policies to 6 [rate_limited]",
+                "3 -> 6 [target_tracking]",
+            ],
         },
         Case {
             name: "select = min takes the smaller allowance: +2 per 60s",
@@ -287,7 +291,10 @@ fn target_tracking_cases() {
             activities: vec![],
             trigger: tick(vec![]),
             action: Action::Hold,
-            explains: &["scale-in stabilised to 4: the highest recommendation of the last 5m"],
+            explains: &[
+                "scale-in stabilised to 4: the highest recommendation of the last 5m [stabilised]",
+                "stay at 4 [stabilised]",
+            ],
         },
         Case {
             name: "outside the window the old recommendation no longer counts",
@@ -305,7 +312,7 @@ fn target_tracking_cases() {
             activities: vec![],
             trigger: tick(vec![]),
             action: Action::Hold,
-            explains: &["no recent datapoints"],
+            explains: &["no recent datapoints [no_data]"],
         },
         Case {
             name: "scale-in disabled",
@@ -314,7 +321,7 @@ fn target_tracking_cases() {
             activities: vec![],
             trigger: tick(vec![]),
             action: Action::Hold,
-            explains: &["scale-in disabled"],
+            explains: &["scale-in disabled [scale_in_disabled]", "stay at 4 [scale_in_disabled]"],
         },
         Case {
             name: "clamped to max",
@@ -323,7 +330,7 @@ fn target_tracking_cases() {
             activities: vec![],
             trigger: tick(vec![]),
             action: Action::SetDesired(10),
-            explains: &["clamped to max 10"],
+            explains: &["clamped to max 10 [clamped]", "9 -> 10 [target_tracking]"],
         },
         Case {
             name: "a duplicated tick is not acted on twice",
@@ -364,7 +371,11 @@ fn target_tracking_cases() {
             activities: vec![scale_in(4, 3, 60)],
             trigger: tick(vec![]),
             action: Action::Hold,
-            explains: &["scale-out held: the newest datapoint", "predates the scale-in"],
+            explains: &[
+                "scale-out held: the newest datapoint",
+                "predates the scale-in",
+                "[stale_datapoint]",
+            ],
         },
         // Once a minute of the smaller group is in, it scales out as usual.
         Case {
@@ -504,7 +515,7 @@ scale_out = {{ stabilization = "0s", policies = [{{ percent = 900, period = "60s
     .expect("decide");
     assert_eq!(by_cpu.action, Action::SetDesired(4), "{by_cpu:#?}");
     assert_eq!(by_demand.action, Action::SetDesired(16), "{by_demand:#?}");
-    let text = format!("{} | {}", by_demand.reason, by_demand.rules.join(" | "));
+    let text = format!("{} | {}", by_demand.reason, by_demand.explain(" | "));
     assert!(text.contains("cpu_demand"), "{text}");
 }
 
@@ -520,7 +531,13 @@ fn run(cases: Vec<Case>) {
         )
         .expect("decide");
         assert_eq!(decision.action, case.action, "{}: {decision:#?}", case.name);
-        let text = format!("{} | {}", decision.reason, decision.rules.join(" | "));
+        // Each sentence followed by its code in brackets (issue 19).
+        let rules: Vec<String> = decision
+            .rules
+            .iter()
+            .map(|r| format!("{} [{}]", r.text, r.code))
+            .collect();
+        let text = format!("{} [{}] | {}", decision.reason, decision.code, rules.join(" | "));
         for fragment in case.explains {
             assert!(text.contains(fragment), "{}: {fragment:?} not in {text:?}", case.name);
         }

@@ -16,6 +16,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::{AdjustmentType, AlarmPolicy, GroupPolicy, PolicyType, Step};
+pub use crate::rule::{Code, Rule};
 pub use crate::tracking::{Datapoint, MetricHistory};
 
 /// What the group looks like now.
@@ -142,10 +143,12 @@ pub enum Trigger {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     pub action: Action,
+    /// Why, as a code (see [`Code`]): the rule `reason` states.
+    pub code: Code,
     /// One line: why.
     pub reason: String,
     /// The rules that shaped the result, in the order applied.
-    pub rules: Vec<String>,
+    pub rules: Vec<Rule>,
     /// Desired capacity when deciding.
     pub from: u32,
     /// Recorded with the change, so the same breach is never acted on twice.
@@ -167,14 +170,20 @@ pub enum Action {
 }
 
 impl Decision {
-    pub(crate) fn hold(from: u32, reason: impl Into<String>, rules: Vec<String>) -> Self {
+    pub(crate) fn hold(from: u32, code: Code, reason: impl Into<String>, rules: Vec<Rule>) -> Self {
         Self {
             action: Action::Hold,
+            code,
             reason: reason.into(),
             rules,
             from,
             cause: None,
         }
+    }
+
+    /// The rules' sentences joined by `separator` (today's explanation).
+    pub fn explain(&self, separator: &str) -> String {
+        crate::rule::join(&self.rules, separator)
     }
 }
 
@@ -237,8 +246,12 @@ fn back_inside_limits(observed: &Observation, now: Timestamp) -> Option<Decision
     };
     Some(Decision {
         action: Action::SetDesired(to),
+        code: Code::OutsideLimits,
         reason: format!("desired {desired} is {bound} {to}: set to {to}"),
-        rules: vec![format!("desired {bound}: set to the limit {to} before any metric")],
+        rules: vec![Rule::new(
+            Code::OutsideLimits,
+            format!("desired {bound}: set to the limit {to} before any metric"),
+        )],
         from: desired,
         cause: Some(format!("limits {min}..={max} at {now}")),
     })
@@ -264,13 +277,19 @@ fn explain_protection(observed: &Observation, decision: &mut Decision) {
     }
     let removable = live.len() - protected;
     if removable >= to_remove {
-        decision.rules.push(format!(
-            "{protected} protected instance(s) kept; {to_remove} of the {removable} unprotected will be terminated"
+        decision.rules.push(Rule::new(
+            Code::Protected,
+            format!(
+                "{protected} protected instance(s) kept; {to_remove} of the {removable} unprotected will be terminated"
+            ),
         ));
     } else {
-        decision.rules.push(format!(
-            "only {removable} of {to_remove} instance(s) to remove are unprotected; {} protected instance(s) stay until unprotected",
-            to_remove - removable
+        decision.rules.push(Rule::new(
+            Code::Protected,
+            format!(
+                "only {removable} of {to_remove} instance(s) to remove are unprotected; {} protected instance(s) stay until unprotected",
+                to_remove - removable
+            ),
         ));
     }
 }
@@ -313,6 +332,7 @@ fn decide_tick(
     if proposals.is_empty() {
         return Decision::hold(
             current,
+            Code::NotInAlarm,
             format!("group {} has no target tracking and no alarm in ALARM", group.name),
             vec![],
         );
@@ -328,7 +348,10 @@ fn decide_tick(
     if let Some(winner) = out {
         let mut decision = winner.clone();
         if proposals.len() > 1 {
-            decision.rules.push(format!("largest of {} proposals", proposals.len()));
+            decision.rules.push(Rule::new(
+                Code::Proposals,
+                format!("largest of {} proposals", proposals.len()),
+            ));
         }
         return decision;
     }
@@ -336,16 +359,20 @@ fn decide_tick(
     if let Some(holder) = proposals.iter().find(|d| target(d) >= current) {
         let mut rules = holder.rules.clone();
         if proposals.len() > 1 {
-            rules.push(format!("scale-in needs all {} proposals to agree", proposals.len()));
+            rules.push(Rule::new(
+                Code::Proposals,
+                format!("scale-in needs all {} proposals to agree", proposals.len()),
+            ));
         }
-        return Decision::hold(current, holder.reason.clone(), rules);
+        return Decision::hold(current, holder.code, holder.reason.clone(), rules);
     }
     let winner = proposals.iter().max_by_key(|d| target(d)).expect("non-empty");
     let mut decision = winner.clone();
     if proposals.len() > 1 {
-        decision
-            .rules
-            .push(format!("all {} proposals scale in; the largest wins", proposals.len()));
+        decision.rules.push(Rule::new(
+            Code::Proposals,
+            format!("all {} proposals scale in; the largest wins", proposals.len()),
+        ));
     }
     decision
 }
@@ -358,6 +385,7 @@ fn decide_schedule(group: &GroupPolicy, observed: &Observation, name: &str, at: 
     let Some(schedule) = group.schedules.iter().find(|s| s.name == name) else {
         return Decision::hold(
             current,
+            Code::NotOurs,
             format!("no scheduled action of group {} is named {name}", group.name),
             vec![],
         );
@@ -371,13 +399,17 @@ fn decide_schedule(group: &GroupPolicy, observed: &Observation, name: &str, at: 
         ("desired", schedule.desired),
     ] {
         if let Some(value) = value {
-            rules.push(format!("schedule {name} sets {field} {value}"));
+            rules.push(Rule::new(
+                Code::Schedule,
+                format!("schedule {name} sets {field} {value}"),
+            ));
         }
     }
     if min > max {
         // The group's other limit moved since the file was checked: refuse rather than guess.
         return Decision::hold(
             current,
+            Code::Refused,
             format!("schedule {name} would set min {min} above max {max}; not applied"),
             rules,
         );
@@ -386,13 +418,22 @@ fn decide_schedule(group: &GroupPolicy, observed: &Observation, name: &str, at: 
     let desired = wanted.clamp(min, max);
     if desired != wanted {
         let bound = if desired > wanted { "min" } else { "max" };
-        rules.push(format!("desired moved to the new {bound} {desired}"));
+        rules.push(Rule::new(
+            Code::Clamped,
+            format!("desired moved to the new {bound} {desired}"),
+        ));
     }
     if (min, max, desired) == (observed.min, observed.max, current) {
-        return Decision::hold(current, format!("schedule {name}: already in effect"), rules);
+        return Decision::hold(
+            current,
+            Code::AlreadyThere,
+            format!("schedule {name}: already in effect"),
+            rules,
+        );
     }
     Decision {
         action: Action::SetLimits { min, max, desired },
+        code: Code::Schedule,
         reason: format!("schedule {name}: min {min}, max {max}, desired {current} -> {desired}"),
         rules,
         from: current,
@@ -414,6 +455,7 @@ fn decide_alarm(
         // Alarms of other groups or tiers reach the same function: not ours.
         return Decision::hold(
             desired,
+            Code::NotOurs,
             format!("no policy of group {} uses alarm {alarm}", group.name),
             vec![],
         );
@@ -422,6 +464,7 @@ fn decide_alarm(
         // Alarm policies act only in ALARM; a clearing alarm means "stop", not "undo".
         return Decision::hold(
             desired,
+            Code::NotInAlarm,
             format!("alarm {alarm} is {state:?}: alarm policies act only in ALARM"),
             vec![],
         );
@@ -434,6 +477,7 @@ fn decide_alarm(
         // A duplicated or late delivery of a breach already acted on.
         return Decision::hold(
             desired,
+            Code::AlreadyHandled,
             format!(
                 "already handled: this breach set {} -> {} at {}",
                 done.from, done.to, done.start
@@ -444,6 +488,7 @@ fn decide_alarm(
     let Some(value) = value else {
         return Decision::hold(
             desired,
+            Code::NoData,
             format!("alarm {alarm} carries no datapoint to pick a step from"),
             vec![],
         );
@@ -452,6 +497,7 @@ fn decide_alarm(
     let Some(step) = select_step(policy, &adjustments, value) else {
         return Decision::hold(
             desired,
+            Code::NoStep,
             format!(
                 "{} {value} matches no step (threshold {})",
                 policy.metric.name, policy.threshold
@@ -459,12 +505,12 @@ fn decide_alarm(
             vec![],
         );
     };
-    let mut rules = vec![step_rule(policy, step, value)];
+    let mut rules = vec![Rule::new(Code::Step, step_rule(policy, step, value))];
     if let Some(at) = status.data_at {
         // The age of what was decided on: CloudWatch's data is minutes late.
-        rules.push(format!(
-            "datapoint of the period from {at}, {}",
-            crate::cloudwatch::age(at, now)
+        rules.push(Rule::new(
+            Code::DatapointAge,
+            format!("datapoint of the period from {at}, {}", crate::cloudwatch::age(at, now)),
         ));
     }
     let scale_out = match policy.adjustment {
@@ -480,6 +526,7 @@ fn decide_alarm(
             if let Some(running) = activities.iter().find(|a| a.end.is_none() && a.to != a.from) {
                 return Decision::hold(
                     desired,
+                    Code::InProgress,
                     format!(
                         "held: simple scaling waits for the activity {} -> {} started {} to finish",
                         running.from, running.to, running.start
@@ -490,7 +537,12 @@ fn decide_alarm(
             if let Some(until) = cooldown_until(group, activities)
                 && until > now
             {
-                return Decision::hold(desired, format!("held: cooldown until {until} (simple scaling)"), rules);
+                return Decision::hold(
+                    desired,
+                    Code::Cooldown,
+                    format!("held: cooldown until {until} (simple scaling)"),
+                    rules,
+                );
             }
             desired
         }
@@ -504,6 +556,7 @@ fn decide_alarm(
                 // progress, step scale-in is blocked until instances finish warming up.
                 return Decision::hold(
                     desired,
+                    Code::WarmUp,
                     format!("held: no scale-in while {warming} instance(s) warm up"),
                     rules,
                 );
@@ -513,7 +566,10 @@ fn decide_alarm(
                 // out: repeated breaches in the same step lead to one
                 // scaling activity.
                 let base = desired.saturating_sub(warming);
-                rules.push(format!("{warming} warming instance(s) not counted: base {base}"));
+                rules.push(Rule::new(
+                    Code::WarmUp,
+                    format!("{warming} warming instance(s) not counted: base {base}"),
+                ));
                 base
             } else {
                 desired
@@ -528,14 +584,20 @@ fn decide_alarm(
     let clamped = target.clamp(i64::from(observed.min), i64::from(observed.max));
     if clamped != target {
         let bound = if target > clamped { "max" } else { "min" };
-        rules.push(format!("clamped to {bound} {clamped}"));
+        rules.push(Rule::new(Code::Clamped, format!("clamped to {bound} {clamped}")));
     }
     let capacity = clamped as u32;
     if capacity == desired {
-        return Decision::hold(desired, format!("already at {desired}"), rules);
+        // At a limit already: clamped says why; else the step asks for no change.
+        let code = match rules.last() {
+            Some(rule) if rule.code == Code::Clamped => Code::Clamped,
+            _ => Code::AlreadyThere,
+        };
+        return Decision::hold(desired, code, format!("already at {desired}"), rules);
     }
     Decision {
         action: Action::SetDesired(capacity),
+        code: Code::Step,
         reason: format!("alarm {alarm}: {desired} -> {capacity}"),
         rules,
         from: desired,
@@ -580,7 +642,7 @@ fn step_rule(policy: &AlarmPolicy, step: &Step, value: f64) -> String {
 }
 
 /// The new capacity from `base` per the adjustment type, with AWS's rounding.
-fn adjusted(policy: &AlarmPolicy, step: &Step, base: u32, rules: &mut Vec<String>) -> i64 {
+fn adjusted(policy: &AlarmPolicy, step: &Step, base: u32, rules: &mut Vec<Rule>) -> i64 {
     let base = i64::from(base);
     match policy.adjustment {
         AdjustmentType::ChangeInCapacity => base.saturating_add(step.change),
@@ -597,12 +659,18 @@ fn adjusted(policy: &AlarmPolicy, step: &Step, base: u32, rules: &mut Vec<String
             } else {
                 raw.ceil() as i64
             };
-            rules.push(format!("{}% of {base} = {raw:.2}, rounded to {delta:+}", step.change));
+            rules.push(Rule::new(
+                Code::Rounded,
+                format!("{}% of {base} = {raw:.2}, rounded to {delta:+}", step.change),
+            ));
             if let Some(magnitude) = policy.min_adjustment_magnitude {
                 let magnitude = i64::from(magnitude);
                 if delta != 0 && delta.saturating_abs() < magnitude {
                     delta = delta.signum() * magnitude;
-                    rules.push(format!("raised to the minimum adjustment magnitude {delta:+}"));
+                    rules.push(Rule::new(
+                        Code::MinAdjustment,
+                        format!("raised to the minimum adjustment magnitude {delta:+}"),
+                    ));
                 }
             }
             base.saturating_add(delta)

@@ -12,6 +12,7 @@ pub mod import;
 pub mod input;
 pub mod policy;
 pub mod queue;
+pub mod rule;
 pub mod schedule;
 pub mod state;
 pub mod tracking;

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::cloudwatch::FRESHNESS;
 use crate::decide::{Action, Activity, Decision, Lifecycle, Observation, elapsed};
 use crate::policy::{Behavior, GroupPolicy, PredefinedMetric, Select, TargetTracking, TrackedMetric};
+use crate::rule::{Code, Rule};
 
 /// One datapoint of a metric for one instance (one per period).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -199,6 +200,7 @@ pub(crate) fn decide(
         // A duplicated tick: the first delivery already acted.
         return Decision::hold(
             current,
+            Code::AlreadyHandled,
             format!("already handled: this tick set {} -> {}", done.from, done.to),
             vec![],
         );
@@ -211,17 +213,28 @@ pub(crate) fn decide(
     };
     let Some(now_rec) = recommend(group, policy, observed, &ordered, &history, now) else {
         // No datapoint at all: nothing to track, and never a scale-in on no data.
-        return Decision::hold(current, format!("target tracking {key}: no recent datapoints"), vec![]);
+        return Decision::hold(
+            current,
+            Code::NoData,
+            format!("target tracking {key}: no recent datapoints"),
+            vec![],
+        );
     };
-    let mut rules = vec![format!(
-        "{key} mean {:.1} vs target {} -> {} instance(s)",
-        now_rec.mean, policy.target, now_rec.capacity
+    let mut rules = vec![Rule::new(
+        Code::TargetTracking,
+        format!(
+            "{key} mean {:.1} vs target {} -> {} instance(s)",
+            now_rec.mean, policy.target, now_rec.capacity
+        ),
     )];
     if let Some(newest) = series.values().flatten().map(|d| d.at).filter(|t| *t <= now).max() {
         // The age of what was decided on: CloudWatch's data is minutes late.
-        rules.push(format!(
-            "newest datapoint: the minute from {newest}, {}",
-            crate::cloudwatch::age(newest, now)
+        rules.push(Rule::new(
+            Code::DatapointAge,
+            format!(
+                "newest datapoint: the minute from {newest}, {}",
+                crate::cloudwatch::age(newest, now)
+            ),
         ));
     }
     let mut capacity = now_rec.capacity;
@@ -233,14 +246,17 @@ pub(crate) fn decide(
     if capacity > current
         && let Some(scale_in) = last_scale_in(activities).filter(|start| *start > now_rec.newest)
     {
-        rules.push(format!(
-            "scale-out held: the newest datapoint ({}) predates the scale-in at {scale_in}",
-            now_rec.newest
+        rules.push(Rule::new(
+            Code::StaleDatapoint,
+            format!(
+                "scale-out held: the newest datapoint ({}) predates the scale-in at {scale_in}",
+                now_rec.newest
+            ),
         ));
         capacity = current;
     }
     if policy.disable_scale_in && capacity < current {
-        rules.push("scale-in disabled".into());
+        rules.push(Rule::new(Code::ScaleInDisabled, "scale-in disabled"));
         capacity = current;
     }
 
@@ -285,9 +301,12 @@ pub(crate) fn decide(
         } else {
             ("scale-in", policy.scale_in.stabilization, "highest")
         };
-        rules.push(format!(
-            "{direction} stabilised to {stabilised}: the {word} recommendation of the last {}",
-            humantime::format_duration(window)
+        rules.push(Rule::new(
+            Code::Stabilised,
+            format!(
+                "{direction} stabilised to {stabilised}: the {word} recommendation of the last {}",
+                humantime::format_duration(window)
+            ),
         ));
         capacity = stabilised;
     }
@@ -296,29 +315,49 @@ pub(crate) fn decide(
     if capacity > current {
         let limit = rate_limit(&policy.scale_out, current, activities, now, true);
         if capacity > limit {
-            rules.push(format!("limited by scale-out rate policies to {limit}"));
+            rules.push(Rule::new(
+                Code::RateLimited,
+                format!("limited by scale-out rate policies to {limit}"),
+            ));
             capacity = limit;
         }
     } else if capacity < current {
         let limit = rate_limit(&policy.scale_in, current, activities, now, false);
         if capacity < limit {
-            rules.push(format!("limited by scale-in rate policies to {limit}"));
+            rules.push(Rule::new(
+                Code::RateLimited,
+                format!("limited by scale-in rate policies to {limit}"),
+            ));
             capacity = limit;
         }
     }
 
     let clamped = capacity.clamp(observed.min, observed.max);
     if clamped != capacity {
-        rules.push(format!(
-            "clamped to {} {clamped}",
-            if capacity > clamped { "max" } else { "min" }
+        rules.push(Rule::new(
+            Code::Clamped,
+            format!(
+                "clamped to {} {clamped}",
+                if capacity > clamped { "max" } else { "min" }
+            ),
         ));
     }
     if clamped == current {
-        return Decision::hold(current, format!("target tracking {key}: stay at {current}"), rules);
+        // The last rule that moved the capacity back to where it is says why.
+        let code = rules.last().map_or(Code::AlreadyThere, |r| match r.code {
+            Code::TargetTracking | Code::DatapointAge => Code::AlreadyThere,
+            code => code,
+        });
+        return Decision::hold(
+            current,
+            code,
+            format!("target tracking {key}: stay at {current}"),
+            rules,
+        );
     }
     Decision {
         action: Action::SetDesired(clamped),
+        code: Code::TargetTracking,
         reason: format!("target tracking {key}: {current} -> {clamped}"),
         rules,
         from: current,

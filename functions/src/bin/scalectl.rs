@@ -315,7 +315,7 @@ fn run(command: Command) -> Result<()> {
                                     format!("set min {min}, max {max}, desired {} -> {desired}", decision.from)
                                 }
                             };
-                            eprintln!("{group}: {what}: {} [{}]", decision.reason, decision.rules.join("; "));
+                            eprintln!("{group}: {what}: {} [{}]", decision.reason, decision.explain("; "));
                         }
                         json!({ "group": group, "now": now, "trigger": trigger, "decision": decision })
                     }

@@ -17,4 +17,6 @@ pub mod memory;
 pub mod ports;
 
 pub use scaling::import as policy_import;
-pub use scaling::{calendar, cloudwatch, decide, input, policy, queue, schedule, state, tracking, trigger};
+pub use scaling::{
+    calendar, cloudwatch, decide, group, input, policy, queue, rule, schedule, state, tracking, trigger,
+};

@@ -97,8 +97,8 @@ impl Inner {
             .ok_or_else(|| PortError::not_found(format!("{operation} {group}"), format!("no group named {group}")))
     }
 
-    /// Applies a new desired capacity: launches or terminates (oldest
-    /// unprotected first) and records the activity.
+    /// Applies a new desired capacity: launches or terminates
+    /// (`scaling::group::termination_order`) and records the activity.
     fn apply(&mut self, operation: &str, group: &str, desired: u32, cause: &str) -> Result<(), PortError> {
         let now = self.now;
         let mut launched = self.launched;
@@ -123,17 +123,22 @@ impl Inner {
                 protected: false,
             });
         }
-        while observed.instances.len() as u32 > desired {
-            let Some(index) = observed
-                .instances
-                .iter()
-                .enumerate()
-                .filter(|(_, i)| !i.protected)
-                .min_by_key(|(_, i)| i.launched_at)
-                .map(|(index, _)| index)
-            else {
-                break; // only protected instances left: they stay
-            };
+        // The one termination rule (oldest first, never a protected
+        // instance: only protected ones left stay); one zone here.
+        let excess = observed.instances.len().saturating_sub(desired as usize);
+        let candidates: Vec<scaling::group::Candidate<'_>> = observed
+            .instances
+            .iter()
+            .map(|i| scaling::group::Candidate {
+                id: &i.id,
+                az: "",
+                launched_at: i.launched_at,
+                protected: i.protected,
+            })
+            .collect();
+        let mut victims = scaling::group::termination_order(&candidates, excess);
+        victims.sort_unstable_by(|a, b| b.cmp(a));
+        for index in victims {
             observed.instances.remove(index);
         }
         if from != desired || !cause.is_empty() {

@@ -8,6 +8,7 @@
 pub mod calendar;
 pub mod cloudwatch;
 pub mod decide;
+pub mod group;
 pub mod import;
 pub mod input;
 pub mod policy;

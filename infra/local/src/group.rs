@@ -446,32 +446,23 @@ fn instance_id() -> String {
     format!("i-{:017x}", fastrand::u128(..) & ((1u128 << 68) - 1))
 }
 
-/// Which `count` instances to terminate, in order: from the AZ with the most
-/// active instances that has an unprotected one, the oldest (then the lowest
-/// id); never a protected instance, so fewer may come back.
+/// Which `count` instances to terminate, in order: the one rule every
+/// part uses ([`scaling::group::termination_order`]: zone balance, then
+/// the oldest, never a protected instance), so fewer may come back.
 pub fn termination_order(active: &[&InstanceRecord], count: usize) -> Vec<String> {
-    let mut left: Vec<&InstanceRecord> = active.to_vec();
-    let mut victims = Vec::new();
-    while victims.len() < count {
-        let per_az = |az: &str| left.iter().filter(|i| i.az == az).count();
-        let Some(victim) = left
-            .iter()
-            .filter(|i| !i.protected)
-            .max_by(|a, b| {
-                // Most populous AZ first; then the oldest; then the lowest id.
-                per_az(&a.az)
-                    .cmp(&per_az(&b.az))
-                    .then(b.launched_at.cmp(&a.launched_at))
-                    .then(b.id.cmp(&a.id))
-            })
-            .map(|i| i.id.clone())
-        else {
-            break;
-        };
-        left.retain(|i| i.id != victim);
-        victims.push(victim);
-    }
-    victims
+    let candidates: Vec<scaling::group::Candidate<'_>> = active
+        .iter()
+        .map(|i| scaling::group::Candidate {
+            id: &i.id,
+            az: &i.az,
+            launched_at: i.launched_at,
+            protected: i.protected,
+        })
+        .collect();
+    scaling::group::termination_order(&candidates, count)
+        .into_iter()
+        .map(|index| active[index].id.clone())
+        .collect()
 }
 
 #[cfg(test)]

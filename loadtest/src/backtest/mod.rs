@@ -27,7 +27,10 @@
 //! - EventBridge: scheduled actions fire at their cron times in their time
 //!   zone; the target-tracking tick runs every minute and re-checks alarms
 //!   still in ALARM;
-//! - scale-in terminates instances still booting first, then the oldest.
+//! - scale-in terminates by `functions::group::termination_order`, the
+//!   rule the local cloud and the template's groups (OldestInstance) use:
+//!   the oldest first, booting or not (before 2026-12-07 the backtest took
+//!   booting instances first, more lenient than AWS).
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -160,17 +160,28 @@ impl Sim<'_> {
                 ready_at: now + boot,
             });
         }
-        while self.instances.len() as u32 > desired {
-            // Still booting first (newest), then the oldest in service.
-            // (index 0 is the oldest in service)
-            let index: usize = self
+        // The one termination rule the local cloud and AWS (the template's
+        // OldestInstance) apply: the oldest first, booting or not, so a
+        // scale-in during a scale-out removes serving capacity. One zone.
+        let excess = self.instances.len().saturating_sub(desired as usize);
+        if excess > 0 {
+            let candidates: Vec<functions::group::Candidate<'_>> = self
                 .instances
                 .iter()
-                .rposition(|i| i.ready_at > now)
-                .unwrap_or_default();
-            let gone = self.instances.remove(index);
-            for instances in self.per_instance.values_mut() {
-                instances.remove(&gone.id);
+                .map(|i| functions::group::Candidate {
+                    id: &i.id,
+                    az: "",
+                    launched_at: i.launched_at,
+                    protected: false,
+                })
+                .collect();
+            let mut victims = functions::group::termination_order(&candidates, excess);
+            victims.sort_unstable_by(|a, b| b.cmp(a));
+            for index in victims {
+                let gone = self.instances.remove(index);
+                for instances in self.per_instance.values_mut() {
+                    instances.remove(&gone.id);
+                }
             }
         }
         if from != desired {

@@ -1,0 +1,133 @@
+//! What an Auto Scaling group does on scale-in, once (issue 19): the local
+//! cloud, the in-memory cloud and the backtest all terminate by
+//! [`termination_order`].
+
+use jiff::Timestamp;
+
+/// An instance as the termination policy sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate<'a> {
+    pub id: &'a str,
+    /// Its availability zone ("" where a model has none: one zone).
+    pub az: &'a str,
+    pub launched_at: Timestamp,
+    /// Protected from scale-in: never chosen.
+    pub protected: bool,
+}
+
+/// The termination policy the template gives every group
+/// (`TerminationPolicies: ["OldestInstance"]`, functions/src/cfn.rs), as
+/// EC2 Auto Scaling applies it ("Configure termination policies for Amazon
+/// EC2 Auto Scaling"): zone balance first ("maintaining zonal balance takes
+/// precedence over the termination policy": the zone with the most
+/// instances that has an unprotected one), then the oldest instance, never
+/// one protected from scale-in. A pending instance is an instance: it is
+/// not chosen before older ones in service, so scale-in during a scale-out
+/// removes serving capacity, as on AWS. Ties (same zone size, same launch
+/// second) go to the lowest id, one of the choices AWS could make.
+///
+/// Returns the indexes into `candidates` of up to `count` instances, in
+/// order; fewer when only protected ones are left.
+pub fn termination_order(candidates: &[Candidate<'_>], count: usize) -> Vec<usize> {
+    let mut left: Vec<usize> = (0..candidates.len()).collect();
+    let mut victims = Vec::with_capacity(count.min(candidates.len()));
+    while victims.len() < count {
+        let per_az = |az: &str| left.iter().filter(|&&i| candidates[i].az == az).count();
+        let Some(victim) = left
+            .iter()
+            .copied()
+            .filter(|&i| !candidates[i].protected)
+            .max_by(|&a, &b| {
+                let (a, b) = (&candidates[a], &candidates[b]);
+                per_az(a.az)
+                    .cmp(&per_az(b.az))
+                    .then(b.launched_at.cmp(&a.launched_at))
+                    .then(b.id.cmp(a.id))
+            })
+        else {
+            break;
+        };
+        left.retain(|&i| i != victim);
+        victims.push(victim);
+    }
+    victims
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(second: i64) -> Timestamp {
+        Timestamp::from_second(1_794_787_200 + second).expect("time")
+    }
+
+    fn candidate(id: &'static str, az: &'static str, launched: i64, protected: bool) -> Candidate<'static> {
+        Candidate {
+            id,
+            az,
+            launched_at: at(launched),
+            protected,
+        }
+    }
+
+    /// Named cases of AWS's rules with the template's OldestInstance policy.
+    #[test]
+    fn zone_balance_then_the_oldest_never_a_protected_one() {
+        let cases: [(&str, Vec<Candidate<'static>>, usize, Vec<&str>); 5] = [
+            (
+                "one zone: the oldest first",
+                vec![
+                    candidate("i-b", "", 20, false),
+                    candidate("i-a", "", 10, false),
+                    candidate("i-c", "", 30, false),
+                ],
+                2,
+                vec!["i-a", "i-b"],
+            ),
+            (
+                "the fuller zone first, even when the other has the oldest",
+                vec![
+                    candidate("i-1", "a", 0, false),
+                    candidate("i-2", "b", 10, false),
+                    candidate("i-3", "b", 20, false),
+                ],
+                1,
+                vec!["i-2"],
+            ),
+            (
+                "a zone of only protected instances is passed over",
+                vec![
+                    candidate("i-1", "a", 0, true),
+                    candidate("i-2", "a", 5, true),
+                    candidate("i-3", "b", 10, false),
+                ],
+                2,
+                vec!["i-3"],
+            ),
+            (
+                // OldestInstance knows no lifecycle: an instance still
+                // booting stays, the older one serving goes.
+                "a pending instance is not preferred",
+                vec![
+                    candidate("i-old", "", 0, false),
+                    candidate("i-booting", "", 3_000, false),
+                ],
+                1,
+                vec!["i-old"],
+            ),
+            (
+                "same launch second: the lowest id",
+                vec![candidate("i-9", "", 0, false), candidate("i-1", "", 0, false)],
+                1,
+                vec!["i-1"],
+            ),
+        ];
+        for (name, candidates, count, expected) in cases {
+            let got: Vec<&str> = termination_order(&candidates, count)
+                .into_iter()
+                .map(|i| candidates[i].id)
+                .collect();
+            assert_eq!(got, expected, "{name}");
+        }
+    }
+}

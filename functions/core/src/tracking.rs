@@ -205,8 +205,18 @@ pub(crate) fn decide(
             vec![],
         );
     }
-    let ordered = Ordered::new(series);
-    let ordered = ordered.per_instance(&observed.instances);
+    let sorted = Ordered::new(series);
+    // The newest datapoint at or before now, of any instance: the last of
+    // each time-ordered series up to now.
+    let newest = sorted
+        .series
+        .values()
+        .filter_map(|points| {
+            let upto = points.partition_point(|d| d.at <= now);
+            upto.checked_sub(1).map(|i| points[i].at)
+        })
+        .max();
+    let ordered = sorted.per_instance(&observed.instances);
     let history = History {
         changes: changes(activities),
         last_scale_in: last_scale_in(activities),
@@ -227,7 +237,7 @@ pub(crate) fn decide(
             now_rec.mean, policy.target, now_rec.capacity
         ),
     )];
-    if let Some(newest) = series.values().flatten().map(|d| d.at).filter(|t| *t <= now).max() {
+    if let Some(newest) = newest {
         // The age of what was decided on: CloudWatch's data is minutes late.
         rules.push(Rule::new(
             Code::DatapointAge,

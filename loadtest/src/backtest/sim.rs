@@ -111,14 +111,13 @@ impl Sim<'_> {
             let recent = instances
                 .iter()
                 .map(|(id, points)| {
-                    // Points are in time order: skip to the window.
+                    // Points are in time order: skip to the window; the
+                    // readable ones are a prefix of the rest (a later
+                    // minute is readable only after an earlier one).
                     let first = points.partition_point(|d| d.at < from);
-                    let recent: Vec<Datapoint> = points[first..]
-                        .iter()
-                        .filter(|d| cloudwatch::readable(d.at, delay, now))
-                        .copied()
-                        .collect();
-                    (id.clone(), recent)
+                    let window = &points[first..];
+                    let readable = window.partition_point(|d| cloudwatch::readable(d.at, delay, now));
+                    (id.clone(), window[..readable].to_vec())
                 })
                 .filter(|(_, points)| !points.is_empty())
                 .collect();
@@ -134,8 +133,7 @@ impl Sim<'_> {
         // Activities are appended in time order (`apply`): the recent ones
         // are a tail, found by binary search, not a scan of the whole replay.
         let first = self.activities.partition_point(|a| a.start < since);
-        let recent: Vec<Activity> = self.activities[first..].to_vec();
-        let decision = decide(self.group, &observed, &history, &recent, trigger, now)?;
+        let decision = decide(self.group, &observed, &history, &self.activities[first..], trigger, now)?;
         self.apply(&decision, now);
         Ok(decision)
     }

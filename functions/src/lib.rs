@@ -2,9 +2,15 @@
 //! here under its module names): ports and their adapters (AWS, the local
 //! cloud's control API, in memory), the handler, the Lambda glue, the
 //! CloudFormation generator and the binaries.
+//!
+//! The test doubles (`memory`: an in-memory cloud; `contract`: the port
+//! contract every adapter's tests run, and the `moto_server` they use) are
+//! not part of the library a deployment links: they exist only with the
+//! `test-support` feature, which the workspace's tests turn on.
 
 pub mod aws;
 pub mod cfn;
+#[cfg(any(test, feature = "test-support"))]
 pub mod contract;
 pub mod dashboard;
 pub mod emf;
@@ -13,6 +19,7 @@ pub mod history;
 pub mod import;
 pub mod lambda;
 pub mod local;
+#[cfg(any(test, feature = "test-support"))]
 pub mod memory;
 pub mod ports;
 

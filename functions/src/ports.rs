@@ -1,5 +1,5 @@
 //! Ports: what the function needs from the world, as two small traits. The
-//! adapters (AWS SDK, the local cloud, [`crate::memory`] for tests) implement
+//! adapters (AWS SDK, the local cloud, `crate::memory` for tests, with the `test-support` feature) implement
 //! them, and one contract test suite runs against each.
 
 use std::future::Future;

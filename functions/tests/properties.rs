@@ -6,6 +6,7 @@ use functions::decide::{
     Action, Activity, AlarmState, AlarmStatus, Datapoint, DecideError, Instance, Lifecycle, MetricHistory, Observation,
     Trigger, decide,
 };
+use functions::decide::{Decision, Explain, decide_explained};
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 
@@ -106,6 +107,8 @@ proptest! {
         let first = decide(web, &observed, &metrics, &history, &trigger, now()).expect("decide");
         let second = decide(web, &observed, &metrics, &history, &trigger, now()).expect("decide");
         prop_assert_eq!(&first, &second);
+        let brief = decide_explained(web, &observed, &metrics, &history, &trigger, now(), Explain::ActionsOnly).expect("decide");
+        prop_assert!(same_but_for_a_holds_text(&first, &brief), "{:?} vs {:?}", first, brief);
         if let Action::SetLimits { min, max, desired } = first.action {
             prop_assert!(min <= max && (min..=max).contains(&desired), "{:?}", first);
         }
@@ -218,6 +221,9 @@ proptest! {
                 }
                 Ok(decision) => {
                     prop_assert!(observed.min <= observed.max, "{:?} decided for {:?}", decision, observed);
+                    let brief = decide_explained(group, &observed, &metrics, &history, &trigger, now(), Explain::ActionsOnly)
+                        .expect("decide");
+                    prop_assert!(same_but_for_a_holds_text(&decision, &brief), "{:?} vs {:?}", decision, brief);
                     if let Action::SetDesired(n) = decision.action {
                         prop_assert!((observed.min..=observed.max).contains(&n), "{} outside {}..={}", n, observed.min, observed.max);
                     }
@@ -225,4 +231,15 @@ proptest! {
             }
         }
     }
+}
+
+/// `Explain::ActionsOnly` (the backtest's) decides exactly as `decide`: the
+/// same action, code, cause and starting point; an action written out in
+/// full; only a hold's reason and rules may be left out.
+fn same_but_for_a_holds_text(full: &Decision, brief: &Decision) -> bool {
+    if full.action != Action::Hold {
+        return full == brief;
+    }
+    (brief.action, brief.code, &brief.cause, brief.from) == (full.action, full.code, &full.cause, full.from)
+        && (brief.reason.is_empty() || brief.reason == full.reason)
 }

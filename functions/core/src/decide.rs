@@ -196,6 +196,19 @@ pub enum DecideError {
     MinAboveMax { min: u32, max: u32 },
 }
 
+/// How much of a decision to write out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Explain {
+    /// Every decision with its reason and rules (the functions: every
+    /// decision is logged).
+    All,
+    /// An action in full; a target-tracking hold may come with an empty
+    /// reason and no rules (its code is kept). For a replay that reads
+    /// only what was done: writing each minute's hold out was a quarter
+    /// of a year's backtest.
+    ActionsOnly,
+}
+
 /// Decides what `trigger` asks of `group`, from the observed group, the
 /// tracked metric's history and the activity history, at `now`.
 ///
@@ -208,6 +221,20 @@ pub fn decide(
     activities: &[Activity],
     trigger: &Trigger,
     now: Timestamp,
+) -> Result<Decision, DecideError> {
+    decide_explained(group, observed, metrics, activities, trigger, now, Explain::All)
+}
+
+/// [`decide`], writing out as much as `explain` asks: the same action,
+/// code and cause whatever it asks.
+pub fn decide_explained(
+    group: &GroupPolicy,
+    observed: &Observation,
+    metrics: &MetricHistory,
+    activities: &[Activity],
+    trigger: &Trigger,
+    now: Timestamp,
+    explain: Explain,
 ) -> Result<Decision, DecideError> {
     if observed.min > observed.max {
         return Err(DecideError::MinAboveMax {
@@ -228,7 +255,7 @@ pub fn decide(
     let mut decision = match trigger {
         Trigger::Alarm(alarm) => decide_alarm(group, observed, activities, alarm, Delivery::StateChange, now),
         Trigger::Scheduled { name, at } => decide_schedule(group, observed, name, *at),
-        Trigger::Tick { at, alarms } => decide_tick(group, observed, metrics, activities, alarms, *at, now),
+        Trigger::Tick { at, alarms } => decide_tick(group, observed, metrics, activities, alarms, *at, now, explain),
     };
     explain_protection(observed, &mut decision);
     Ok(decision)
@@ -308,6 +335,8 @@ enum Delivery {
 /// The tick: every target-tracking policy and every alarm still in ALARM
 /// proposes a capacity. Scale out if any proposes more (the largest wins);
 /// scale in only if every one agrees (to the largest of their proposals).
+// The inputs of one decision, passed down as decide() was given them.
+#[allow(clippy::too_many_arguments)]
 fn decide_tick(
     group: &GroupPolicy,
     observed: &Observation,
@@ -316,12 +345,13 @@ fn decide_tick(
     alarms: &[AlarmStatus],
     at: Timestamp,
     now: Timestamp,
+    explain: Explain,
 ) -> Decision {
     let current = observed.desired;
     let mut proposals: Vec<Decision> = group
         .target_tracking
         .iter()
-        .map(|policy| crate::tracking::decide(group, policy, observed, metrics, activities, at, now))
+        .map(|policy| crate::tracking::decide(group, policy, observed, metrics, activities, at, now, explain))
         .collect();
     proposals.extend(
         alarms
@@ -357,6 +387,9 @@ fn decide_tick(
     }
     // Scale in only if all agree: one proposal to hold keeps the capacity.
     if let Some(holder) = proposals.iter().find(|d| target(d) >= current) {
+        if explain == Explain::ActionsOnly {
+            return Decision::hold(current, holder.code, String::new(), Vec::new());
+        }
         let mut rules = holder.rules.clone();
         if proposals.len() > 1 {
             rules.push(Rule::new(

@@ -182,6 +182,8 @@ struct Recommendation {
 }
 
 /// Decides one target-tracking policy on a tick at `at` (evaluated at `now`).
+// The inputs of one decision, passed down as decide() was given them.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn decide(
     group: &GroupPolicy,
     policy: &TargetTracking,
@@ -190,6 +192,7 @@ pub(crate) fn decide(
     activities: &[Activity],
     at: Timestamp,
     now: Timestamp,
+    explain: crate::decide::Explain,
 ) -> Decision {
     let current = observed.desired;
     let key = metric_key(&policy.metric);
@@ -230,23 +233,29 @@ pub(crate) fn decide(
             vec![],
         );
     };
-    let mut rules = vec![Rule::new(
-        Code::TargetTracking,
-        format!(
-            "{key} mean {:.1} vs target {} -> {} instance(s)",
-            now_rec.mean, policy.target, now_rec.capacity
-        ),
-    )];
-    if let Some(newest) = newest {
-        // The age of what was decided on: CloudWatch's data is minutes late.
-        rules.push(Rule::new(
-            Code::DatapointAge,
+    // The first rules: the arithmetic and the age of what was decided on
+    // (CloudWatch's data is minutes late). Written last, in front, and
+    // only when the decision is to be read (see `Explain`).
+    let head = || {
+        let mut head = vec![Rule::new(
+            Code::TargetTracking,
             format!(
-                "newest datapoint: the minute from {newest}, {}",
-                crate::cloudwatch::age(newest, now)
+                "{key} mean {:.1} vs target {} -> {} instance(s)",
+                now_rec.mean, policy.target, now_rec.capacity
             ),
-        ));
-    }
+        )];
+        if let Some(newest) = newest {
+            head.push(Rule::new(
+                Code::DatapointAge,
+                format!(
+                    "newest datapoint: the minute from {newest}, {}",
+                    crate::cloudwatch::age(newest, now)
+                ),
+            ));
+        }
+        head
+    };
+    let mut rules: Vec<Rule> = Vec::new();
     let mut capacity = now_rec.capacity;
     // CloudWatch's data is minutes late: a datapoint from before the last
     // scale-in describes the larger group, whose scale-in was decided on
@@ -353,23 +362,23 @@ pub(crate) fn decide(
         ));
     }
     if clamped == current {
-        // The last rule that moved the capacity back to where it is says why.
-        let code = rules.last().map_or(Code::AlreadyThere, |r| match r.code {
-            Code::TargetTracking | Code::DatapointAge => Code::AlreadyThere,
-            code => code,
-        });
-        return Decision::hold(
-            current,
-            code,
-            format!("target tracking {key}: stay at {current}"),
-            rules,
-        );
+        // The last rule that moved the capacity back to where it is says
+        // why; none (only the arithmetic): already there.
+        let code = rules.last().map_or(Code::AlreadyThere, |r| r.code);
+        if explain == crate::decide::Explain::ActionsOnly {
+            return Decision::hold(current, code, String::new(), Vec::new());
+        }
+        let mut all = head();
+        all.append(&mut rules);
+        return Decision::hold(current, code, format!("target tracking {key}: stay at {current}"), all);
     }
+    let mut all = head();
+    all.append(&mut rules);
     Decision {
         action: Action::SetDesired(clamped),
         code: Code::TargetTracking,
         reason: format!("target tracking {key}: {current} -> {clamped}"),
-        rules,
+        rules: all,
         from: current,
         cause: Some(cause),
     }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use functions::cloudwatch;
 use functions::decide::{
-    Action, Activity, AlarmState, AlarmStatus, Datapoint, DecideError, Decision, Instance, Lifecycle, MetricHistory,
-    Observation, Trigger, decide,
+    Action, Activity, AlarmState, AlarmStatus, Datapoint, DecideError, Decision, Explain, Instance, Lifecycle,
+    MetricHistory, Observation, Trigger, decide_explained,
 };
 use functions::policy::{AlarmPolicy, GroupPolicy, Statistic};
 use jiff::{SignedDuration, Timestamp};
@@ -133,7 +133,17 @@ impl Sim<'_> {
         // Activities are appended in time order (`apply`): the recent ones
         // are a tail, found by binary search, not a scan of the whole replay.
         let first = self.activities.partition_point(|a| a.start < since);
-        let decision = decide(self.group, &observed, &history, &self.activities[first..], trigger, now)?;
+        // A replay reads only what was done: holds need not be written out
+        // (the same actions, codes and causes; see `Explain`).
+        let decision = decide_explained(
+            self.group,
+            &observed,
+            &history,
+            &self.activities[first..],
+            trigger,
+            now,
+            Explain::ActionsOnly,
+        )?;
         self.apply(&decision, now);
         Ok(decision)
     }

@@ -126,21 +126,12 @@ impl Inner {
         // The one termination rule (oldest first, never a protected
         // instance: only protected ones left stay); one zone here.
         let excess = observed.instances.len().saturating_sub(desired as usize);
-        let candidates: Vec<scaling::group::Candidate<'_>> = observed
-            .instances
-            .iter()
-            .map(|i| scaling::group::Candidate {
-                id: &i.id,
-                az: "",
-                launched_at: i.launched_at,
-                protected: i.protected,
-            })
-            .collect();
-        let mut victims = scaling::group::termination_order(&candidates, excess);
-        victims.sort_unstable_by(|a, b| b.cmp(a));
-        for index in victims {
-            observed.instances.remove(index);
-        }
+        scaling::group::remove_for_scale_in(&mut observed.instances, excess, |i| scaling::group::Candidate {
+            id: &i.id,
+            az: "",
+            launched_at: i.launched_at,
+            protected: i.protected,
+        });
         if from != desired || !cause.is_empty() {
             activities.push(Activity {
                 start: now,

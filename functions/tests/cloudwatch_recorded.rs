@@ -188,24 +188,6 @@ fn target_groups_are_checked_against_the_policy_at_start() {
     }
 }
 
-/// GetMetricData with the given datapoints (seconds, value) per query id.
-fn metric_data_of(series: &[(&str, &[(i64, f64)])]) -> Vec<u8> {
-    let mut e = Encoder::new(Vec::new());
-    e.map(1).str("MetricDataResults").array(series.len());
-    for (id, points) in series {
-        e.map(4).str("Id").str(id).str("StatusCode").str("Complete");
-        e.str("Timestamps").array(points.len());
-        for (at, _) in points.iter().rev() {
-            e.timestamp(&DateTime::from_secs(*at));
-        }
-        e.str("Values").array(points.len());
-        for (_, value) in points.iter().rev() {
-            e.double(*value);
-        }
-    }
-    e.into_writer()
-}
-
 /// `cpu_demand` on AWS: each instance's CPUUtilization and the group's own
 /// load balancer's RequestCount and HTTPCode_Target_5XX_Count (dimension
 /// `LoadBalancer`, Sum: "CloudWatch metrics for your Application Load
@@ -225,7 +207,7 @@ async fn cpu_demand_reads_cpu_and_the_groups_load_balancer_counts() {
             .expect("seen")
             .push(String::from_utf8_lossy(body).into_owned());
         path.ends_with("/operation/GetMetricData").then(|| {
-            metric_data_of(&[
+            support::metric_data_answer(&[
                 ("m0", &[(1_763_636_580, 50.0), (1_763_636_640, 100.0)]),
                 ("m1", &[(1_763_636_640, 90.0)]),
                 ("requests", &[(1_763_636_580, 1000.0), (1_763_636_640, 6000.0)]),

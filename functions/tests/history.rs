@@ -7,7 +7,6 @@ mod support;
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_cbor::Encoder;
-use aws_smithy_types::DateTime;
 use jiff::Timestamp;
 
 const TG: &str = "targetgroup/web-tg/0123456789abcdef";
@@ -25,24 +24,6 @@ fn list_metrics(with_load_balancer: bool) -> Vec<u8> {
         e.str("Dimensions").array(2);
         e.map(2).str("Name").str("TargetGroup").str("Value").str(TG);
         e.map(2).str("Name").str("LoadBalancer").str("Value").str(LB);
-    }
-    e.into_writer()
-}
-
-/// GetMetricData: per id, (seconds, value) datapoints, newest first as CloudWatch sends them.
-fn metric_data(series: &[(&str, &[(i64, f64)])]) -> Vec<u8> {
-    let mut e = Encoder::new(Vec::new());
-    e.map(1).str("MetricDataResults").array(series.len());
-    for (id, points) in series {
-        e.map(4).str("Id").str(id).str("StatusCode").str("Complete");
-        e.str("Timestamps").array(points.len());
-        for (at, _) in points.iter().rev() {
-            e.timestamp(&DateTime::from_secs(*at));
-        }
-        e.str("Values").array(points.len());
-        for (_, value) in points.iter().rev() {
-            e.double(*value);
-        }
     }
     e.into_writer()
 }
@@ -72,7 +53,7 @@ async fn a_groups_history_is_its_target_groups_requests_with_the_load_balancer_l
         if path.ends_with("/operation/ListMetrics") {
             Some(list_metrics(true))
         } else if path.ends_with("/operation/GetMetricData") {
-            Some(metric_data(&[
+            Some(support::metric_data_answer(&[
                 ("requests", &[(T0, 6000.0), (T0 + 120, 9000.0)]),
                 ("cpu", &[(T0, 50.0), (T0 + 60, 3.0), (T0 + 120, 50.0)]),
                 ("inservice", &[(T0, 2.0), (T0 + 60, 2.0), (T0 + 120, 2.0)]),

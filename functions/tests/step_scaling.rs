@@ -87,12 +87,7 @@ fn check(policy: &GroupPolicy, cases: Vec<Case>) {
         )
         .expect("decide");
         assert_eq!(decision.action, case.action, "{}: {decision:#?}", case.name);
-        let rules: Vec<String> = decision
-            .rules
-            .iter()
-            .map(|r| format!("{} [{}]", r.text, r.code))
-            .collect();
-        let text = format!("{} [{}] | {}", decision.reason, decision.code, rules.join(" | "));
+        let text = support::with_codes(&decision);
         for fragment in case.explains {
             assert!(text.contains(fragment), "{}: {fragment:?} not in {text:?}", case.name);
         }

@@ -532,12 +532,7 @@ fn run(cases: Vec<Case>) {
         .expect("decide");
         assert_eq!(decision.action, case.action, "{}: {decision:#?}", case.name);
         // Each sentence followed by its code in brackets (issue 19).
-        let rules: Vec<String> = decision
-            .rules
-            .iter()
-            .map(|r| format!("{} [{}]", r.text, r.code))
-            .collect();
-        let text = format!("{} [{}] | {}", decision.reason, decision.code, rules.join(" | "));
+        let text = support::with_codes(&decision);
         for fragment in case.explains {
             assert!(text.contains(fragment), "{}: {fragment:?} not in {text:?}", case.name);
         }

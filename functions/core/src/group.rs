@@ -53,6 +53,28 @@ pub fn termination_order(candidates: &[Candidate<'_>], count: usize) -> Vec<usiz
     victims
 }
 
+/// Removes from `instances` the `count` that [`termination_order`] picks
+/// (fewer when only protected ones are left) and returns them, in the
+/// order picked; `candidate` says how each looks to the policy.
+pub fn remove_for_scale_in<T>(instances: &mut Vec<T>, count: usize, candidate: impl Fn(&T) -> Candidate<'_>) -> Vec<T> {
+    let candidates: Vec<Candidate<'_>> = instances.iter().map(&candidate).collect();
+    let order = termination_order(&candidates, count);
+    drop(candidates);
+    let mut picked: Vec<(usize, usize)> = order
+        .into_iter()
+        .enumerate()
+        .map(|(rank, index)| (index, rank))
+        .collect();
+    // Remove from the back so the indexes stay valid; return in pick order.
+    picked.sort_unstable_by_key(|&(index, _)| std::cmp::Reverse(index));
+    let mut removed: Vec<(usize, T)> = picked
+        .into_iter()
+        .map(|(index, rank)| (rank, instances.remove(index)))
+        .collect();
+    removed.sort_unstable_by_key(|(rank, _)| *rank);
+    removed.into_iter().map(|(_, instance)| instance).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +151,23 @@ mod tests {
                 .collect();
             assert_eq!(got, expected, "{name}");
         }
+    }
+
+    #[test]
+    fn scale_in_removes_the_picked_instances_in_pick_order() {
+        let mut instances = vec![
+            ("i-new", 30, false),
+            ("i-old", 10, false),
+            ("i-kept", 0, true),
+            ("i-mid", 20, false),
+        ];
+        let removed = remove_for_scale_in(&mut instances, 2, |&(id, launched, protected)| Candidate {
+            id,
+            az: "",
+            launched_at: at(launched),
+            protected,
+        });
+        assert_eq!(removed.iter().map(|i| i.0).collect::<Vec<_>>(), ["i-old", "i-mid"]);
+        assert_eq!(instances.iter().map(|i| i.0).collect::<Vec<_>>(), ["i-new", "i-kept"]);
     }
 }

@@ -38,6 +38,18 @@ pub fn event_text(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// A decision's reason and rules, each followed by its code in brackets
+/// (`"already at 10 [clamped] | clamped to max 10 [clamped]"`), for the
+/// named cases to match fragments and codes together (issue 19).
+pub fn with_codes(decision: &functions::decide::Decision) -> String {
+    let rules: Vec<String> = decision
+        .rules
+        .iter()
+        .map(|r| format!("{} [{}]", r.text, r.code))
+        .collect();
+    format!("{} [{}] | {}", decision.reason, decision.code, rules.join(" | "))
+}
+
 /// An rpcv2Cbor answer as CloudWatch sends one.
 pub fn cbor_response(body: Vec<u8>) -> http::Response<Vec<u8>> {
     http::Response::builder()
@@ -46,6 +58,27 @@ pub fn cbor_response(body: Vec<u8>) -> http::Response<Vec<u8>> {
         .header("content-type", "application/cbor")
         .body(body)
         .expect("response")
+}
+
+/// A GetMetricData answer: per query id, (seconds, value) datapoints,
+/// given oldest first and sent newest first, as CloudWatch sends them.
+pub fn metric_data_answer(series: &[(&str, &[(i64, f64)])]) -> Vec<u8> {
+    use aws_smithy_cbor::Encoder;
+    use aws_smithy_types::DateTime;
+    let mut e = Encoder::new(Vec::new());
+    e.map(1).str("MetricDataResults").array(series.len());
+    for (id, points) in series {
+        e.map(4).str("Id").str(id).str("StatusCode").str("Complete");
+        e.str("Timestamps").array(points.len());
+        for (at, _) in points.iter().rev() {
+            e.timestamp(&DateTime::from_secs(*at));
+        }
+        e.str("Values").array(points.len());
+        for (_, value) in points.iter().rev() {
+            e.double(*value);
+        }
+    }
+    e.into_writer()
 }
 
 /// A CloudWatch client answered by `answer(path, request body)`: a CBOR

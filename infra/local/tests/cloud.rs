@@ -117,6 +117,17 @@ async fn all_healthy(cloud: &Cloud, n: usize) -> localcloud::group::Group {
 }
 
 /// The private IP in the workload's answer.
+/// The load balancer's series `name` by `dimensions`, within an hour of now.
+fn alb_points(cloud: &Cloud, name: &str, dimensions: &[(&str, &str)]) -> Vec<(jiff::Timestamp, f64)> {
+    let now = jiff::Timestamp::now();
+    let hour = jiff::SignedDuration::from_hours(1);
+    cloud.points(
+        &localcloud::metrics::SeriesKey::new("AWS/ApplicationELB", name, dimensions),
+        now - hour,
+        now + hour,
+    )
+}
+
 fn answered_by(body: &str) -> String {
     body.split("with private ip ")
         .nth(1)
@@ -164,17 +175,7 @@ async fn the_group_starts_at_min_and_serves_through_the_load_balancer() {
     // requests (3 cloud minutes pass here with none after these), no series
     // AWS does not have (per instance, or RequestCount by TargetGroup alone).
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let (start, end) = (
-        jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1),
-        jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1),
-    );
-    let series = |name: &str, dimensions: &[(&str, &str)]| {
-        cloud.points(
-            &localcloud::metrics::SeriesKey::new("AWS/ApplicationELB", name, dimensions),
-            start,
-            end,
-        )
-    };
+    let series = |name: &str, dimensions: &[(&str, &str)]| alb_points(&cloud, name, dimensions);
     let per_target = series("RequestCountPerTarget", &[("TargetGroup", "web")]);
     assert!(
         !per_target.is_empty() && per_target.len() <= 2 && per_target.iter().all(|(_, v)| *v > 0.0),
@@ -558,17 +559,7 @@ async fn an_instance_that_sheds_reports_cpu_demand_above_its_cpu() {
     );
     // The newest minutes reach "CloudWatch" after the ingestion delay.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let (start, end) = (
-        jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1),
-        jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1),
-    );
-    let series = |name: &str, dimensions: &[(&str, &str)]| {
-        cloud.points(
-            &localcloud::metrics::SeriesKey::new("AWS/ApplicationELB", name, dimensions),
-            start,
-            end,
-        )
-    };
+    let series = |name: &str, dimensions: &[(&str, &str)]| alb_points(&cloud, name, dimensions);
     let errors = series("HTTPCode_Target_5XX_Count", &[("LoadBalancer", "web")]);
     let requests = series("RequestCount", &[("LoadBalancer", "web")]);
     assert!(!errors.is_empty() && !requests.is_empty(), "{errors:?} {requests:?}");

@@ -172,24 +172,16 @@ impl Sim<'_> {
         // OldestInstance) apply: the oldest first, booting or not, so a
         // scale-in during a scale-out removes serving capacity. One zone.
         let excess = self.instances.len().saturating_sub(desired as usize);
-        if excess > 0 {
-            let candidates: Vec<functions::group::Candidate<'_>> = self
-                .instances
-                .iter()
-                .map(|i| functions::group::Candidate {
-                    id: &i.id,
-                    az: "",
-                    launched_at: i.launched_at,
-                    protected: false,
-                })
-                .collect();
-            let mut victims = functions::group::termination_order(&candidates, excess);
-            victims.sort_unstable_by(|a, b| b.cmp(a));
-            for index in victims {
-                let gone = self.instances.remove(index);
-                for instances in self.per_instance.values_mut() {
-                    instances.remove(&gone.id);
-                }
+        let gone =
+            functions::group::remove_for_scale_in(&mut self.instances, excess, |i| functions::group::Candidate {
+                id: &i.id,
+                az: "",
+                launched_at: i.launched_at,
+                protected: false,
+            });
+        for gone in gone {
+            for instances in self.per_instance.values_mut() {
+                instances.remove(&gone.id);
             }
         }
         if from != desired {

@@ -325,7 +325,7 @@ fn trace_cli(args: TraceArgs) -> Result<()> {
             "shape {shape}: {} minutes from {}, mean {:.1} req/s, peak {:.1}",
             trace.samples.len(),
             trace.samples[0].at,
-            trace.samples.iter().map(|s| s.rps).sum::<f64>() / trace.samples.len() as f64,
+            trace.mean(),
             trace.peak()
         );
         return Ok(());
@@ -351,7 +351,7 @@ fn trace_cli(args: TraceArgs) -> Result<()> {
     let trace =
         Trace::from_requests_a_minute(&history.requests, since, until).context("the window holds no whole minute")?;
     write_trace(args.out.as_deref(), &trace.to_csv())?;
-    let mean = trace.samples.iter().map(|s| s.rps).sum::<f64>() / trace.samples.len() as f64;
+    let mean = trace.mean();
     eprintln!(
         "group {}: {} minutes from {} to {} (target group {}, load balancer {}), {} with requests; mean {mean:.1} req/s, peak {:.1}",
         history.group,

@@ -111,6 +111,14 @@ impl Trace {
         self.samples.iter().map(|s| s.rps).fold(0.0, f64::max)
     }
 
+    /// The mean request rate (0 for no samples).
+    pub fn mean(&self) -> f64 {
+        if self.samples.is_empty() {
+            return 0.0;
+        }
+        self.samples.iter().map(|s| s.rps).sum::<f64>() / self.samples.len() as f64
+    }
+
     /// A trace from a load balancer's requests a minute (datapoints at
     /// their minute's start): every minute of `[since, until)` (whole
     /// minutes), a minute with no datapoint as no request (the load

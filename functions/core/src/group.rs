@@ -57,22 +57,15 @@ pub fn termination_order(candidates: &[Candidate<'_>], count: usize) -> Vec<usiz
 /// (fewer when only protected ones are left) and returns them, in the
 /// order picked; `candidate` says how each looks to the policy.
 pub fn remove_for_scale_in<T>(instances: &mut Vec<T>, count: usize, candidate: impl Fn(&T) -> Candidate<'_>) -> Vec<T> {
-    let candidates: Vec<Candidate<'_>> = instances.iter().map(&candidate).collect();
-    let order = termination_order(&candidates, count);
-    drop(candidates);
-    let mut picked: Vec<(usize, usize)> = order
-        .into_iter()
-        .enumerate()
-        .map(|(rank, index)| (index, rank))
-        .collect();
-    // Remove from the back so the indexes stay valid; return in pick order.
-    picked.sort_unstable_by_key(|&(index, _)| std::cmp::Reverse(index));
-    let mut removed: Vec<(usize, T)> = picked
-        .into_iter()
-        .map(|(index, rank)| (rank, instances.remove(index)))
-        .collect();
-    removed.sort_unstable_by_key(|(rank, _)| *rank);
-    removed.into_iter().map(|(_, instance)| instance).collect()
+    let order = {
+        let candidates: Vec<Candidate<'_>> = instances.iter().map(candidate).collect();
+        termination_order(&candidates, count)
+    };
+    let mut slots: Vec<Option<T>> = instances.drain(..).map(Some).collect();
+    // termination_order picks each index at most once.
+    let removed = order.iter().filter_map(|&index| slots[index].take()).collect();
+    instances.extend(slots.into_iter().flatten());
+    removed
 }
 
 #[cfg(test)]

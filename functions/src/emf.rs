@@ -10,7 +10,7 @@
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::decide::{Action, Decision, Trigger};
+use crate::decide::{Decision, Trigger};
 
 /// The namespace when the template sets none (`SCALER_METRICS_NAMESPACE`;
 /// the template sets `Autoscaler/STACK`).
@@ -37,11 +37,7 @@ pub fn decision_record(
     acted: bool,
     now: Timestamp,
 ) -> Value {
-    let after = match decision.action {
-        Action::Hold => decision.from,
-        Action::SetDesired(n) => n,
-        Action::SetLimits { desired, .. } => desired,
-    };
+    let after = decision.desired_after();
     json!({
         "_aws": {
             "Timestamp": now.as_millisecond(),
@@ -79,7 +75,7 @@ pub fn emit(group: &str, trigger: &Trigger, decision: &Decision, acted: bool, no
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decide::Code;
+    use crate::decide::{Action, Code};
 
     fn decision(from: u32, action: Action) -> Decision {
         Decision {

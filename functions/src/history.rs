@@ -58,6 +58,38 @@ pub fn target_group_dimension(group: &str, arns: &[String]) -> Result<String, St
     }
 }
 
+/// The load balancer (`app/NAME/ID`) a target group's `RequestCount` is
+/// published with: ListMetrics by the `TargetGroup` dimension (the ALB
+/// publishes a target group's counts only with its load balancer beside it,
+/// and only while requests flow; CloudWatch keeps them 15 days).
+pub async fn load_balancer_of(cloudwatch: &aws_sdk_cloudwatch::Client, target_group: &str) -> Result<String, String> {
+    let listed = cloudwatch
+        .list_metrics()
+        .namespace("AWS/ApplicationELB")
+        .metric_name("RequestCount")
+        .dimensions(
+            aws_sdk_cloudwatch::types::DimensionFilter::builder()
+                .name("TargetGroup")
+                .value(target_group)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| format!("ListMetrics: {}", aws_smithy_error_chain(&e)))?;
+    listed
+        .metrics()
+        .iter()
+        .flat_map(|m| m.dimensions())
+        .find(|d| d.name() == Some("LoadBalancer"))
+        .and_then(|d| d.value())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            format!(
+                "CloudWatch has no RequestCount of target group {target_group} (the load balancer publishes it only while requests flow, and keeps it 15 days)"
+            )
+        })
+}
+
 /// Reads `group`'s history in `[since, until)` (until at most now, since at
 /// most 15 days before it); `target_group` overrides the group's own.
 pub async fn read(
@@ -93,31 +125,7 @@ pub async fn read(
             target_group_dimension(group, found.target_group_arns())?
         }
     };
-    let listed = cloudwatch
-        .list_metrics()
-        .namespace("AWS/ApplicationELB")
-        .metric_name("RequestCount")
-        .dimensions(
-            aws_sdk_cloudwatch::types::DimensionFilter::builder()
-                .name("TargetGroup")
-                .value(&target_group)
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| format!("ListMetrics: {}", aws_smithy_error_chain(&e)))?;
-    let load_balancer = listed
-        .metrics()
-        .iter()
-        .flat_map(|m| m.dimensions())
-        .find(|d| d.name() == Some("LoadBalancer"))
-        .and_then(|d| d.value())
-        .map(str::to_string)
-        .ok_or_else(|| {
-            format!(
-                "CloudWatch has no RequestCount of target group {target_group} (the load balancer publishes it only while requests flow, and keeps it 15 days)"
-            )
-        })?;
+    let load_balancer = load_balancer_of(cloudwatch, &target_group).await?;
     let by_group = [("AutoScalingGroupName", group)];
     let queries = vec![
         (
@@ -153,6 +161,125 @@ pub async fn read(
         cpu: take("cpu"),
         in_service: take("inservice"),
     })
+}
+
+/// What `loadtest shadow --aws` reads beside the group's history: the
+/// group's desired capacity a minute (`AWS/AutoScaling
+/// GroupDesiredCapacity`, Maximum) and what the dry-run function decided,
+/// from its embedded-metric-format lines (`crate::emf`) in `namespace`
+/// (the template's `Autoscaler/STACK`): `RecommendedCapacity` and
+/// `CapacityBefore` (Maximum: the largest ask of the minute) and
+/// `Decisions` (Sum) by `Group`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShadowHistory {
+    pub desired: Vec<Datapoint>,
+    pub recommended: Vec<Datapoint>,
+    pub before: Vec<Datapoint>,
+    pub decisions: Vec<Datapoint>,
+}
+
+/// Reads the shadow series of `group` in `[since, until)`.
+pub async fn read_shadow(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    group: &str,
+    namespace: &str,
+    since: Timestamp,
+    until: Timestamp,
+) -> Result<ShadowHistory, String> {
+    let by_group = [("Group", group)];
+    let queries = vec![
+        (
+            "desired".to_string(),
+            cw_metric(
+                "AWS/AutoScaling",
+                "GroupDesiredCapacity",
+                &[("AutoScalingGroupName", group)],
+            ),
+            "Maximum".to_string(),
+        ),
+        (
+            "recommended".to_string(),
+            cw_metric(namespace, "RecommendedCapacity", &by_group),
+            "Maximum".to_string(),
+        ),
+        (
+            "before".to_string(),
+            cw_metric(namespace, "CapacityBefore", &by_group),
+            "Maximum".to_string(),
+        ),
+        (
+            "decisions".to_string(),
+            cw_metric(namespace, "Decisions", &by_group),
+            "Sum".to_string(),
+        ),
+    ];
+    let mut data = AwsMetrics::new(cloudwatch.clone(), Default::default())
+        .metric_data(queries, since, until)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut take = |id: &str| data.remove(id).unwrap_or_default();
+    let history = ShadowHistory {
+        desired: take("desired"),
+        recommended: take("recommended"),
+        before: take("before"),
+        decisions: take("decisions"),
+    };
+    if history.desired.is_empty() {
+        return Err(format!(
+            "CloudWatch has no GroupDesiredCapacity of group {group} from {since} to {until} (the group's metrics collection must be on: EnableMetricsCollection)"
+        ));
+    }
+    if history.recommended.is_empty() {
+        return Err(format!(
+            "CloudWatch has no RecommendedCapacity by Group={group} in namespace {namespace} from {since} to {until}: no dry-run decision was recorded (deploy the stack with DryRun=true; its functions write the metric in Autoscaler/STACK)"
+        ));
+    }
+    Ok(history)
+}
+
+/// The group's scaling activities that started in `[since, until)`, oldest
+/// first, as (start, cause): DescribeScalingActivities, newest first, page
+/// by page until one starts before `since` (at most 20 pages of 100).
+pub async fn read_activities(
+    autoscaling: &aws_sdk_autoscaling::Client,
+    group: &str,
+    since: Timestamp,
+    until: Timestamp,
+) -> Result<Vec<(Timestamp, String)>, String> {
+    let mut found = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..20 {
+        let answer = autoscaling
+            .describe_scaling_activities()
+            .auto_scaling_group_name(group)
+            .max_records(100)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| format!("DescribeScalingActivities {group}: {}", aws_smithy_error_chain(&e)))?;
+        let mut older = false;
+        for activity in answer.activities() {
+            let Some(start) = activity
+                .start_time()
+                .and_then(|t| Timestamp::new(t.secs(), t.subsec_nanos() as i32).ok())
+            else {
+                continue;
+            };
+            if start < since {
+                older = true;
+                continue;
+            }
+            if start < until {
+                found.push((start, activity.cause().unwrap_or_default().to_string()));
+            }
+        }
+        token = answer.next_token().map(str::to_string);
+        if older || token.is_none() {
+            break;
+        }
+    }
+    found.sort_by_key(|(at, _)| *at);
+    Ok(found)
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@ pub struct Read {
     pub groups: Vec<SourceGroup>,
     pub alarms: BTreeMap<String, SourceAlarm>,
     pub unreadable: Vec<Unreadable>,
+    /// Each group's target group ARNs (for the adopt template's parameters).
+    pub target_groups: BTreeMap<String, Vec<String>>,
 }
 
 /// `CODE: message` of an SDK error, else its whole chain.
@@ -70,6 +72,8 @@ pub async fn read(
         else {
             continue;
         };
+        read.target_groups
+            .insert(name.clone(), asg.target_group_arns().to_vec());
         let mut group = SourceGroup {
             name: name.clone(),
             arn: asg.auto_scaling_group_arn().map(str::to_string),
@@ -279,4 +283,44 @@ pub async fn alarms(client: &aws_sdk_cloudwatch::Client, names: &[String]) -> Re
             return Ok(out);
         }
     }
+}
+
+/// The adopt template's parameters of `groups` (`scalectl import
+/// --parameters`): each group's `{Id}TargetGroup` (its one target group, as
+/// CloudWatch names it) and `{Id}LoadBalancer` (found as `loadtest trace
+/// --aws` finds it: the load balancer CloudWatch publishes the target
+/// group's RequestCount with), as `[{"ParameterKey", "ParameterValue"}]`,
+/// the file `aws cloudformation create-stack --parameters file://F` and
+/// `deploy --parameter-overrides file://F` read. A value that cannot be
+/// found is left empty (the template's pattern refuses it at deploy) and
+/// named in the second list.
+pub async fn adopt_parameters(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    read: &Read,
+) -> (serde_json::Value, Vec<Unreadable>) {
+    let mut parameters = Vec::new();
+    let mut unreadable = Vec::new();
+    for group in &read.groups {
+        let id = crate::cfn::logical(&group.name);
+        let arns = read.target_groups.get(&group.name).cloned().unwrap_or_default();
+        let target_group = crate::history::target_group_dimension(&group.name, &arns);
+        let load_balancer = match &target_group {
+            Ok(tg) => crate::history::load_balancer_of(cloudwatch, tg).await,
+            Err(error) => Err(error.clone()),
+        };
+        for (key, value) in [
+            (format!("{id}TargetGroup"), target_group),
+            (format!("{id}LoadBalancer"), load_balancer),
+        ] {
+            let value = value.unwrap_or_else(|error| {
+                unreadable.push(Unreadable {
+                    part: format!("parameter {key} of group {}", group.name),
+                    error,
+                });
+                String::new()
+            });
+            parameters.push(serde_json::json!({ "ParameterKey": key, "ParameterValue": value }));
+        }
+    }
+    (serde_json::Value::Array(parameters), unreadable)
 }

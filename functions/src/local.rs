@@ -139,12 +139,16 @@ impl MetricsPort for LocalCloud {
         since: Timestamp,
         until: Timestamp,
     ) -> Result<MetricHistory, PortError> {
+        // The metrics this function's policy tracks, as GetMetricData asks
+        // for them: the cloud answers any reader (a shadow policy's too).
+        let tracked: Vec<_> = group.target_tracking.iter().map(|t| &t.metric).collect();
+        let body = serde_json::json!({ "since": since, "until": until, "metrics": tracked });
         let mut history: MetricHistory = self
             .call(
                 &format!("GetMetricData {}", group.name),
-                "GET",
-                &format!("/groups/{}/metrics?since={since}&until={until}", group.name),
-                None,
+                "POST",
+                &format!("/groups/{}/metrics", group.name),
+                Some(body),
             )
             .await?;
         for series in history.metrics.values_mut() {

@@ -141,6 +141,37 @@ fn bad_import_flags_name_the_flag() {
     }
 }
 
+/// `--parameters` to a path that cannot be written: named, and no policy file either.
+#[tokio::test]
+async fn a_parameters_file_that_cannot_be_written_is_named_and_nothing_is_left() {
+    let Some(moto) = start_moto() else { return };
+    moto.create_group("cart", 1, 4, 1).await;
+    let dir = std::env::temp_dir().join(format!("import-params-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let policy = dir.join("cart.toml");
+    let unwritable = dir.join("no-such-dir").join("params.json");
+    let output = scalectl(
+        &[
+            "import",
+            "--group",
+            "cart",
+            "--out",
+            policy.to_str().expect("path"),
+            "--parameters",
+            unwritable.to_str().expect("path"),
+        ],
+        &moto.endpoint,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--parameters") && stderr.contains("cannot write (nothing written)"),
+        "{stderr}"
+    );
+    assert!(!policy.exists(), "no policy file when the parameters cannot be written");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// DescribeAlarms as CloudWatch answers it: a CPU alarm and a metric-math one.
 fn describe_alarms() -> Vec<u8> {
     let mut e = Encoder::new(Vec::new());

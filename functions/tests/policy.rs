@@ -436,3 +436,21 @@ fn a_tiers_exposure_is_internet_or_internal() {
         "the first group faces the internet"
     );
 }
+
+/// A tracked metric goes over the wire (the local adapter's GetMetricData)
+/// as the policy file writes it, and reads back the same.
+#[test]
+fn a_tracked_metric_serialises_as_the_policy_file_writes_it() {
+    use functions::policy::TrackedMetric;
+    for text in [
+        r#""cpu""#,
+        r#""cpu_demand""#,
+        r#""request_count_per_target""#,
+        r#"{"namespace":"App","name":"QueueDepthPerInstance","stat":"Average","dimensions":{"Queue":"jobs"}}"#,
+    ] {
+        let metric: TrackedMetric = serde_json::from_str(text).expect(text);
+        let again: TrackedMetric =
+            serde_json::from_value(serde_json::to_value(&metric).expect("serialise")).expect("read back");
+        assert_eq!(again, metric, "{text}");
+    }
+}

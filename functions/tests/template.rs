@@ -767,3 +767,154 @@ fn each_group_has_a_dashboard_of_capacity_load_and_decisions() {
         );
     }
 }
+
+/// Every name a template refers to exists in it: a parameter, a resource,
+/// a condition or a pseudo parameter (`AWS::Region`, ...). CloudFormation
+/// refuses the template otherwise ("Unresolved resource dependencies").
+fn unresolved(template: &Value) -> Vec<String> {
+    let defined = |section: &str| {
+        template[section]
+            .as_object()
+            .map(|m| m.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let known: Vec<String> = ["Parameters", "Resources", "Conditions"]
+        .iter()
+        .flat_map(|s| defined(s))
+        .collect();
+    functions::cfn::referenced_names(template)
+        .into_iter()
+        .filter(|name| !name.starts_with("AWS::") && !known.contains(name))
+        .collect()
+}
+
+#[test]
+fn every_reference_of_the_full_template_resolves() {
+    assert_eq!(unresolved(&checked_in()), Vec::<String>::new());
+}
+
+fn checked_in_adopt() -> Value {
+    let text = std::fs::read_to_string(root("infra/aws/adopt.json")).expect("infra/aws/adopt.json");
+    serde_json::from_str(&text).expect("adopt template JSON")
+}
+
+#[test]
+fn the_checked_in_adopt_template_is_generated_from_the_policy() {
+    assert!(
+        functions::cfn::adopt_template(&policy()) == checked_in_adopt(),
+        "infra/aws/adopt.json is stale: run `cargo run -p functions --bin scalectl -- template --adopt --policy policies/two-tier.toml --out infra/aws/adopt.json`"
+    );
+}
+
+/// Issue 21's adopt mode: groups made in a console keep running as they
+/// are; the stack adds only the policy's alarms, schedules, ticks,
+/// functions, its own alarms and dashboards, and names each group's target
+/// group and load balancer by parameter.
+#[test]
+fn the_adopt_template_makes_no_group_and_names_each_groups_load_balancer_by_parameter() {
+    let adopt = checked_in_adopt();
+    let full = checked_in();
+    let resources = adopt["Resources"].as_object().expect("resources");
+    let types: std::collections::BTreeSet<&str> = resources.values().filter_map(|r| r["Type"].as_str()).collect();
+    let made: Vec<&&str> = types
+        .iter()
+        .filter(|t| {
+            t.starts_with("AWS::EC2::")
+                || t.starts_with("AWS::ElasticLoadBalancingV2::")
+                || t.starts_with("AWS::AutoScaling::")
+        })
+        .collect();
+    assert!(made.is_empty(), "the adopt template makes {made:?}");
+    assert!(!resources.contains_key("InstanceRole") && !resources.contains_key("InstanceProfile"));
+    assert_eq!(unresolved(&adopt), Vec::<String>::new());
+    // Every other resource is the full template's, the same but for the
+    // references to the groups' target groups and load balancers.
+    for (id, resource) in resources {
+        let mut original = full["Resources"][id].clone();
+        assert!(!original.is_null(), "{id} is not in the full template");
+        let mut adopted = resource.clone();
+        if let Some(on) = adopted.as_object_mut().and_then(|m| m.remove("DependsOn")) {
+            let on: Vec<&str> = on.as_array().map_or_else(
+                || vec![on.as_str().unwrap_or("")],
+                |a| a.iter().filter_map(Value::as_str).collect(),
+            );
+            assert!(on.iter().all(|d| resources.contains_key(*d)), "{id} depends on {on:?}");
+        }
+        if let Some(map) = original.as_object_mut() {
+            map.remove("DependsOn");
+        }
+        as_adopted(&mut original);
+        assert_eq!(adopted, original, "{id} differs from the full template's");
+    }
+    // Every alarm, schedule and tick of the policy is there.
+    let alarms = resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
+        .count();
+    let full_alarms = full["Resources"]
+        .as_object()
+        .expect("resources")
+        .values()
+        .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
+        .count();
+    assert_eq!(alarms, full_alarms);
+    let parameters = adopt["Parameters"].as_object().expect("parameters");
+    for group in &policy().groups {
+        let id = logical(&group.name);
+        for (key, example) in [
+            ("TargetGroup", "targetgroup/web-tg/0123456789abcdef"),
+            ("LoadBalancer", "app/web-lb/50dc6c495c0c9188"),
+        ] {
+            let parameter = &parameters[&format!("{id}{key}")];
+            assert_eq!(parameter["Type"], "String", "{id}{key}");
+            let pattern = parameter["AllowedPattern"].as_str().expect("pattern");
+            assert!(
+                pattern.starts_with(&format!("^{}", example.split('/').next().unwrap_or(""))),
+                "{pattern}"
+            );
+        }
+    }
+    for gone in ["ImageId", "InstanceType", "WorkloadSha256"] {
+        assert!(
+            !parameters.contains_key(gone),
+            "{gone} is a parameter of the adopt template"
+        );
+    }
+    // The function reads each group's target group and load balancer from the parameters.
+    let env = &resources[functions::cfn::FUNCTION.1]["Properties"]["Environment"]["Variables"];
+    assert!(env.to_string().contains("web=${WebTargetGroup}"), "{env}");
+    assert!(env.to_string().contains("web=${WebLoadBalancer}"), "{env}");
+}
+
+/// The full template's references to a group's target group or load
+/// balancer, as the adopt template writes them (its parameters).
+fn as_adopted(value: &mut Value) {
+    let renames = [
+        ("TargetGroup", "TargetGroupFullName"),
+        ("LoadBalancer", "LoadBalancerFullName"),
+    ];
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Array(target)) = map.get("Fn::GetAtt")
+                && let [Value::String(resource), Value::String(attribute)] = target.as_slice()
+            {
+                for (kind, full_name) in renames {
+                    if let Some(id) = resource.strip_prefix(kind).filter(|_| attribute == full_name) {
+                        *value = serde_json::json!({ "Ref": format!("{id}{kind}") });
+                        return;
+                    }
+                }
+            }
+            if let Some(Value::String(text)) = map.get_mut("Fn::Sub") {
+                for id in ["Web", "Session"] {
+                    for (kind, full_name) in renames {
+                        *text = text.replace(&format!("${{{kind}{id}.{full_name}}}"), &format!("${{{id}{kind}}}"));
+                    }
+                }
+            }
+            map.values_mut().for_each(as_adopted);
+        }
+        Value::Array(items) => items.iter_mut().for_each(as_adopted),
+        _ => {}
+    }
+}

@@ -72,10 +72,16 @@ def keys(template_path, lambda_dir):
         path = Path(lambda_dir) / name / "bootstrap.zip"
         sha = code_sha256(path)
         found.append((parameter, sha, path, f"functions/{name}-{sha}.zip"))
-    workload = Path(lambda_dir) / "workload" / "bootstrap"
-    sha = hashlib.sha256(workload.read_bytes()).hexdigest()
-    found.append(("WorkloadSha256", sha, workload, f"workload/workload-{sha}"))
+    if needs_workload(template):
+        workload = Path(lambda_dir) / "workload" / "bootstrap"
+        sha = hashlib.sha256(workload.read_bytes()).hexdigest()
+        found.append(("WorkloadSha256", sha, workload, f"workload/workload-{sha}"))
     return found
+
+
+def needs_workload(template):
+    """Whether the template launches instances (the adopt template does not)."""
+    return "WorkloadSha256" in template.get("Parameters", {})
 
 
 def initial_desired(template):
@@ -140,7 +146,9 @@ def check(template_path, policy_path, lambda_dir):
                 problems.append(f"{name}: policy.toml differs from {policy_path}")
         print(f"{name}: {path} ({path.stat().st_size / 1e6:.1f} MB, {architecture}) ok", file=sys.stderr)
     workload = Path(lambda_dir) / "workload" / "bootstrap"
-    if not workload.is_file():
+    if not needs_workload(template):
+        pass
+    elif not workload.is_file():
         problems.append(f"workload: {workload} is missing (cargo lambda build --release --arm64 -p workload)")
     else:
         problem = elf_problem(workload.read_bytes()[:64], "arm64")

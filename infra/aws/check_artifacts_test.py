@@ -38,7 +38,12 @@ class CheckArtifacts(unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.dir)
         self.template = self.dir / "template.json"
         self.template.write_text(
-            json.dumps({"Resources": {"A": function("alarm-scaler"), "T": function("target-tracker"), "Q": {"Type": "AWS::SQS::Queue"}}})
+            json.dumps(
+                {
+                    "Parameters": {"WorkloadSha256": {"Type": "String"}},
+                    "Resources": {"A": function("alarm-scaler"), "T": function("target-tracker"), "Q": {"Type": "AWS::SQS::Queue"}},
+                }
+            )
         )
         self.policy = self.dir / "policy.toml"
         self.policy.write_bytes(POLICY)
@@ -128,6 +133,14 @@ class CheckArtifacts(unittest.TestCase):
         moved = {p: (s, k) for p, s, _, k in check_artifacts.keys(self.template, self.lambda_dir)}
         self.assertNotEqual(moved["WorkloadSha256"], first["WorkloadSha256"])
         self.assertTrue(moved["WorkloadSha256"][1].startswith("workload/workload-"))
+
+    def test_the_adopt_template_needs_no_workload(self):
+        # scalectl template --adopt launches no instance: no WorkloadSha256 parameter.
+        self.template.write_text(json.dumps({"Resources": {"A": function("alarm-scaler")}}))
+        (self.lambda_dir / "workload" / "bootstrap").unlink()
+        self.assertEqual(self.problems(), [])
+        found = [p for p, _, _, _ in check_artifacts.keys(self.template, self.lambda_dir)]
+        self.assertEqual(found, ["AlarmScalerSha256"])
 
     def test_initial_desired_comes_from_the_groups_metadata(self):
         group = {

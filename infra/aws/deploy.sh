@@ -2,7 +2,14 @@
 # Build the functions and the workload for arm64, check what was built,
 # upload it to S3, and deploy the stack generated from a policy file.
 #   infra/aws/deploy.sh [--new-ami] STACK BUCKET [POLICY_FILE]
-#   infra/aws/deploy.sh --build-only [POLICY_FILE]   (no AWS: build and check; CI runs this)
+#   infra/aws/deploy.sh --adopt PARAMS.json STACK BUCKET POLICY_FILE
+#   infra/aws/deploy.sh [--adopt -] --build-only [POLICY_FILE]   (no AWS: build and check; CI runs this)
+# --adopt: groups that already exist (made in a console) are left as they
+# are: only the functions, alarms, schedules, ticks, stack alarms and
+# dashboards are deployed (`scalectl template --adopt`); PARAMS.json is what
+# `scalectl import --parameters` wrote (each group's target group and load
+# balancer). Add DryRun=true with DEPLOY_EXTRA_PARAMETERS="DryRun=true" to
+# shadow the group's own scaling (then `loadtest shadow --aws`).
 # Artifacts are content-addressed (functions/NAME-SHA256.zip,
 # workload/workload-SHA256): CloudFormation does not look inside S3 objects,
 # so only a new key deploys new code. The AMI is pinned: resolved from SSM on
@@ -15,11 +22,20 @@
 # Needs: cargo-lambda (pip install cargo-lambda; it ships zig for the arm64
 # cross-build), python3, and for a deploy the AWS CLI with credentials.
 set -euo pipefail
-usage="usage: deploy.sh [--new-ami] STACK BUCKET [POLICY_FILE] | deploy.sh --build-only [POLICY_FILE]"
+usage="usage: deploy.sh [--new-ami] STACK BUCKET [POLICY_FILE] | deploy.sh --adopt PARAMS.json STACK BUCKET POLICY_FILE | deploy.sh [--adopt -] --build-only [POLICY_FILE]"
 new_ami=0
+adopt=""
 if [ "${1:-}" = "--new-ami" ]; then
   new_ami=1
   shift
+fi
+if [ "${1:-}" = "--adopt" ]; then
+  adopt=${2:?$usage}
+  shift 2
+  if [ "$adopt" != "-" ] && [ ! -r "$adopt" ]; then
+    echo "deploy.sh: --adopt $adopt: cannot read the parameters file (scalectl import --group NAME --parameters $adopt writes it)" >&2
+    exit 2
+  fi
 fi
 if [ "${1:-}" = "--build-only" ]; then
   build_only=1
@@ -39,7 +55,9 @@ if [ "$build_only" = 0 ]; then
   cargo run -q -p functions --bin scalectl -- preflight --policy "$policy" --stack "$stack"
 fi
 mkdir -p target/aws
-cargo run -q -p functions --bin scalectl -- template --policy "$policy" --out target/aws/template.json
+template_flags=()
+[ -z "$adopt" ] || template_flags=(--adopt)
+cargo run -q -p functions --bin scalectl -- template "${template_flags[@]}" --policy "$policy" --out target/aws/template.json
 cp "$policy" target/aws/policy.toml
 
 # Lambda binaries without their line tables (smaller zips start faster;
@@ -54,7 +72,8 @@ bins=()
 for function in "${functions[@]}"; do bins+=(--bin "$function"); done
 (cd target/aws && cargo lambda build --release --arm64 --manifest-path ../../Cargo.toml \
   -p functions "${bins[@]}" --output-format zip --include policy.toml)
-cargo lambda build --release --arm64 -p workload --bin workload
+# The adopt template launches no instance: no workload.
+[ -n "$adopt" ] || cargo lambda build --release --arm64 -p workload --bin workload
 
 python3 infra/aws/check_artifacts.py target/aws/template.json target/aws/policy.toml target/lambda
 # PARAMETER SHA256 LOCAL_FILE S3_KEY per artifact.
@@ -92,20 +111,32 @@ for artifact in "${artifacts[@]}"; do
   fi
 done
 
-# The AMI: the stack's own unless --new-ami or the stack is new.
-current_ami=$(aws cloudformation describe-stacks --stack-name "$stack" \
-  --query "Stacks[0].Parameters[?ParameterKey=='ImageId'].ParameterValue" --output text 2>/dev/null || true)
-if [ "$new_ami" = 1 ] || [ -z "$current_ami" ] || [ "$current_ami" = "None" ]; then
-  ami=$(aws ssm get-parameter --name /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64 \
-    --query Parameter.Value --output text)
-  echo "AMI $ami (latest Amazon Linux 2023 arm64)"
+if [ -n "$adopt" ]; then
+  # Each group's target group and load balancer, as import wrote them; an
+  # empty one (not found) is refused by the template's pattern, naming it.
+  mapfile -t adopted < <(python3 -c 'import json, sys
+for p in json.load(open(sys.argv[1])):
+    print(f"{p[\"ParameterKey\"]}={p[\"ParameterValue\"]}")' "$adopt")
+  overrides+=("${adopted[@]}")
+  # shellcheck disable=SC2206 # KEY=VALUE words, as the AWS CLI takes them
+  overrides+=(${DEPLOY_EXTRA_PARAMETERS:-})
+  creating=0
 else
-  ami=$current_ami
-  echo "AMI $ami (kept from the stack; --new-ami to move every group to the latest)"
+  # The AMI: the stack's own unless --new-ami or the stack is new.
+  current_ami=$(aws cloudformation describe-stacks --stack-name "$stack" \
+    --query "Stacks[0].Parameters[?ParameterKey=='ImageId'].ParameterValue" --output text 2>/dev/null || true)
+  if [ "$new_ami" = 1 ] || [ -z "$current_ami" ] || [ "$current_ami" = "None" ]; then
+    ami=$(aws ssm get-parameter --name /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64 \
+      --query Parameter.Value --output text)
+    echo "AMI $ami (latest Amazon Linux 2023 arm64)"
+  else
+    ami=$current_ami
+    echo "AMI $ami (kept from the stack; --new-ami to move every group to the latest)"
+  fi
+  overrides+=("ImageId=$ami")
+  creating=0
+  if [ -z "$current_ami" ] || [ "$current_ami" = "None" ]; then creating=1; fi
 fi
-overrides+=("ImageId=$ami")
-creating=0
-[ -z "$current_ami" ] || [ "$current_ami" = "None" ] && creating=1
 
 aws cloudformation deploy \
   --stack-name "$stack" \
@@ -114,6 +145,14 @@ aws cloudformation deploy \
   --no-fail-on-empty-changeset \
   --capabilities CAPABILITY_IAM \
   --parameter-overrides "${overrides[@]}"
+
+if [ -n "$adopt" ]; then
+  aws cloudformation describe-stacks --stack-name "$stack" --query 'Stacks[0].Outputs' --output table
+  echo
+  echo "adopted. The groups keep their own instances and load balancers; with DryRun=true compare, after a day:"
+  echo "  cargo run --release -p loadtest -- shadow --aws --group GROUP --stack $stack --since 1d"
+  exit 0
+fi
 
 # Each group's starting size, once: the template pins no DesiredCapacity
 # (a stack update would set it back while the scaler runs).

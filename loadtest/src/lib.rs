@@ -6,6 +6,7 @@ pub mod chart;
 pub mod engine;
 pub mod h1;
 pub mod run;
+pub mod shadow;
 pub mod stats;
 pub mod trace;
 pub mod verify;

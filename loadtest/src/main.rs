@@ -32,6 +32,10 @@ enum Command {
     /// minute) from CloudWatch into a trace for `backtest`, and derive what
     /// one instance serves at 100% CPU from its CPU and instances in service.
     Trace(TraceArgs),
+    /// Compare a policy deciding in dry run (a stack deployed with
+    /// DryRun=true) with what the group's own scaling did: instance-hours,
+    /// minutes of shortfall, and where ours would have scaled.
+    Shadow(ShadowArgs),
     /// Replay a request-rate trace through a policy and report cost and shortfall.
     Backtest {
         /// CSV: timestamp,requests_per_second, one row a minute.
@@ -102,6 +106,99 @@ struct TraceArgs {
     out: Option<PathBuf>,
 }
 
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("where").required(true).args(["stack", "namespace"])))]
+struct ShadowArgs {
+    /// Read from AWS (CloudWatch and Auto Scaling; credentials, region and
+    /// AWS_ENDPOINT_URL from the environment). On the local cloud, run
+    /// `loadtest verify --shadow POLICY` instead.
+    #[arg(long, required = true)]
+    aws: bool,
+    /// The Auto Scaling group.
+    #[arg(long)]
+    group: String,
+    /// The dry-run stack: its functions write their decisions in the metric
+    /// namespace Autoscaler/STACK.
+    #[arg(long)]
+    stack: Option<String>,
+    /// The metric namespace of the dry-run decisions instead of --stack.
+    #[arg(long)]
+    namespace: Option<String>,
+    /// How far back from --until (at most 15d).
+    #[arg(long, default_value = "1d", value_parser = trace_since)]
+    since: Duration,
+    /// The end of the window (RFC 3339; default: now).
+    #[arg(long)]
+    until: Option<jiff::Timestamp>,
+    /// The target group whose requests are the load (`targetgroup/NAME/ID`; default: the group's one).
+    #[arg(long)]
+    target_group: Option<String>,
+    /// Requests per second one instance serves at 100% CPU (default: derived
+    /// from the same history, as `loadtest trace --aws` does).
+    #[arg(long, value_parser = positive)]
+    capacity_rps: Option<f64>,
+    /// Launch to in service (the template's instance warm-up).
+    #[arg(long, default_value = "90s", value_parser = humantime::parse_duration)]
+    boot: Duration,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn shadow_cli(args: ShadowArgs) -> Result<()> {
+    let namespace = match (&args.namespace, &args.stack) {
+        (Some(namespace), _) => namespace.clone(),
+        (None, Some(stack)) => format!("{}/{stack}", functions::emf::DEFAULT_NAMESPACE),
+        (None, None) => anyhow::bail!("--stack or --namespace: where the dry-run decisions are"),
+    };
+    let until = args.until.unwrap_or_else(jiff::Timestamp::now);
+    let since = until - jiff::SignedDuration::try_from(args.since)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let (history, shadow, activities) = runtime
+        .block_on(async {
+            let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let autoscaling = aws_sdk_autoscaling::Client::new(&config);
+            let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
+            let history = functions::history::read(
+                &autoscaling,
+                &cloudwatch,
+                &args.group,
+                args.target_group.as_deref(),
+                since,
+                until,
+            )
+            .await?;
+            let shadow = functions::history::read_shadow(&cloudwatch, &args.group, &namespace, since, until).await?;
+            let activities = functions::history::read_activities(&autoscaling, &args.group, since, until).await?;
+            Ok::<_, String>((history, shadow, activities))
+        })
+        .map_err(anyhow::Error::msg)?;
+    let capacity_rps = match args.capacity_rps {
+        Some(given) => given,
+        None => loadtest::trace::calibrate(&history.requests, &history.cpu, &history.in_service)
+            .map(|c| c.capacity_rps)
+            .context("the capacity of one instance could not be derived from the history (no minute at 20-90% CPU with instances in service): pass --capacity-rps")?,
+    };
+    let recorded = loadtest::shadow::Recorded {
+        requests: &history.requests,
+        desired: &shadow.desired,
+        recommended: &shadow.recommended,
+        before: &shadow.before,
+        activities: &activities,
+    };
+    let input = loadtest::shadow::from_recorded(&args.group, &recorded, since, until, capacity_rps, args.boot)
+        .map_err(anyhow::Error::msg)?;
+    let report = loadtest::shadow::report(&input).map_err(anyhow::Error::msg)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        loadtest::shadow::print(&report, &mut out)?;
+    }
+    Ok(())
+}
+
 /// `--since`: a duration of at most 15 days.
 fn trace_since(text: &str) -> std::result::Result<Duration, String> {
     let value = humantime::parse_duration(text).map_err(|e| format!("{e}; expected e.g. 14d, 36h"))?;
@@ -165,6 +262,11 @@ struct VerifyArgs {
     /// terminate without lowering desired): it must be replaced.
     #[arg(long)]
     kill_one: bool,
+    /// Shadow mode: a second policy for the same group decides in dry run
+    /// beside --policy (its own alarms, schedules and ticks); the run ends
+    /// with the shadow report comparing the two (target/verify/shadow.json).
+    #[arg(long, conflicts_with = "aws")]
+    shadow: Option<PathBuf>,
     /// With --kill-one: the replacement must be in service within this
     /// (cloud time; the full load goes on meanwhile, past the hold if need be).
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
@@ -296,6 +398,7 @@ fn run_cli(cli: Cli) -> Result<bool> {
         Command::Run(args) => run_load(args),
         backtest @ Command::Backtest { .. } => backtest_cli(backtest).map(|()| true),
         Command::Trace(args) => trace_cli(args).map(|()| true),
+        Command::Shadow(args) => shadow_cli(args).map(|()| true),
     }
 }
 
@@ -394,6 +497,12 @@ enum Kind {
 }
 
 fn verify(args: VerifyArgs) -> Result<bool> {
+    if let (Some(shadow), Kind::Schedule) = (&args.shadow, args.scenario) {
+        anyhow::bail!(
+            "--shadow {}: the shadow report comes with --scenario load (the schedule scenario sends no load to compare capacity against)",
+            shadow.display()
+        );
+    }
     let scenario = loadtest::verify::Scenario {
         n: args.n,
         baseline: args.baseline,
@@ -460,6 +569,7 @@ fn verify(args: VerifyArgs) -> Result<bool> {
             rate: args.rate,
             boot: args.boot,
             binaries,
+            shadow: args.shadow,
         };
         match args.scenario {
             Kind::Load => runtime.block_on(loadtest::verify::run_local(local, scenario, &mut out))?,

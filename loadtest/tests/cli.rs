@@ -15,6 +15,20 @@ fn loadtest(args: &[&str]) -> Output {
         .expect("run loadtest")
 }
 
+/// `loadtest ARGS` with AWS credentials and an endpoint nothing answers on.
+fn against_no_aws(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args(args)
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("run loadtest")
+}
+
 const CC: &str = "loadtest/tests/fixtures/traces/cc-attack-6h.csv";
 
 #[test]
@@ -198,29 +212,75 @@ fn trace_refuses_bad_flags_and_leaves_no_partial_file() {
         assert!(stderr.contains(wanted), "{args:?}: {wanted:?} not in {stderr}");
     }
     let file = std::env::temp_dir().join(format!("loadtest-trace-{}.csv", std::process::id()));
-    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .args([
-            "trace",
-            "--aws",
-            "--group",
-            "web",
-            "--target-group",
-            "targetgroup/web/1",
-            "--out",
-            file.to_str().expect("utf-8 path"),
-        ])
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .expect("run loadtest");
+    let out = against_no_aws(&[
+        "trace",
+        "--aws",
+        "--group",
+        "web",
+        "--target-group",
+        "targetgroup/web/1",
+        "--out",
+        file.to_str().expect("utf-8 path"),
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("loadtest: ListMetrics:"), "{stderr}");
     assert!(!file.exists(), "no file when nothing was read");
+}
+
+/// `loadtest shadow`: bad flags name the flag; an unreachable CloudWatch
+/// is named (exit 2), as is a `verify --shadow` with the schedule scenario.
+#[test]
+fn shadow_refuses_bad_flags_and_names_what_it_cannot_read() {
+    for (args, wanted) in [
+        (&["shadow", "--group", "web", "--stack", "s"][..], "--aws"),
+        (&["shadow", "--aws", "--group", "web"][..], "--stack"),
+        (
+            &["shadow", "--aws", "--group", "web", "--stack", "s", "--since", "16d"][..],
+            "at most 15d",
+        ),
+        (
+            &[
+                "shadow",
+                "--aws",
+                "--group",
+                "web",
+                "--stack",
+                "s",
+                "--capacity-rps",
+                "0",
+            ][..],
+            "--capacity-rps",
+        ),
+        (
+            &[
+                "verify",
+                "--scenario",
+                "schedule",
+                "--shadow",
+                "policies/recommended.toml",
+            ][..],
+            "--shadow",
+        ),
+    ] {
+        let out = loadtest(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(wanted), "{args:?}: {wanted:?} not in {stderr}");
+    }
+    let out = against_no_aws(&[
+        "shadow",
+        "--aws",
+        "--group",
+        "web",
+        "--stack",
+        "s",
+        "--target-group",
+        "targetgroup/web/1",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("loadtest: ListMetrics:"), "{stderr}");
 }
 
 /// `loadtest trace --shape`: a synthetic trace the backtest reads back;

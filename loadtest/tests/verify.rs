@@ -28,6 +28,7 @@ fn local(speed: f64) -> Local {
         rate: None,
         boot: Duration::from_secs(90),
         binaries: localcloud::binaries::for_tests(),
+        shadow: None,
     }
 }
 
@@ -60,9 +61,28 @@ async fn verify_scales_out_survives_a_kill_and_scales_in() {
         live: false,
     };
     let mut log = Vec::new();
-    let report = run_local(local(120.0), scenario, &mut log).await.expect("verify ran");
+    // With recommended.toml deciding in dry run beside it (shadow mode).
+    let shadowed = Local {
+        shadow: Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/recommended.toml")),
+        ..local(120.0)
+    };
+    let report = run_local(shadowed, scenario, &mut log).await.expect("verify ran");
     let text = text(&log, &report);
     assert!(report.passed, "{text}");
+    // The shadow report: the dry-run function decided on every tick, and
+    // the group's own changes are the report's.
+    assert!(text.contains("shadow report of group web"), "{text}");
+    let shadow: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("shadow.json")).expect("shadow.json")).expect("JSON");
+    let decisions = shadow["dry_run_decisions"].as_u64().unwrap_or(0);
+    let minutes = shadow["minutes"].as_u64().unwrap_or(0);
+    assert!(minutes > 10 && decisions + 5 >= minutes, "{shadow:#}");
+    assert_eq!(
+        shadow["actual_changes"].as_array().map(Vec::len),
+        Some(report.activities.len()),
+        "{shadow:#}"
+    );
+    assert_eq!(shadow["actual"]["peak"], 10, "{shadow:#}");
     let names: Vec<&str> = report.assertions.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names.len(), 7, "{names:?}");
     assert!(names.iter().any(|n| n.contains("killed instance is replaced")));

@@ -181,6 +181,14 @@ impl Decision {
         }
     }
 
+    /// The desired capacity the decision leaves (`from` when it holds).
+    pub fn desired_after(&self) -> u32 {
+        match self.action {
+            Action::Hold => self.from,
+            Action::SetDesired(n) | Action::SetLimits { desired: n, .. } => n,
+        }
+    }
+
     /// The rules' sentences joined by `separator` (today's explanation).
     pub fn explain(&self, separator: &str) -> String {
         crate::rule::join(&self.rules, separator)

@@ -383,6 +383,17 @@ pub enum TrackedMetric {
     Custom(MetricSpec),
 }
 
+/// As the policy file writes it (what `Deserialize` reads back): a
+/// predefined metric's name, or the custom metric's table.
+impl Serialize for TrackedMetric {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Custom(spec) => spec.serialize(serializer),
+            Self::Predefined(_) => serializer.serialize_str(&crate::tracking::metric_key(self)),
+        }
+    }
+}
+
 /// `metric` as written: a predefined metric's name or a metric's table.
 #[derive(Deserialize)]
 #[serde(untagged)]

@@ -97,12 +97,24 @@ enum Command {
         /// Write to this file instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Also write the adopt template's parameters (each group's target
+        /// group and load balancer) to this JSON file, for `aws
+        /// cloudformation deploy --parameter-overrides file://F` with
+        /// `scalectl template --adopt`.
+        #[arg(long, value_name = "F.json")]
+        parameters: Option<PathBuf>,
     },
     /// Print the AWS CloudFormation template (JSON) of a policy file's groups,
     /// alarms, schedules and functions (infra/aws/template.json).
     Template {
         #[arg(long)]
         policy: PathBuf,
+        /// Adopt groups that already exist (made in a console): only the
+        /// alarms, schedules, functions, ticks, stack alarms and dashboards;
+        /// each group's target group and load balancer are parameters
+        /// (infra/aws/adopt.json; `import --parameters` writes them).
+        #[arg(long)]
+        adopt: bool,
         /// Write to this file instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -129,7 +141,7 @@ fn group_name(text: &str) -> Result<String, String> {
 }
 
 /// `scalectl import`: read, write, then check the file as `validate` would.
-fn import(groups: &[String], region: Option<String>, out: Option<&Path>) -> Result<()> {
+fn import(groups: &[String], region: Option<String>, out: Option<&Path>, parameters: Option<&Path>) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let read = runtime.block_on(async {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
@@ -137,14 +149,33 @@ fn import(groups: &[String], region: Option<String>, out: Option<&Path>) -> Resu
             loader = loader.region(aws_config::Region::new(region));
         }
         let config = loader.load().await;
-        functions::import::read(
-            &aws_sdk_autoscaling::Client::new(&config),
-            &aws_sdk_cloudwatch::Client::new(&config),
-            groups,
-        )
-        .await
+        let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
+        let read = functions::import::read(&aws_sdk_autoscaling::Client::new(&config), &cloudwatch, groups).await?;
+        let adopt = match parameters {
+            Some(_) => Some(functions::import::adopt_parameters(&cloudwatch, &read).await),
+            None => None,
+        };
+        Ok::<_, String>((read, adopt))
     });
-    let read = read.map_err(|e| anyhow::anyhow!("--group: {e}"))?;
+    let (read, adopt) = read.map_err(|e| anyhow::anyhow!("--group: {e}"))?;
+    if let (Some(path), Some((values, unreadable))) = (parameters, &adopt) {
+        std::fs::write(path, serde_json::to_string_pretty(values)? + "\n")
+            .with_context(|| format!("--parameters {}: cannot write (nothing written)", path.display()))?;
+        for part in unreadable {
+            eprintln!(
+                "not found: {}: {} (left empty in {})",
+                part.part,
+                part.error,
+                path.display()
+            );
+        }
+        eprintln!(
+            "adopt parameters of {} group(s) in {} (deploy: scalectl template --adopt; aws cloudformation deploy --parameter-overrides file://{})",
+            read.groups.len(),
+            path.display(),
+            path.display()
+        );
+    }
     let imported = functions::policy_import::write_policy(&read.groups, &read.alarms, &read.unreadable);
     match out {
         Some(path) => {
@@ -176,7 +207,12 @@ fn read(path: &Path, what: &str, max_bytes: u64) -> Result<String> {
 
 fn run(command: Command) -> Result<()> {
     match command {
-        Command::Import { groups, region, out } => import(&groups, region, out.as_deref()),
+        Command::Import {
+            groups,
+            region,
+            out,
+            parameters,
+        } => import(&groups, region, out.as_deref(), parameters.as_deref()),
         Command::Preflight { policy, stack } => {
             let loaded = Policy::load(&policy)?;
             let problems = functions::cfn::name_problems(&loaded, &stack);
@@ -186,9 +222,14 @@ fn run(command: Command) -> Result<()> {
             println!("--stack {stack}: every name fits AWS's limits");
             Ok(())
         }
-        Command::Template { policy, out } => {
+        Command::Template { policy, adopt, out } => {
             let loaded = Policy::load(&policy)?;
-            let text = serde_json::to_string_pretty(&functions::cfn::template(&loaded))? + "\n";
+            let template = if adopt {
+                functions::cfn::adopt_template(&loaded)
+            } else {
+                functions::cfn::template(&loaded)
+            };
+            let text = serde_json::to_string_pretty(&template)? + "\n";
             match out {
                 Some(path) => {
                     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?

@@ -27,6 +27,10 @@ pub struct Alarm {
     /// Which of `values` the last evaluation judged (indexes, oldest first).
     #[serde(default)]
     pub evaluated: Vec<usize>,
+    /// An alarm of the shadow policy: its state changes go to the shadow
+    /// function (dry run), not the deciding one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
     #[serde(skip)]
     policy: Option<AlarmPolicy>,
 }
@@ -40,6 +44,8 @@ pub struct StateChange {
     pub from: AlarmState,
     pub to: AlarmState,
     pub event: Value,
+    /// The alarm is the shadow policy's (see [`Alarm::shadow`]).
+    pub shadow: bool,
 }
 
 impl Alarm {
@@ -53,6 +59,7 @@ impl Alarm {
             values: Vec::new(),
             evaluated_at: None,
             evaluated: Vec::new(),
+            shadow: false,
             policy: Some(policy.clone()),
         }
     }
@@ -152,6 +159,7 @@ impl Alarm {
             from,
             to: next,
             event: self.event(previous, end, &policy, now),
+            shadow: self.shadow,
         })
     }
 

@@ -140,6 +140,10 @@ fn handle(cloud: &Cloud, method: &Method, segments: &[&str], query: &str, body: 
             let until = time_param(query, "until", "9999-01-01T00:00:00Z")?;
             to_value(&cloud.metric_history(group, since, until)?)
         }
+        (&Method::POST, ["groups", group, "metrics"]) => {
+            let q: Tracked = parse(body)?;
+            to_value(&cloud.tracked_history(group, &q.metrics, q.since, q.until)?)
+        }
         (&Method::POST, ["metrics", "latest"]) => {
             let q: Latest = parse(body)?;
             Ok(json!({ "value": cloud.latest(&q.metric, q.until) }))
@@ -230,6 +234,15 @@ fn time_param(query: &str, name: &str, default: &str) -> Result<Timestamp, Refus
             "{name}={value:?}: must be an RFC 3339 time, e.g. 2026-11-20T11:00:00Z"
         ))
     })
+}
+
+/// A GetMetricData of a group's tracked metrics (the functions' local adapter).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Tracked {
+    since: Timestamp,
+    until: Timestamp,
+    metrics: Vec<scaling::policy::TrackedMetric>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -17,5 +17,5 @@ pub mod runtime;
 pub mod server;
 pub mod upstream;
 
-pub use cloud::{Cloud, Config};
+pub use cloud::{Cloud, Config, SHADOW_FUNCTION, ShadowPolicy};
 pub use error::{Error, Result};

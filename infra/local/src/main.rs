@@ -88,6 +88,11 @@ struct Up {
     /// The policy file: groups with min/max/desired.
     #[arg(long, env = "LOCALCLOUD_POLICY", default_value = "policies/two-tier.toml")]
     policy: PathBuf,
+    /// A second policy for the same groups, decided by its own function in
+    /// dry run next to the deciding one (shadow mode: `loadtest shadow
+    /// --local` compares the two).
+    #[arg(long)]
+    shadow: Option<PathBuf>,
     /// Cloud time runs this many times faster (60: a 300 s cooldown lasts 5 s).
     #[arg(long, default_value_t = 60.0, value_parser = localcloud::clock::parse_speed)]
     speed: f64,
@@ -285,6 +290,13 @@ async fn run_up(up: Up) -> Result<()> {
         )
         .init();
     let policy = Policy::load(&up.policy)?;
+    let shadow = match &up.shadow {
+        Some(file) => Some(localcloud::ShadowPolicy {
+            policy: Policy::load(file).with_context(|| format!("--shadow {}", file.display()))?,
+            policy_file: file.clone(),
+        }),
+        None => None,
+    };
     // Descriptors: one per client connection (target connections are
     // pooled per target and bounded by the requests in flight); 1024 kept for
     // everything else. Shared by the groups' load balancers.
@@ -358,6 +370,7 @@ async fn run_up(up: Up) -> Result<()> {
         functions,
         policy_file: Some(up.policy.clone()),
         ingestion_delay: up.ingestion_delay,
+        shadow,
     };
     let cloud = Cloud::start(config).await?;
     let control = cloud.control_addr().context("control API address")?;

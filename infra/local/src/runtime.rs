@@ -146,9 +146,11 @@ fn queue_arn() -> String {
 }
 
 impl Runtime {
-    /// The function from `dir`; `env` is given to its process (policy,
-    /// control API, clock).
+    /// The function `name` (its log is `NAME.log`), the binary [`FUNCTION`]
+    /// from `dir`; `env` is given to its process (policy, control API,
+    /// clock, dry run).
     pub fn new(
+        name: &str,
         dir: &std::path::Path,
         env: Vec<(String, String)>,
         log_dir: PathBuf,
@@ -160,7 +162,7 @@ impl Runtime {
         }
         Ok(Arc::new(Self {
             function: Arc::new(Function {
-                name: FUNCTION.to_string(),
+                name: name.to_string(),
                 binary,
                 queue: Mutex::new(TriggerQueue::default()),
                 ready: Notify::new(),
@@ -637,7 +639,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("runtime-queue-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         std::fs::write(dir.join(FUNCTION), "").expect("binary");
-        let runtime = Runtime::new(&dir, Vec::new(), dir.clone(), Clock::new(1.0)).expect("runtime");
+        let runtime = Runtime::new(FUNCTION, &dir, Vec::new(), dir.clone(), Clock::new(1.0)).expect("runtime");
         let event = serde_json::json!({"id": "e1"});
         assert_eq!(runtime.send("web", "first".into(), &event), Sent::Queued);
         assert_eq!(runtime.send("web", "again".into(), &event), Sent::Deduplicated);

@@ -45,6 +45,7 @@ fn config(policy: &str, test: u8) -> Config {
         log_dir: std::env::temp_dir().join(format!("localcloud-test-{}-{test}", std::process::id())),
         drain_timeout: Duration::from_secs(5),
         ingestion_delay: functions::cloudwatch::INGESTION_DELAY,
+        shadow: None,
         functions: None,
         policy_file: None,
     }
@@ -594,5 +595,32 @@ async fn an_instance_that_sheds_reports_cpu_demand_above_its_cpu() {
             "demand is never below CPU: {point:?} vs {value}"
         );
     }
+    // GetMetricData answers whatever a reader asks, not only what the
+    // deciding policy tracks: a shadow policy tracking plain CPU and
+    // requests per target reads them too (the functions' local adapter
+    // names its policy's metrics).
+    let control = cloud.control_addr().expect("control API");
+    let since = now - jiff::SignedDuration::from_hours(1);
+    let body = serde_json::json!({ "since": since, "until": now, "metrics": ["cpu", "request_count_per_target"] });
+    let (status, answer) = call(control, "POST", "/groups/web/metrics", &body.to_string()).await;
+    assert_eq!(status, 200, "{answer}");
+    let read: Vec<f64> = answer["cpu"][id]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .iter()
+        .filter_map(|d| d["value"].as_f64())
+        .collect();
+    assert_eq!(read, cpu.iter().map(|(_, v)| *v).collect::<Vec<_>>());
+    assert!(answer["request_count_per_target"].is_object(), "{answer}");
+    let bad = serde_json::json!({ "since": since, "until": now, "metrics": ["memory"] });
+    let (status, answer) = call(control, "POST", "/groups/web/metrics", &bad.to_string()).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("allowed: cpu, cpu_demand"),
+        "{answer}"
+    );
     cloud.shutdown().await;
 }

@@ -44,6 +44,7 @@ fn config(policy: &str, test: u8) -> Config {
         log_dir: dir.join("logs"),
         drain_timeout: Duration::from_secs(5),
         ingestion_delay: functions::cloudwatch::INGESTION_DELAY,
+        shadow: None,
         functions: Some(support::binaries()),
         policy_file: Some(policy_file),
     }
@@ -420,4 +421,87 @@ async fn a_group_at_zero_comes_back_on_load_grows_and_returns_to_zero() {
         "{changes:#?}"
     );
     cloud.shutdown().await;
+}
+
+/// Shadow mode (issue 21): a second policy decides for the same group in
+/// dry run, by its own function (`scaler-shadow`, `SCALER_DRY_RUN=1`) and
+/// its own schedules; it explains what it would do and the group stays as
+/// the deciding policy leaves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_policy_decides_in_dry_run_beside_the_deciding_one_and_changes_nothing() {
+    let soon = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(2);
+    let minute = jiff::Timestamp::from_second((soon.as_second() / 60 + 1) * 60).expect("minute");
+    let fire = minute.to_zoned_datetime(jiff::tz::TimeZone::UTC);
+    let deciding = "[[group]]\nname = \"web\"\nmin = 1\nmax = 4\n";
+    let shadow_text = format!(
+        "[[group]]\nname = \"web\"\nmin = 1\nmax = 4\n\n[[group.schedule]]\nname = \"web-shadow-evening\"\ncron = \"cron({} {} * * ? *)\"\ntimezone = \"UTC\"\nmin = 3\n",
+        fire.minute(),
+        fire.hour()
+    );
+    let mut config = config(deciding, 5);
+    let shadow_file = config.log_dir.with_file_name("shadow.toml");
+    std::fs::write(&shadow_file, &shadow_text).expect("shadow policy");
+    config.shadow = Some(localcloud::ShadowPolicy {
+        policy: Policy::parse("shadow", &shadow_text).expect("shadow policy"),
+        policy_file: shadow_file,
+    });
+    let cloud = Cloud::start(config).await.expect("start");
+    wait_for(&cloud, "one instance", Duration::from_secs(20), |g| in_service(g) == 1).await;
+    let shadow = cloud.shadow().expect("the shadow function runs").clone();
+    let invocation = localcloud::runtime::wait_for(&shadow, Duration::from_secs(20), |i| {
+        i.group == "web" && i.event.starts_with("schedule web-shadow-evening")
+    })
+    .await
+    .unwrap_or_else(|| panic!("no shadow invocation: {:#?}", cloud.status()));
+    assert_eq!(invocation.function, localcloud::SHADOW_FUNCTION);
+    let result = invocation.result.clone().unwrap_or_else(|| panic!("{invocation:#?}"));
+    assert_eq!(result["outcome"], "decided", "{result:#}");
+    assert_eq!(result["acted"], false, "dry run: {result:#}");
+    let decision: functions::decide::Decision = serde_json::from_value(result["decision"].clone()).expect("decision");
+    assert_eq!((decision.from, decision.desired_after()), (1, 3), "{result:#}");
+    // The deciding function never saw the shadow's schedule, and the group
+    // is as the deciding policy left it.
+    let deciding = cloud.functions().expect("functions").invocations();
+    assert!(
+        deciding.iter().all(|i| !i.event.contains("web-shadow-evening")),
+        "{deciding:#?}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let group = cloud.group("web").expect("group");
+    assert_eq!((group.min, group.desired), (1, 1));
+    assert!(group.capacity_changes.is_empty(), "{:#?}", group.capacity_changes);
+    assert!(
+        cloud
+            .events()
+            .iter()
+            .any(|e| e.function.as_deref() == Some(localcloud::SHADOW_FUNCTION))
+    );
+    cloud.shutdown().await;
+}
+
+/// The shadow decides for the deciding policy's groups, with alarms of its
+/// own: CloudWatch alarm names are unique per account and region.
+#[tokio::test]
+async fn a_shadow_policy_for_another_group_or_reusing_an_alarm_name_is_refused_naming_it() {
+    let mut other_group = config(ALARMED, 6);
+    let text = ALARMED.replace("\"web\"", "\"api\"");
+    other_group.shadow = Some(localcloud::ShadowPolicy {
+        policy: Policy::parse("shadow", &text).expect("policy"),
+        policy_file: "shadow.toml".into(),
+    });
+    let error = Cloud::start(other_group).await.expect_err("another group").to_string();
+    assert!(
+        error.contains("shadow (--shadow)") && error.contains("group api"),
+        "{error}"
+    );
+    let mut same_alarm = config(ALARMED, 6);
+    same_alarm.shadow = Some(localcloud::ShadowPolicy {
+        policy: Policy::parse("shadow", ALARMED).expect("policy"),
+        policy_file: "shadow.toml".into(),
+    });
+    let error = Cloud::start(same_alarm).await.expect_err("same alarm").to_string();
+    assert!(
+        error.contains("alarm web-cpu-high") && error.contains("unique per account and region"),
+        "{error}"
+    );
 }

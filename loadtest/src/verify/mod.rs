@@ -68,6 +68,9 @@ pub struct Local {
     pub boot: Duration,
     /// The workload and function binaries.
     pub binaries: PathBuf,
+    /// A second policy deciding in dry run beside the first (shadow mode):
+    /// the run ends with the shadow report (`shadow.json`).
+    pub shadow: Option<PathBuf>,
 }
 
 /// One sample of the scenario.
@@ -273,14 +276,99 @@ pub async fn run_local(local: Local, scenario: Scenario, out: &mut (impl Write +
             max: group.max,
             start: group.desired.unwrap_or(group.min),
         };
-        run_scenario(&target, &limits, &format!("http://{lb}"), rate, &scenario, out).await
+        let report = run_scenario(&target, &limits, &format!("http://{lb}"), rate, &scenario, out).await?;
+        let shadow = match &local.shadow {
+            Some(_) => Some(shadow_of(&local, &scenario, &cloud, &group.name, &report)?),
+            None => None,
+        };
+        anyhow::Ok((report, shadow))
     }
     .await;
     writeln!(out, "stopping the local cloud...")?;
     cloud.shutdown().await;
-    let report = result?;
+    let (report, shadow) = result?;
     write_outputs(&scenario, &report)?;
+    if let Some(shadow) = shadow {
+        writeln!(out)?;
+        crate::shadow::print(&shadow, out)?;
+        let json = scenario.out.join("shadow.json");
+        std::fs::write(&json, serde_json::to_vec_pretty(&shadow)?)
+            .with_context(|| format!("writing {}", json.display()))?;
+        writeln!(out, "shadow report: {}", json.display())?;
+    }
     Ok(report)
+}
+
+/// The shadow report of a local run: the load and desired capacity of the
+/// run's samples a minute, the group's changes, and every decision the
+/// shadow function made for the group in dry run; one instance's capacity
+/// is calibrated on this machine (`--cpu-limit` of fibo(n) per second).
+fn shadow_of(
+    local: &Local,
+    scenario: &Scenario,
+    cloud: &localcloud::Cloud,
+    group: &str,
+    report: &Report,
+) -> Result<crate::shadow::Report> {
+    use crate::shadow::{Change, Input, Minute, Recommendation, per_minute};
+    let load = per_minute(
+        &report
+            .samples
+            .iter()
+            .map(|s| (s.at, s.requests_per_second))
+            .collect::<Vec<_>>(),
+    );
+    let desired = per_minute(
+        &report
+            .samples
+            .iter()
+            .map(|s| (s.at, f64::from(s.desired)))
+            .collect::<Vec<_>>(),
+    );
+    let minutes = load
+        .iter()
+        .zip(&desired)
+        .map(|(&(at, load_rps), &(_, desired))| Minute {
+            at,
+            load_rps,
+            desired: desired as u32,
+        })
+        .collect();
+    let ours = cloud
+        .shadow()
+        .map(|r| r.invocations())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| i.group == group)
+        .filter_map(|i| {
+            let result = i.result?;
+            let decision: functions::decide::Decision = serde_json::from_value(result.get("decision")?.clone()).ok()?;
+            Some(Recommendation {
+                at: i.finished.unwrap_or(i.at),
+                from: decision.from,
+                recommended: decision.desired_after(),
+                reason: decision.reason,
+            })
+        })
+        .collect();
+    let input = Input {
+        group: group.to_string(),
+        minutes,
+        actual: report
+            .activities
+            .iter()
+            .map(|a| Change {
+                at: a.start,
+                from: a.from,
+                to: a.to,
+                cause: a.reason.clone().unwrap_or_else(|| a.cause.clone()),
+            })
+            .collect(),
+        ours,
+        capacity_rps: calibrate(&local.binaries.join("workload"), scenario.n, local.cpu_limit)?,
+        boot: local.boot,
+    };
+    crate::shadow::report(&input).map_err(anyhow::Error::msg)
 }
 
 /// Runs the scenario against a deployed group: `url` is its load balancer,
@@ -329,6 +417,12 @@ pub async fn run_aws(
 /// its time zone through the schedule function, the group grows; the next
 /// action fires and the group returns to min. No load is sent.
 pub async fn run_schedule(local: Local, scenario: Scenario, out: &mut (impl Write + Send)) -> Result<Report> {
+    if let Some(shadow) = &local.shadow {
+        bail!(
+            "--shadow {}: the schedule scenario has no shadow report",
+            shadow.display()
+        );
+    }
     let policy = Policy::load(&local.policy_file)?;
     let group = pick_group(&policy, local.group.as_deref())?;
     let start_capacity = group.desired.unwrap_or(group.min);

@@ -21,6 +21,13 @@ pub async fn start_local(local: &Local, out_dir: &std::path::Path, start: Option
     let text = functions::input::read_text(&local.policy_file, functions::input::POLICY_MAX_BYTES)
         .with_context(|| format!("reading {}", local.policy_file.display()))?;
     let policy = Policy::parse(&local.policy_file.display().to_string(), &text)?;
+    let shadow = match &local.shadow {
+        Some(file) => Some(localcloud::ShadowPolicy {
+            policy: Policy::load(file).with_context(|| format!("--shadow {}", file.display()))?,
+            policy_file: file.clone(),
+        }),
+        None => None,
+    };
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let config = Config {
         policy,
@@ -50,6 +57,7 @@ pub async fn start_local(local: &Local, out_dir: &std::path::Path, start: Option
         ingestion_delay: functions::cloudwatch::INGESTION_DELAY,
         functions: Some(local.binaries.clone()),
         policy_file: Some(local.policy_file.clone()),
+        shadow,
     };
     Cloud::start(config).await.context("starting the local cloud")
 }

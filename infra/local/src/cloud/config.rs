@@ -148,6 +148,35 @@ impl Config {
         if self.policy.groups.len() > 16 {
             return bad("policy", self.policy.groups.len().to_string(), "at most 16 groups");
         }
+        if let Some(shadow) = &self.shadow {
+            // The shadow decides for groups of the deciding policy, and its
+            // alarms are other alarms: CloudWatch alarm names are unique in
+            // an account and region (a second stack reusing one fails).
+            for group in &shadow.policy.groups {
+                if !self.policy.groups.iter().any(|g| g.name == group.name) {
+                    return Err(Error::Config {
+                        field: "shadow (--shadow)",
+                        value: format!("group {}", group.name),
+                        allowed: "groups of the deciding policy (the shadow decides for existing groups)",
+                    });
+                }
+                for alarm in &group.alarm_policies {
+                    let taken = self
+                        .policy
+                        .groups
+                        .iter()
+                        .flat_map(|g| &g.alarm_policies)
+                        .any(|a| a.alarm == alarm.alarm);
+                    if taken {
+                        return Err(Error::Config {
+                            field: "shadow (--shadow)",
+                            value: format!("alarm {}", alarm.alarm),
+                            allowed: "alarm names the deciding policy does not use (CloudWatch alarm names are unique per account and region)",
+                        });
+                    }
+                }
+            }
+        }
         if !self.workload.is_file() {
             return Err(Error::Workload(self.workload.clone()));
         }

@@ -5,26 +5,30 @@ use super::*;
 /// Alarms, schedules and ticks: what EventBridge and CloudWatch would send.
 pub(super) async fn events(cloud: Cloud) {
     let inner = &cloud.inner;
-    let schedules: Vec<(String, String, scaling::schedule::ScheduleExpr, jiff::tz::TimeZone)> = inner
-        .config
-        .policy
-        .groups
-        .iter()
-        .flat_map(|g| g.schedules.iter().map(move |s| (g, s)))
-        .filter_map(|(g, s)| {
-            let (expr, tz) = s.parsed().ok()?;
-            Some((g.name.clone(), s.name.clone(), expr, tz))
-        })
-        .collect();
+    // (shadow?, group, name, expression, zone): the deciding policy's
+    // schedules, then the shadow policy's (to the shadow function).
+    let policies =
+        std::iter::once((false, &inner.config.policy)).chain(inner.config.shadow.iter().map(|s| (true, &s.policy)));
+    let mut schedules: Vec<(
+        bool,
+        String,
+        String,
+        scaling::schedule::ScheduleExpr,
+        jiff::tz::TimeZone,
+    )> = Vec::new();
     // Groups that need the periodic tick: target tracking, or alarms to re-check.
-    let ticking: Vec<String> = inner
-        .config
-        .policy
-        .groups
-        .iter()
-        .filter(|g| !g.target_tracking.is_empty() || !g.alarm_policies.is_empty())
-        .map(|g| g.name.clone())
-        .collect();
+    let mut ticking: Vec<(bool, String)> = Vec::new();
+    for (shadow, policy) in policies {
+        for g in &policy.groups {
+            schedules.extend(g.schedules.iter().filter_map(|s| {
+                let (expr, tz) = s.parsed().ok()?;
+                Some((shadow, g.name.clone(), s.name.clone(), expr, tz))
+            }));
+            if !g.target_tracking.is_empty() || !g.alarm_policies.is_empty() {
+                ticking.push((shadow, g.name.clone()));
+            }
+        }
+    }
     let tick: Option<scaling::schedule::ScheduleExpr> = "rate(1 minute)".parse().ok();
     // Alarms judge a period a little after it ends, once its samples are in
     // (CloudWatch, too, evaluates with a delay).
@@ -43,21 +47,26 @@ pub(super) async fn events(cloud: Cloud) {
         };
         for change in changes {
             let summary = format!("alarm {} {:?} -> {:?}", change.alarm, change.from, change.to);
-            cloud.emit(&change.group, summary, change.event);
+            cloud.emit_to(change.shadow, &change.group, summary, change.event);
         }
-        for (group, name, expr, tz) in &schedules {
+        for (shadow, group, name, expr, tz) in &schedules {
             for at in expr.fires_between(last, now, tz) {
-                cloud.emit(group, format!("schedule {name} at {at}"), scheduled_event(name, at));
+                cloud.emit_to(
+                    *shadow,
+                    group,
+                    format!("schedule {name} at {at}"),
+                    scheduled_event(name, at),
+                );
             }
         }
         if let Some(tick) = &tick {
             for at in tick.fires_between(last, now, &jiff::tz::TimeZone::UTC) {
-                for group in &ticking {
+                for (shadow, group) in &ticking {
                     let rule = format!("{group}-tick");
                     // The event names its group, as the template's input transformer does.
                     let mut event = scheduled_event(&rule, at);
                     event["detail"] = serde_json::json!({ "group": group });
-                    cloud.emit(group, format!("tick {rule} at {at}"), event);
+                    cloud.emit_to(*shadow, group, format!("tick {rule} at {at}"), event);
                 }
             }
         }

@@ -30,7 +30,7 @@ use crate::group::{Group, GroupError, State, Step};
 use crate::lb::{LbConfig, LbCounters, LoadBalancer, TargetHealth, TargetStatus};
 use crate::metrics::{MetricStore, SeriesKey, prometheus_value};
 use crate::process::{Spawner, signal, stop};
-use crate::runtime::{Invocation, Runtime};
+use crate::runtime::{FUNCTION, Invocation, Runtime};
 
 mod config;
 mod controller;
@@ -85,7 +85,22 @@ pub struct Config {
     /// From the start of a minute until its datapoints can be read (cloud
     /// time; AWS's is `scaling::cloudwatch::INGESTION_DELAY`).
     pub ingestion_delay: Duration,
+    /// A second policy for the same groups, run by its own function in dry
+    /// run (`SCALER_DRY_RUN=1`): its alarms, schedules and ticks go to it,
+    /// it decides and explains, the deciding policy acts (issue 21's
+    /// shadow mode, as a second stack in dry run next to a group on AWS).
+    pub shadow: Option<ShadowPolicy>,
 }
+
+/// The shadow policy and the file its function reads.
+#[derive(Debug, Clone)]
+pub struct ShadowPolicy {
+    pub policy: Policy,
+    pub policy_file: PathBuf,
+}
+
+/// The shadow function's name (its log is `scaler-shadow.log`).
+pub const SHADOW_FUNCTION: &str = "scaler-shadow";
 
 /// A process of an instance.
 #[derive(Debug)]
@@ -122,6 +137,8 @@ pub(crate) struct Inner {
     pub(crate) store: Mutex<MetricStore>,
     pub(crate) alarms: Mutex<Vec<Alarm>>,
     pub(crate) runtime: Option<Arc<Runtime>>,
+    /// The shadow policy's function (dry run), when there is one.
+    pub(crate) shadow: Option<Arc<Runtime>>,
     events: Mutex<VecDeque<EventRecord>>,
     probe: hyper_util::client::legacy::Client<
         hyper_util::client::legacy::connect::HttpConnector,
@@ -149,6 +166,9 @@ pub struct Status {
     pub events: Vec<EventRecord>,
     /// Function invocations with their decisions, newest last.
     pub invocations: Vec<Invocation>,
+    /// The shadow function's (dry run), newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shadow_invocations: Vec<Invocation>,
 }
 
 /// An event the local cloud sent.
@@ -205,6 +225,16 @@ const RECONCILE: Duration = Duration::from_millis(50);
 /// Activities shown by the status view.
 const STATUS_ACTIVITIES: usize = 20;
 
+/// A function's newest invocations for the status view, oldest first.
+fn newest(runtime: Option<&Arc<Runtime>>) -> Vec<Invocation> {
+    runtime
+        .map(|r| {
+            let all = r.invocations();
+            all[all.len().saturating_sub(STATUS_ACTIVITIES)..].to_vec()
+        })
+        .unwrap_or_default()
+}
+
 impl Cloud {
     /// Binds the load balancers and the control API, then starts every group at its desired capacity.
     pub async fn start(config: Config) -> Result<Self> {
@@ -250,12 +280,21 @@ impl Cloud {
             .pool_max_idle_per_host(0)
             .build(connector);
         let now = clock.now();
-        let alarms = config
+        let mut alarms: Vec<Alarm> = config
             .policy
             .groups
             .iter()
             .flat_map(|g| g.alarm_policies.iter().map(|p| Alarm::new(&g.name, p, now)))
             .collect();
+        if let Some(shadow) = &config.shadow {
+            alarms.extend(shadow.policy.groups.iter().flat_map(|g| {
+                g.alarm_policies.iter().map(|p| {
+                    let mut alarm = Alarm::new(&g.name, p, now);
+                    alarm.shadow = true;
+                    alarm
+                })
+            }));
+        }
         // The control API is bound first: the functions are told its address.
         let (control_listener, control) = bind_loopback("control API", config.control_port).await?;
         let runtime = match (&config.functions, &config.policy_file) {
@@ -274,7 +313,27 @@ impl Cloud {
                     ("SCALER_LOCAL_CLOUD".to_string(), control.to_string()),
                     ("SCALER_CLOCK".to_string(), clock.to_env()),
                 ];
-                Some(Runtime::new(dir, env, config.log_dir.clone(), clock).map_err(Error::Functions)?)
+                Some(Runtime::new(FUNCTION, dir, env, config.log_dir.clone(), clock).map_err(Error::Functions)?)
+            }
+        };
+        let shadow = match (&config.functions, &config.shadow) {
+            (_, None) => None,
+            (None, Some(_)) => {
+                return Err(Error::Config {
+                    field: "shadow",
+                    value: "a shadow policy without functions".into(),
+                    allowed: "a shadow policy only when the functions run (it is their dry run)",
+                });
+            }
+            (Some(dir), Some(shadow)) => {
+                let file = std::path::absolute(&shadow.policy_file).unwrap_or_else(|_| shadow.policy_file.clone());
+                let env = vec![
+                    ("SCALER_POLICY".to_string(), file.display().to_string()),
+                    ("SCALER_LOCAL_CLOUD".to_string(), control.to_string()),
+                    ("SCALER_CLOCK".to_string(), clock.to_env()),
+                    ("SCALER_DRY_RUN".to_string(), "1".to_string()),
+                ];
+                Some(Runtime::new(SHADOW_FUNCTION, dir, env, config.log_dir.clone(), clock).map_err(Error::Functions)?)
             }
         };
         let ingestion_delay = config.ingestion_delay;
@@ -287,6 +346,7 @@ impl Cloud {
                 store: Mutex::new(MetricStore::with_delay(ingestion_delay)),
                 alarms: Mutex::new(alarms),
                 runtime,
+                shadow,
                 events: Mutex::new(VecDeque::new()),
                 probe,
                 tasks: Tasks(Mutex::new(tasks)),
@@ -300,7 +360,7 @@ impl Cloud {
             let task = tokio::spawn(sampler::sampler(cloud.clone(), runtime.clone()));
             cloud.push_task("metric sampler", task);
         }
-        if let Some(runtime) = &cloud.inner.runtime {
+        for runtime in cloud.inner.runtime.iter().chain(&cloud.inner.shadow) {
             let tasks = runtime
                 .start(cloud.inner.spawner.clone())
                 .await
@@ -515,16 +575,14 @@ impl Cloud {
             groups,
             alarms: lock(&self.inner.alarms).clone(),
             events: lock(&self.inner.events).iter().cloned().collect(),
-            invocations: self
-                .inner
-                .runtime
-                .as_ref()
-                .map(|r| {
-                    let all = r.invocations();
-                    all[all.len().saturating_sub(STATUS_ACTIVITIES)..].to_vec()
-                })
-                .unwrap_or_default(),
+            invocations: newest(self.inner.runtime.as_ref()),
+            shadow_invocations: newest(self.inner.shadow.as_ref()),
         }
+    }
+
+    /// The shadow function (dry run), when a shadow policy runs.
+    pub fn shadow(&self) -> Option<&Arc<Runtime>> {
+        self.inner.shadow.as_ref()
     }
 
     /// The function runtime, when functions run.
@@ -546,10 +604,18 @@ impl Cloud {
     /// group's message group (and records it), as the template's EventBridge
     /// rules and schedules do.
     pub fn emit(&self, group: &str, summary: String, event: serde_json::Value) {
+        self.emit_to(false, group, summary, event);
+    }
+
+    /// [`Cloud::emit`] to the deciding function, or (`shadow`) to the shadow one.
+    pub(crate) fn emit_to(&self, shadow: bool, group: &str, summary: String, event: serde_json::Value) {
         let at = self.clock().now();
-        let sent = self
-            .inner
-            .runtime
+        let runtime = if shadow {
+            &self.inner.shadow
+        } else {
+            &self.inner.runtime
+        };
+        let sent = runtime
             .as_ref()
             .map(|runtime| runtime.send(group, summary.clone(), &event));
         let deduplicated = sent == Some(crate::runtime::Sent::Deduplicated);
@@ -558,7 +624,7 @@ impl Cloud {
             events.push_back(EventRecord {
                 at,
                 summary: summary.clone(),
-                function: sent.map(|_| crate::runtime::FUNCTION.to_string()),
+                function: sent.map(|_| if shadow { SHADOW_FUNCTION } else { FUNCTION }.to_string()),
                 group: group.to_string(),
                 deduplicated,
             });
@@ -591,7 +657,8 @@ impl Cloud {
     /// (SIGTERM, then SIGKILL after the drain timeout).
     pub async fn shutdown(&self) {
         self.inner.tasks.abort_all();
-        if let Some(runtime) = self.inner.runtime.clone() {
+        for runtime in self.inner.runtime.iter().chain(&self.inner.shadow) {
+            let runtime = Arc::clone(runtime);
             let _ = tokio::task::spawn_blocking(move || runtime.stop()).await;
         }
         let grace = self.inner.config.drain_timeout + Duration::from_secs(1);

@@ -10,15 +10,14 @@ impl Cloud {
         self.newest_minute(&key).last().copied()
     }
 
-    /// Per-instance datapoints of the group's tracked metrics in `[since, until)`,
-    /// keyed as the functions read them (`cpu`, `request_count_per_target`, `NAMESPACE/NAME`).
+    /// Per-instance datapoints of the deciding policy's tracked metrics of
+    /// `group` in `[since, until)` (see [`Cloud::tracked_history`]).
     pub fn metric_history(
         &self,
         group: &str,
         since: Timestamp,
         until: Timestamp,
     ) -> Result<scaling::decide::MetricHistory> {
-        let snapshot = self.group(group)?;
         let policy = self
             .inner
             .config
@@ -28,14 +27,30 @@ impl Cloud {
                 group: group.into(),
                 groups: self.group_names().join(", "),
             })?;
+        let tracked: Vec<_> = policy.target_tracking.iter().map(|t| t.metric.clone()).collect();
+        self.tracked_history(group, &tracked, since, until)
+    }
+
+    /// Per-instance datapoints of the metrics `tracked` (whatever policy
+    /// asks: the deciding one's function or a shadow's, as GetMetricData
+    /// answers any reader) in `[since, until)`, keyed as the functions read
+    /// them (`cpu`, `cpu_demand`, `request_count_per_target`, `NAMESPACE/NAME`).
+    pub fn tracked_history(
+        &self,
+        group: &str,
+        tracked: &[scaling::policy::TrackedMetric],
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<scaling::decide::MetricHistory> {
+        let snapshot = self.group(group)?;
         // As CloudWatch shows it now: the latest minutes are not in yet.
         let now = self.clock().now();
         let store = lock(&self.inner.store);
         let store = store.at(now);
         let mut history = scaling::decide::MetricHistory::default();
-        for tracking in &policy.target_tracking {
+        for metric in tracked {
             use scaling::policy::{PredefinedMetric, TrackedMetric};
-            let (namespace, name) = match &tracking.metric {
+            let (namespace, name) = match metric {
                 TrackedMetric::Predefined(PredefinedMetric::Cpu | PredefinedMetric::CpuDemand) => {
                     ("AWS/EC2".to_string(), "CPUUtilization".to_string())
                 }
@@ -48,7 +63,7 @@ impl Cloud {
             // target already): every instance gets the group's, as the
             // functions read it from CloudWatch.
             let per_group = matches!(
-                tracking.metric,
+                metric,
                 TrackedMetric::Predefined(PredefinedMetric::RequestCountPerTarget)
             );
             let mut per_instance = std::collections::BTreeMap::new();
@@ -72,7 +87,7 @@ impl Cloud {
                     per_instance.insert(instance.id.clone(), points);
                 }
             }
-            if tracking.metric == TrackedMetric::Predefined(PredefinedMetric::CpuDemand) {
+            if *metric == TrackedMetric::Predefined(PredefinedMetric::CpuDemand) {
                 // CPU x RequestCount / (RequestCount - HTTPCode_Target_5XX_Count)
                 // of the group's load balancer, as the AWS adapter reads them.
                 let balancer = |name: &str| -> Vec<scaling::decide::Datapoint> {
@@ -90,7 +105,7 @@ impl Cloud {
             }
             history
                 .metrics
-                .insert(scaling::tracking::metric_key(&tracking.metric), per_instance);
+                .insert(scaling::tracking::metric_key(metric), per_instance);
         }
         Ok(history)
     }

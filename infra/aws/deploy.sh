@@ -114,9 +114,11 @@ done
 if [ -n "$adopt" ]; then
   # Each group's target group and load balancer, as import wrote them; an
   # empty one (not found) is refused by the template's pattern, naming it.
-  mapfile -t adopted < <(python3 -c 'import json, sys
+  # (A command substitution, so a file python cannot read stops the deploy.)
+  adopted_text=$(python3 -c 'import json, sys
 for p in json.load(open(sys.argv[1])):
-    print(f"{p[\"ParameterKey\"]}={p[\"ParameterValue\"]}")' "$adopt")
+    print("%s=%s" % (p["ParameterKey"], p["ParameterValue"]))' "$adopt")
+  mapfile -t adopted <<<"$adopted_text"
   overrides+=("${adopted[@]}")
   # shellcheck disable=SC2206 # KEY=VALUE words, as the AWS CLI takes them
   overrides+=(${DEPLOY_EXTRA_PARAMETERS:-})

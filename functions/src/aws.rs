@@ -530,6 +530,17 @@ impl AwsMetrics {
         since: Timestamp,
         until: Timestamp,
     ) -> Result<BTreeMap<String, Vec<crate::decide::Datapoint>>, PortError> {
+        self.metric_data_every(queries, since, until, PERIOD_S).await
+    }
+
+    /// [`Self::metric_data`] at a period of `period_s` seconds.
+    pub(crate) async fn metric_data_every(
+        &self,
+        queries: Vec<(String, aws_sdk_cloudwatch::types::Metric, String)>,
+        since: Timestamp,
+        until: Timestamp,
+        period_s: i32,
+    ) -> Result<BTreeMap<String, Vec<crate::decide::Datapoint>>, PortError> {
         use aws_sdk_cloudwatch::types::{MetricDataQuery, MetricStat};
         let mut results: BTreeMap<String, Vec<crate::decide::Datapoint>> = BTreeMap::new();
         for chunk in queries.chunks(QUERIES_PER_CALL) {
@@ -545,7 +556,7 @@ impl AwsMetrics {
                         .metric_stat(
                             MetricStat::builder()
                                 .metric(metric.clone())
-                                .period(PERIOD_S)
+                                .period(period_s)
                                 .stat(stat)
                                 .build(),
                         )
@@ -692,6 +703,58 @@ impl crate::ports::MetricsPort for AwsMetrics {
             history.metrics.insert(key, per_instance);
         }
         Ok(history)
+    }
+
+    async fn load(
+        &self,
+        group: &crate::policy::GroupPolicy,
+        metric: &crate::policy::TrackedMetric,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<crate::decide::Datapoint>, PortError> {
+        // Hourly Sums (GetMetricData, period 3600): the group's CPU by
+        // AutoScalingGroupName (one datapoint per instance and minute with
+        // detailed monitoring), its load balancer's counts by LoadBalancer.
+        let (cpu, requests, shed) = crate::predictive::sums_needed(metric);
+        let mut queries = Vec::new();
+        if cpu {
+            queries.push((
+                "cpu".to_string(),
+                cw_metric("AWS/EC2", "CPUUtilization", &[("AutoScalingGroupName", &group.name)]),
+                "Sum".to_string(),
+            ));
+        }
+        if requests || shed {
+            let load_balancer = self.load_balancers.get(&group.name).ok_or_else(|| {
+                PortError::invalid(
+                    "GetMetricData RequestCount",
+                    format!(
+                        "predictive scaling of group {} reads its load balancer's RequestCount: it needs SCALER_LOAD_BALANCERS (GROUP=app/NAME/ID, comma-separated)",
+                        group.name
+                    ),
+                )
+            })?;
+            let dimension = [("LoadBalancer", load_balancer.as_str())];
+            for (id, name, wanted) in [
+                ("requests", "RequestCount", requests),
+                ("shed", "HTTPCode_Target_5XX_Count", shed),
+            ] {
+                if wanted {
+                    queries.push((
+                        id.to_string(),
+                        cw_metric("AWS/ApplicationELB", name, &dimension),
+                        "Sum".to_string(),
+                    ));
+                }
+            }
+        }
+        let mut data = self.metric_data_every(queries, since, until, 3600).await?;
+        let sums = crate::predictive::HourlySums {
+            cpu: data.remove("cpu").unwrap_or_default(),
+            requests: data.remove("requests").unwrap_or_default(),
+            shed: data.remove("shed").unwrap_or_default(),
+        };
+        Ok(crate::predictive::hourly_load(metric, &sums))
     }
 
     async fn latest(&self, metric: &crate::policy::MetricSpec, until: Timestamp) -> Result<Option<f64>, PortError> {
@@ -863,6 +926,16 @@ impl crate::ports::MetricsPort for LazyAws {
         until: Timestamp,
     ) -> Result<crate::decide::MetricHistory, PortError> {
         self.clients().await.1.history(group, instances, since, until).await
+    }
+
+    async fn load(
+        &self,
+        group: &crate::policy::GroupPolicy,
+        metric: &crate::policy::TrackedMetric,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<crate::decide::Datapoint>, PortError> {
+        self.clients().await.1.load(group, metric, since, until).await
     }
 
     async fn latest(&self, metric: &crate::policy::MetricSpec, until: Timestamp) -> Result<Option<f64>, PortError> {

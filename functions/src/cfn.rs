@@ -962,7 +962,7 @@ fn trigger_rules(policy: &Policy) -> Vec<String> {
         .flat_map(|g| {
             let id = logical(&g.name);
             let alarms = (!g.alarm_policies.is_empty()).then(|| format!("AlarmState{id}"));
-            let tick = (!g.target_tracking.is_empty() || !g.alarm_policies.is_empty()).then(|| format!("Tick{id}"));
+            let tick = g.needs_tick().then(|| format!("Tick{id}"));
             alarms.into_iter().chain(tick)
         })
         .collect()
@@ -1005,7 +1005,7 @@ fn triggers(resources: &mut Map<String, Value>, policy: &Policy) {
                 }),
             );
         }
-        if group.target_tracking.is_empty() && group.alarm_policies.is_empty() {
+        if !group.needs_tick() {
             continue;
         }
         // The event names its group (detail.group), which the function
@@ -1177,7 +1177,7 @@ fn alerts(resources: &mut Map<String, Value>, policy: &Policy) {
                 format!("Alert{id}TickFailed"),
                 alarm(
                     &format!("{name}-tick-failed"),
-                    format!("EventBridge could not deliver group {name}'s tick to the trigger queue: no target tracking, no alarm re-check"),
+                    format!("EventBridge could not deliver group {name}'s tick to the trigger queue: no target tracking, no alarm re-check, no predictive scaling"),
                     "AWS/Events",
                     "FailedInvocations",
                     json!([{ "Name": "RuleName", "Value": reference(&format!("Tick{id}")) }]),

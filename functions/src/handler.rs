@@ -169,12 +169,20 @@ impl<G: GroupPort + Sync, M: MetricsPort + Sync> Handler<G, M> {
         }
         let since = now - SignedDuration::try_from(HISTORY).unwrap_or(SignedDuration::ZERO);
         let (observed, activities) = self.group.observe(&group_name, since).await?;
-        let history = if group.target_tracking.is_empty() {
+        let mut history = if group.target_tracking.is_empty() {
             Default::default()
         } else {
             let ids: Vec<String> = observed.instances.iter().map(|i| i.id.clone()).collect();
             self.metrics.history(group, &ids, since, now).await?
         };
+        // Predictive scaling reads the load the forecast in force was made
+        // from (ticks and alarms: a scheduled action does not combine).
+        if let Some(predictive) = &group.predictive
+            && !matches!(trigger, Trigger::Scheduled { .. })
+        {
+            let (since, until) = scaling::predictive::window(now);
+            history.load = self.metrics.load(group, &predictive.metric, since, until).await?;
+        }
         let decision = decide(group, &observed, &history, &activities, &trigger, now)?;
         let acted = !self.dry_run && decision.action != Action::Hold;
         // One structured line per decision: trigger, observed state, rules, result.

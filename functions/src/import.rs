@@ -185,6 +185,33 @@ async fn policies(client: &aws_sdk_autoscaling::Client, group: &str) -> Result<V
                         disable_scale_in: t.disable_scale_in().unwrap_or(false),
                     }
                 }),
+                predictive: p.predictive_scaling_configuration().map(|c| {
+                    let spec = c.metric_specifications().first();
+                    let pair = spec.and_then(|s| {
+                        let pair = s
+                            .predefined_metric_pair_specification()
+                            .and_then(|p| p.predefined_metric_type())
+                            .map(|t| t.as_str().to_string());
+                        // A load metric given apart names its pair.
+                        let load = s
+                            .predefined_load_metric_specification()
+                            .and_then(|l| l.predefined_metric_type())
+                            .map(|t| match t.as_str() {
+                                "ASGTotalCPUUtilization" => "ASGCPUUtilization".to_string(),
+                                "ALBTargetGroupRequestCount" => "ALBRequestCount".to_string(),
+                                other => other.to_string(),
+                            });
+                        pair.or(load)
+                    });
+                    scaling::import::SourcePredictive {
+                        pair,
+                        target: spec.and_then(|s| s.target_value()).unwrap_or_default(),
+                        mode: c.mode().map(|m| m.as_str().to_string()),
+                        scheduling_buffer: c.scheduling_buffer_time().and_then(|b| u64::try_from(b).ok()),
+                        max_capacity_breach: c.max_capacity_breach_behavior().map(|b| b.as_str().to_string()),
+                        max_capacity_buffer: c.max_capacity_buffer().and_then(|b| u32::try_from(b).ok()),
+                    }
+                }),
                 alarms: p
                     .alarms()
                     .iter()

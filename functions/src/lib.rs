@@ -25,5 +25,5 @@ pub mod ports;
 
 pub use scaling::import as policy_import;
 pub use scaling::{
-    calendar, cloudwatch, decide, group, input, policy, queue, rule, schedule, state, tracking, trigger,
+    calendar, cloudwatch, decide, group, input, policy, predictive, queue, rule, schedule, state, tracking, trigger,
 };

@@ -13,8 +13,8 @@ use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::decide::{Activity, AlarmStatus, MetricHistory, Observation};
-use crate::policy::{GroupPolicy, MetricSpec};
+use crate::decide::{Activity, AlarmStatus, Datapoint, MetricHistory, Observation};
+use crate::policy::{GroupPolicy, MetricSpec, TrackedMetric};
 use crate::ports::{GroupPort, MetricsPort, PortError};
 
 /// The control API of a local cloud.
@@ -155,6 +155,25 @@ impl MetricsPort for LocalCloud {
             series.retain(|id, _| instances.contains(id));
         }
         Ok(history)
+    }
+
+    async fn load(
+        &self,
+        group: &GroupPolicy,
+        metric: &TrackedMetric,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<Datapoint>, PortError> {
+        // The hourly Sums, as GetMetricData at a 3600 s period answers them.
+        let sums: scaling::predictive::HourlySums = self
+            .call(
+                &format!("GetMetricData {} hourly", group.name),
+                "POST",
+                &format!("/groups/{}/hourly-sums", group.name),
+                Some(json!({ "since": since, "until": until })),
+            )
+            .await?;
+        Ok(scaling::predictive::hourly_load(metric, &sums))
     }
 
     async fn latest(&self, metric: &MetricSpec, until: Timestamp) -> Result<Option<f64>, PortError> {

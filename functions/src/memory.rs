@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use jiff::Timestamp;
 
 use crate::decide::{Activity, AlarmStatus, Datapoint, Instance, Lifecycle, MetricHistory, Observation};
-use crate::policy::{GroupPolicy, MetricSpec};
+use crate::policy::{GroupPolicy, MetricSpec, TrackedMetric};
 use crate::ports::{GroupPort, MetricsPort, PortError};
 use crate::tracking::metric_key;
 
@@ -27,6 +27,8 @@ struct Inner {
     /// Per `NAMESPACE/NAME`, group-level datapoints (what alarms read).
     series: BTreeMap<String, Vec<Datapoint>>,
     alarms: BTreeMap<String, AlarmStatus>,
+    /// Per group, the hourly sums its load is made of (predictive scaling).
+    hourly: BTreeMap<String, scaling::predictive::HourlySums>,
     launched: u32,
 }
 
@@ -40,6 +42,7 @@ impl MemoryCloud {
                 tracked: BTreeMap::new(),
                 series: BTreeMap::new(),
                 alarms: BTreeMap::new(),
+                hourly: BTreeMap::new(),
                 launched: 0,
             }),
         }
@@ -82,6 +85,11 @@ impl MemoryCloud {
             .entry(format!("{}/{}", metric.namespace, metric.name))
             .or_default()
             .push(point);
+    }
+
+    /// Sets the hourly sums (CloudWatch's hourly `Sum`s) a group's load is made of.
+    pub fn put_hourly_sums(&self, group: &str, sums: scaling::predictive::HourlySums) {
+        self.lock().hourly.insert(group.to_string(), sums);
     }
 
     /// Sets an alarm's state.
@@ -216,6 +224,30 @@ impl MetricsPort for MemoryCloud {
             }
         }
         Ok(history)
+    }
+
+    async fn load(
+        &self,
+        group: &GroupPolicy,
+        metric: &TrackedMetric,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<Datapoint>, PortError> {
+        let inner = self.lock();
+        let within = |series: &[Datapoint]| -> Vec<Datapoint> {
+            series
+                .iter()
+                .filter(|d| d.at >= since && d.at < until)
+                .copied()
+                .collect()
+        };
+        let sums = inner.hourly.get(&group.name).cloned().unwrap_or_default();
+        let sums = scaling::predictive::HourlySums {
+            cpu: within(&sums.cpu),
+            requests: within(&sums.requests),
+            shed: within(&sums.shed),
+        };
+        Ok(scaling::predictive::hourly_load(metric, &sums))
     }
 
     async fn latest(&self, metric: &MetricSpec, until: Timestamp) -> Result<Option<f64>, PortError> {

@@ -6,8 +6,8 @@ use std::future::Future;
 
 use jiff::Timestamp;
 
-use crate::decide::{Activity, AlarmStatus, MetricHistory, Observation};
-use crate::policy::{GroupPolicy, MetricSpec};
+use crate::decide::{Activity, AlarmStatus, Datapoint, MetricHistory, Observation};
+use crate::policy::{GroupPolicy, MetricSpec, TrackedMetric};
 
 /// Why a port call failed, and whether trying again can help.
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +140,18 @@ pub trait MetricsPort {
         since: Timestamp,
         until: Timestamp,
     ) -> impl Future<Output = Result<MetricHistory, PortError>> + Send;
+
+    /// The group's load an hour in `[since, until)`, for predictive scaling:
+    /// CloudWatch's hourly `Sum`s of the series `metric`'s load is made of
+    /// (`crate::predictive::sums_needed`), through
+    /// `crate::predictive::hourly_load`.
+    fn load(
+        &self,
+        group: &GroupPolicy,
+        metric: &TrackedMetric,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> impl Future<Output = Result<Vec<Datapoint>, PortError>> + Send;
 
     /// The newest datapoint of an alarm's metric (for events that carry none).
     fn latest(

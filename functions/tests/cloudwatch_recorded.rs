@@ -284,3 +284,61 @@ fn load_balancers_are_checked_against_the_policy_at_start() {
         );
     }
 }
+
+/// Predictive scaling's load through GetMetricData: hourly (Period 3600)
+/// Sums of the group's CPU by AutoScalingGroupName and of its load
+/// balancer's RequestCount and HTTPCode_Target_5XX_Count by LoadBalancer,
+/// made into the mean per-minute load by `predictive::hourly_load`.
+#[tokio::test]
+async fn predictive_load_reads_hourly_sums_by_group_and_load_balancer() {
+    let policy = Policy::parse(
+        "t.toml",
+        "[[group]]\nname = \"g\"\nmin = 1\nmax = 3\n[group.predictive]\nmetric = \"cpu_demand\"\ntarget = 50\n",
+    )
+    .expect("policy");
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&bodies);
+    let client = support::recorded_cloudwatch(move |path, body| {
+        seen.lock().expect("seen").push(body.to_vec());
+        path.ends_with("/operation/GetMetricData").then(|| {
+            support::metric_data_answer(&[
+                // Two hours: 6000 = 100% total CPU a minute, then 300%.
+                ("cpu", &[(1_763_632_800, 6000.0), (1_763_636_400, 18_000.0)]),
+                ("requests", &[(1_763_632_800, 60_000.0), (1_763_636_400, 240_000.0)]),
+                ("shed", &[(1_763_636_400, 120_000.0)]),
+            ])
+        })
+    });
+    let now = Timestamp::now();
+    let metric = &policy.groups[0].predictive.as_ref().expect("predictive").metric;
+    let without = AwsMetrics::new(client.clone(), Default::default());
+    let error = without
+        .load(&policy.groups[0], metric, now, now)
+        .await
+        .expect_err("no load balancer");
+    assert!(error.to_string().contains("needs SCALER_LOAD_BALANCERS"), "{error}");
+    let balancers = functions::aws::parse_load_balancers("g=app/g-lb/50dc6c495c0c9188").expect("pairs");
+    let metrics = AwsMetrics::new(client, Default::default()).with_load_balancers(balancers);
+    let load = metrics.load(&policy.groups[0], metric, now, now).await.expect("load");
+    let values: Vec<f64> = load.iter().map(|d| d.value).collect();
+    assert_eq!(values, [100.0, 600.0], "300% x 2 (half shed) in the second hour");
+    let bodies = bodies.lock().expect("bodies");
+    let request = bodies.last().expect("one call");
+    let text = String::from_utf8_lossy(request);
+    for part in [
+        "AutoScalingGroupName",
+        "CPUUtilization",
+        "RequestCount",
+        "HTTPCode_Target_5XX_Count",
+        "app/g-lb/50dc6c495c0c9188",
+        "Sum",
+        "Period",
+    ] {
+        assert!(text.contains(part), "{part} not in the GetMetricData request");
+    }
+    // Period 3600 as CBOR encodes it (0x19: a two-byte unsigned integer).
+    assert!(
+        request.windows(3).any(|w| w == [0x19, 0x0e, 0x10]),
+        "no period of 3600 s"
+    );
+}

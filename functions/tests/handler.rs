@@ -321,3 +321,56 @@ async fn a_late_alarm_event_of_a_superseded_transition_is_ignored_with_the_reaso
         .expect("handled");
     assert_eq!(decided(&outcome), ("web", Action::SetDesired(5), true));
 }
+
+/// Predictive scaling through the ports: a tick reads the group's hourly
+/// load for the window of the forecast in force (`predictive::window`:
+/// the 14 days before its 6-hour issue) and raises the group 5 minutes
+/// before the hour; in dry run it decides the same and does not act.
+#[tokio::test]
+async fn a_tick_reads_the_hourly_load_and_scales_to_the_forecast_before_the_hour() {
+    for dry_run in [false, true] {
+        let mut handler = handler(dry_run);
+        let text = "[[group]]\nname = \"web\"\nmin = 2\nmax = 10\n\n[group.predictive]\nmetric = \"cpu\"\ntarget = 50\nmode = \"forecast_and_scale\"\n";
+        handler.policy = functions::policy::Policy::parse("p.toml", text).expect("valid");
+        // A day of 400% total CPU a minute (4 instances at 100%): 11:00 needs 8.
+        let day: Vec<Datapoint> = (0..24)
+            .map(|h| Datapoint {
+                at: at("2026-11-19T00:00:00Z") + SignedDuration::from_hours(h),
+                value: 400.0 * 60.0,
+            })
+            .collect();
+        // An hour after the issue: not read by this forecast.
+        let mut sums = day.clone();
+        sums.push(Datapoint {
+            at: at("2026-11-20T07:00:00Z"),
+            value: 0.0,
+        });
+        handler.metrics.put_hourly_sums(
+            "web",
+            functions::predictive::HourlySums {
+                cpu: sums,
+                ..Default::default()
+            },
+        );
+        let outcome = handler
+            .handle(&event("schedule-tick-target-tracking.json"), at("2026-11-20T10:55:00Z"))
+            .await
+            .expect("handled");
+        let Outcome::Decided { decision, acted, .. } = &outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(
+            (decision.action, *acted),
+            (Action::SetDesired(8), !dry_run),
+            "{decision:#?}"
+        );
+        assert!(
+            decision.rules[0]
+                .text
+                .contains("the forecast for 2026-11-20T11:00:00Z needs 8"),
+            "{decision:#?}"
+        );
+        let web = handler.group.group("web").expect("web");
+        assert_eq!(web.desired, if dry_run { 2 } else { 8 });
+    }
+}

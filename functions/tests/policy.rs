@@ -454,3 +454,65 @@ fn a_tracked_metric_serialises_as_the_policy_file_writes_it() {
         assert_eq!(again, metric, "{text}");
     }
 }
+
+/// PredictiveScalingConfiguration's rules (EC2 Auto Scaling API
+/// reference, CloudFormation's `PredictiveScalingConfiguration`):
+/// SchedulingBufferTime below the 3600 s forecast interval,
+/// MaxCapacityBuffer "required if MaxCapacityBreachBehavior is
+/// IncreaseMaxCapacity, and cannot be used otherwise", a load metric
+/// the group's totals exist for. Each named with what is allowed.
+#[test]
+fn predictive_scaling_refuses_what_aws_refuses_naming_the_field() {
+    let predictive = |body: &str| format!("\n[group.predictive]\nmetric = \"cpu\"\ntarget = 50\n{body}");
+    let found = problems(&predictive("scheduling_buffer = \"3600s\"\nmax_capacity_buffer = 10\n"));
+    let text = found.join("\n");
+    assert!(
+        text.contains("predictive.scheduling_buffer: 3600s must be less than the forecast interval of 3600s"),
+        "{text}"
+    );
+    assert!(
+        text.contains("predictive.max_capacity_buffer: only with max_capacity_breach = \"increase_max_capacity\""),
+        "{text}"
+    );
+    let found = problems(&predictive("max_capacity_breach = \"increase_max_capacity\"\n")).join("\n");
+    assert!(found.contains("max_capacity_buffer: required with"), "{found}");
+    let found = problems(&predictive(
+        "max_capacity_breach = \"increase_max_capacity\"\nmax_capacity_buffer = 101\n",
+    ))
+    .join("\n");
+    assert!(found.contains("max_capacity_buffer: 101 must be 0-100"), "{found}");
+    let found = problems(
+        "\n[group.predictive]\nmetric = { namespace = \"Custom\", name = \"Q\", stat = \"Sum\" }\ntarget = 0\n",
+    )
+    .join("\n");
+    assert!(
+        found.contains("predictive.metric: Custom/Q is not a load metric")
+            && found.contains("allowed: cpu, cpu_demand, request_count_per_target"),
+        "{found}"
+    );
+    assert!(
+        found.contains("predictive.target: 0 must be a positive number"),
+        "{found}"
+    );
+    // Modes and behaviours are AWS's, in snake_case; a typo is a parse error naming them.
+    let error = Policy::parse(
+        "p.toml",
+        &format!("{VALID_GROUP}{}", predictive("mode = \"ForecastAndScale\"\n")),
+    )
+    .expect_err("unknown mode");
+    assert!(
+        error.to_string().contains("forecast_only") && error.to_string().contains("forecast_and_scale"),
+        "{error}"
+    );
+    // The defaults are AWS's: ForecastOnly, 300 s, HonorMaxCapacity.
+    let policy = Policy::parse("p.toml", &format!("{VALID_GROUP}{}", predictive(""))).expect("valid");
+    let p = policy.groups[0].predictive.as_ref().expect("predictive");
+    assert_eq!(p.mode, functions::policy::PredictiveMode::ForecastOnly);
+    assert_eq!(p.scheduling_buffer, Duration::from_secs(300));
+    assert_eq!(
+        p.max_capacity_breach,
+        functions::policy::MaxCapacityBreach::HonorMaxCapacity
+    );
+    // A group that scales on its forecast alone still gets its tick.
+    assert!(policy.groups[0].needs_tick());
+}

@@ -103,6 +103,7 @@ proptest! {
             metrics: [("cpu".to_string(), observed.instances.iter().zip(&cpu)
                 .filter_map(|(i, v)| v.map(|v| (i.id.clone(), vec![Datapoint { at: now() - SignedDuration::from_secs(30), value: v }])))
                 .collect())].into(),
+            ..Default::default()
         };
         let first = decide(web, &observed, &metrics, &history, &trigger, now()).expect("decide");
         let second = decide(web, &observed, &metrics, &history, &trigger, now()).expect("decide");
@@ -189,6 +190,7 @@ static SHIPPED: std::sync::LazyLock<Vec<functions::policy::GroupPolicy>> = std::
         "two-tier.toml",
         "recommended.toml",
         "office-hours.toml",
+        "office-hours-predictive.toml",
         "seed-step.toml",
         "course-target-tracking.toml",
     ]
@@ -212,6 +214,7 @@ proptest! {
             .collect();
         let metrics = MetricHistory {
             metrics: [("cpu_demand".to_string(), series.clone()), ("cpu".to_string(), series)].into(),
+            ..Default::default()
         };
         for group in SHIPPED.iter() {
             match decide(group, &observed, &metrics, &history, &trigger, now()) {

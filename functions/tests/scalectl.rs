@@ -361,3 +361,47 @@ fn preflight_refuses_a_stack_name_that_makes_names_aws_refuses() {
         );
     }
 }
+
+/// Predictive scaling offline: the state file's `metrics.load` (the
+/// group's load an hour) and a `[group.predictive]` policy give the
+/// decision the function would make on its tick, with its `predictive` rule.
+#[test]
+fn decides_a_tick_on_the_forecast_from_the_state_files_hourly_load() {
+    let dir = std::env::temp_dir().join(format!("scalectl-predictive-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let policy = dir.join("p.toml");
+    std::fs::write(
+        &policy,
+        "[[group]]\nname = \"web\"\nmin = 2\nmax = 10\n\n[group.predictive]\nmetric = \"cpu\"\ntarget = 50\nmode = \"forecast_and_scale\"\n",
+    )
+    .expect("policy");
+    // A day at 300% total CPU: 11:00 needs 6.
+    let load: Vec<Value> = (0..24)
+        .map(|h| serde_json::json!({ "at": format!("2026-11-19T{h:02}:00:00Z"), "value": 300.0 }))
+        .collect();
+    let state = dir.join("state.json");
+    let text = serde_json::json!({
+        "observed": { "min": 2, "max": 10, "desired": 2, "instances": [] },
+        "metrics": { "load": load },
+        "activities": [],
+        "alarms": []
+    });
+    std::fs::write(&state, text.to_string()).expect("state");
+    let event = path("tests/fixtures/events/schedule-tick-target-tracking.json");
+    let output = scalectl(&[
+        "decide",
+        "--policy",
+        &policy.display().to_string(),
+        "--state",
+        &state.display().to_string(),
+        "--event",
+        &event,
+        "--now",
+        "2026-11-20T10:55:00Z",
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let json: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(json["decision"]["action"]["set_desired"], 6, "{json:#}");
+    assert_eq!(json["decision"]["code"], "predictive", "{json:#}");
+}

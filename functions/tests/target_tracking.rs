@@ -101,6 +101,7 @@ fn setup(desired: u32, ready: &[Option<f64>], warming: usize) -> Setup {
         // Nothing shed: cpu_demand (what the shipped two-tier web tracks) is the CPU.
         metrics: MetricHistory {
             metrics: BTreeMap::from([("cpu_demand".to_string(), cpu.clone()), ("cpu".to_string(), cpu)]),
+            ..Default::default()
         },
     }
 }

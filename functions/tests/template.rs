@@ -303,11 +303,7 @@ fn every_trigger_of_a_group_goes_through_the_fifo_queue_in_its_message_group() {
     let expected: usize = policy
         .groups
         .iter()
-        .map(|g| {
-            usize::from(!g.alarm_policies.is_empty())
-                + usize::from(!g.alarm_policies.is_empty() || !g.target_tracking.is_empty())
-                + g.schedules.len()
-        })
+        .map(|g| usize::from(!g.alarm_policies.is_empty()) + usize::from(g.needs_tick()) + g.schedules.len())
         .sum();
     assert_eq!(targets, expected);
     // EventBridge may send only for this stack's rules; the scheduler by its role.
@@ -917,4 +913,21 @@ fn as_adopted(value: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(as_adopted),
         _ => {}
     }
+}
+
+/// Predictive scaling decides on the group's one-minute tick, like
+/// target tracking: a group that scales on its forecast alone still gets
+/// its tick rule (and its delivery alarm); the policy is the function's,
+/// read at run time, so the template needs nothing else of it.
+#[test]
+fn a_group_that_scales_on_its_forecast_alone_gets_its_tick() {
+    let text = "[[group]]\nname = \"batch\"\nmin = 1\nmax = 8\n\n[group.predictive]\nmetric = \"cpu\"\ntarget = 60\nmode = \"forecast_and_scale\"\n";
+    let policy = Policy::parse("p.toml", text).expect("valid");
+    let generated = template(&policy);
+    let resources = &generated["Resources"];
+    let tick = &resources[format!("Tick{}", logical("batch"))];
+    assert_eq!(tick["Properties"]["ScheduleExpression"], "rate(1 minute)", "{tick:#}");
+    assert!(resources[format!("Alert{}TickFailed", logical("batch"))].is_object());
+    let without: Policy = Policy::parse("p.toml", "[[group]]\nname = \"batch\"\nmin = 1\nmax = 8\n").expect("valid");
+    assert!(template(&without)["Resources"][format!("Tick{}", logical("batch"))].is_null());
 }

@@ -166,7 +166,8 @@ impl Trace {
 /// | `ramp` | a day: 2 h at 1x, a ramp to 3x over 10 h, 12 h at 3x |
 /// | `two-peaks` | a week: two daily peaks (5x at 10:00 and 4x at 20:00, 1 h wide each) over a night trough of 0.5x |
 /// | `holiday-week` | a week of office hours (9:00-18:00 at 6x on weekdays, 1x otherwise), Wednesday a holiday at 1x |
-pub const SHAPES: [&str; 4] = ["square", "ramp", "two-peaks", "holiday-week"];
+/// | `holiday-month` | four weeks of those office hours, the third week's Wednesday a holiday: the holiday week with the history a forecast learns from |
+pub const SHAPES: [&str; 5] = ["square", "ramp", "two-peaks", "holiday-week", "holiday-month"];
 
 impl Trace {
     /// The synthetic shape `name` (one of [`SHAPES`]); None for another name.
@@ -194,6 +195,11 @@ impl Trace {
             "holiday-week" => (7, |m| {
                 let (day, hour) = (m / 1440, (m % 1440) / 60);
                 let working = day < 5 && day != 2 && (9..18).contains(&hour);
+                if working { 6.0 } else { 1.0 }
+            }),
+            "holiday-month" => (28, |m| {
+                let (day, hour) = (m / 1440, (m % 1440) / 60);
+                let working = day % 7 < 5 && day != 16 && (9..18).contains(&hour);
                 if working { 6.0 } else { 1.0 }
             }),
             _ => return None,
@@ -368,6 +374,14 @@ mod tests {
         let wednesday_noon = rate(&week, 2 * 1440 + 12 * 60);
         let saturday_noon = rate(&week, 5 * 1440 + 12 * 60);
         assert_eq!((monday_noon, wednesday_noon, saturday_noon), (600.0, 100.0, 100.0));
+        let month = Trace::synthetic("holiday-month").expect("holiday-month");
+        assert_eq!(month.samples.len(), 28 * 1440);
+        let noon = |day: usize| rate(&month, day * 1440 + 12 * 60);
+        // Wednesdays work but the third week's; weekends never do.
+        assert_eq!(
+            (noon(2), noon(9), noon(16), noon(23), noon(19)),
+            (600.0, 600.0, 100.0, 600.0, 100.0)
+        );
         for name in SHAPES {
             let trace = Trace::synthetic(name).expect(name);
             assert_eq!(

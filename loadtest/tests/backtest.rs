@@ -234,6 +234,67 @@ fn the_office_hours_policy_meets_issue_22s_targets_on_synthetic_shapes() {
     }
 }
 
+/// Issue 22's predictive scaling, replayed: office-hours-predictive.toml
+/// (office-hours with a forecast in place of its lunch floor) on four
+/// weeks of office hours with a holiday in the third. With a week of
+/// history it launches each working day's capacity 5 minutes before 09:00
+/// (AWS's default SchedulingBufferTime), so the 6x step is no longer a
+/// surge: within issue 22's daily-cycle targets (<= 1.15 x oracle, <= 0.1%
+/// over capacity), where office-hours alone leaves 0.4% over capacity.
+/// Measured 2026-12-07: 1.092 x / 0.027% against 1.075 x / 0.415%.
+#[test]
+fn predictive_scaling_launches_a_learnt_weekday_before_it_starts() {
+    let trace = Trace::synthetic("holiday-month").expect("holiday-month");
+    let predictive = run(&trace, &shipped("office-hours-predictive.toml").groups[0], MODEL).expect("backtest");
+    let reactive = run(&trace, &shipped("office-hours.toml").groups[0], MODEL).expect("backtest");
+    assert!(
+        predictive.ratio_to_oracle <= 1.15,
+        "{} x oracle",
+        predictive.ratio_to_oracle
+    );
+    assert!(
+        predictive.over_capacity_fraction <= 0.001,
+        "{} over",
+        predictive.over_capacity_fraction
+    );
+    assert!(
+        predictive.over_capacity_fraction * 10.0 < reactive.over_capacity_fraction,
+        "{} vs {}",
+        predictive.over_capacity_fraction,
+        reactive.over_capacity_fraction
+    );
+    // The fourth Monday (2026-12-07): raised by the forecast at 08:55,
+    // before any metric could show the load.
+    let monday: jiff::Timestamp = "2026-12-07T08:55:00Z".parse().expect("time");
+    let action = predictive.actions.iter().find(|a| a.at == monday).unwrap_or_else(|| {
+        panic!(
+            "no action at {monday}: {:?}",
+            &predictive.actions[predictive.actions.len() - 12..]
+        )
+    });
+    assert!(
+        action.to > action.from && action.reason.starts_with("predictive:"),
+        "{action:?}"
+    );
+    // The same policy on the other daily cycles stays within the targets;
+    // on one week alone it cannot know a weekend (it forecasts from the
+    // days before): the holiday week costs 1.35 x (measured 1.345), the
+    // miss the README reports; its over capacity still meets 0.1%.
+    for (trace, within) in [
+        (Trace::synthetic("two-peaks").expect("shape"), 1.15),
+        (recorded("lunch-peak-week.csv"), 1.15),
+        (Trace::synthetic("holiday-week").expect("shape"), 1.35),
+    ] {
+        let report = run(&trace, &shipped("office-hours-predictive.toml").groups[0], MODEL).expect("backtest");
+        assert!(report.ratio_to_oracle <= within, "{} x oracle", report.ratio_to_oracle);
+        assert!(
+            report.over_capacity_fraction <= 0.001,
+            "{} over",
+            report.over_capacity_fraction
+        );
+    }
+}
+
 #[test]
 fn the_recommended_policy_rides_out_attack_bursts_without_thrashing() {
     let trace = recorded("cc-attack-6h.csv");

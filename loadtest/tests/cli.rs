@@ -291,7 +291,7 @@ fn trace_writes_a_synthetic_shape_the_backtest_replays() {
     for (args, wanted) in [
         (
             &["trace", "--shape", "sine"][..],
-            "[possible values: square, ramp, two-peaks, holiday-week]",
+            "[possible values: square, ramp, two-peaks, holiday-week, holiday-month]",
         ),
         (&["trace", "--shape", "ramp", "--group", "web"][..], "--group"),
         (&["trace"][..], "--aws"),

@@ -265,6 +265,12 @@ pub fn decide_explained(
         Trigger::Scheduled { name, at } => decide_schedule(group, observed, name, *at),
         Trigger::Tick { at, alarms } => decide_tick(group, observed, metrics, activities, alarms, *at, now, explain),
     };
+    // Predictive scaling: the higher of the hour's forecast and the
+    // dynamic decision (ticks and alarms; a scheduled action sets what it
+    // names, and the next tick applies the forecast again).
+    if !matches!(trigger, Trigger::Scheduled { .. }) {
+        decision = crate::predictive::combine(group, observed, &metrics.load, decision, now, explain);
+    }
     explain_protection(observed, &mut decision);
     Ok(decision)
 }
@@ -368,12 +374,13 @@ fn decide_tick(
             .map(|a| decide_alarm(group, observed, activities, a, Delivery::Recheck(at), now)),
     );
     if proposals.is_empty() {
-        return Decision::hold(
-            current,
-            Code::NotInAlarm,
-            format!("group {} has no target tracking and no alarm in ALARM", group.name),
-            vec![],
-        );
+        let reason =
+            if group.predictive.is_some() && group.target_tracking.is_empty() && group.alarm_policies.is_empty() {
+                format!("group {} scales on its forecast alone", group.name)
+            } else {
+                format!("group {} has no target tracking and no alarm in ALARM", group.name)
+            };
+        return Decision::hold(current, Code::NotInAlarm, reason, vec![]);
     }
     let target = |d: &Decision| match d.action {
         Action::SetDesired(n) => n,

@@ -54,8 +54,26 @@ pub struct SourcePolicy {
     /// (lower, upper, change), bounds relative to the threshold.
     pub steps: Vec<(Option<f64>, Option<f64>, i64)>,
     pub target_tracking: Option<SourceTargetTracking>,
+    pub predictive: Option<SourcePredictive>,
     /// The names of the alarms that invoke the policy.
     pub alarms: Vec<String>,
+}
+
+/// A predictive scaling configuration (its one metric specification).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourcePredictive {
+    /// The predefined metric pair (`ASGCPUUtilization`, `ALBRequestCount`,
+    /// ...), or the predefined load metric's pair when given apart
+    /// (`ASGTotalCPUUtilization` is `ASGCPUUtilization`); None when customized.
+    pub pair: Option<String>,
+    pub target: f64,
+    /// ForecastOnly, ForecastAndScale.
+    pub mode: Option<String>,
+    /// Seconds.
+    pub scheduling_buffer: Option<u64>,
+    /// HonorMaxCapacity, IncreaseMaxCapacity.
+    pub max_capacity_breach: Option<String>,
+    pub max_capacity_buffer: Option<u32>,
 }
 
 /// A target tracking configuration.
@@ -277,15 +295,25 @@ fn write_policy_of(w: &mut Writer, group: &SourceGroup, policy: &SourcePolicy, a
             w.blank();
             write_target_tracking(w, &from, policy);
         }
+        "PredictiveScaling" => {
+            w.blank();
+            let first = group
+                .policies
+                .iter()
+                .find(|p| p.enabled && p.policy_type == "PredictiveScaling")
+                .is_some_and(|p| p.name == policy.name);
+            if first {
+                write_predictive(w, &from, policy);
+            } else {
+                w.not_expressed(&format!(
+                    "{from}: a second PredictiveScaling policy (the policy format has one [group.predictive] a group)"
+                ));
+            }
+        }
         other => {
             w.blank();
             w.not_expressed(&format!(
-                "{from}: a {other} policy (the policy format has no {})",
-                if other == "PredictiveScaling" {
-                    "predictive scaling yet"
-                } else {
-                    "such type"
-                }
+                "{from}: a {other} policy (the policy format has no such type)"
             ));
         }
     }
@@ -476,6 +504,50 @@ fn write_target_tracking(w: &mut Writer, from: &str, policy: &SourcePolicy) {
     w.line(&format!("target = {}", number(tracking.target)));
     if tracking.disable_scale_in {
         w.line("disable_scale_in = true");
+    }
+}
+
+/// `[group.predictive]` from a PredictiveScaling policy: AWS's names in
+/// the policy format's snake_case, each value as AWS has it.
+fn write_predictive(w: &mut Writer, from: &str, policy: &SourcePolicy) {
+    let Some(predictive) = &policy.predictive else {
+        w.not_expressed(&format!("{from}: predictive scaling without a configuration"));
+        return;
+    };
+    let metric = match predictive.pair.as_deref() {
+        Some("ASGCPUUtilization") => "cpu",
+        Some("ALBRequestCount") => "request_count_per_target",
+        Some(other) => {
+            w.not_expressed(&format!(
+                "{from}: predictive scaling on the metric pair {other} (the policy format forecasts ASGCPUUtilization as cpu and ALBRequestCount as request_count_per_target)"
+            ));
+            return;
+        }
+        None => {
+            w.not_expressed(&format!(
+                "{from}: predictive scaling on customized metrics (the policy format forecasts cpu, cpu_demand or request_count_per_target)"
+            ));
+            return;
+        }
+    };
+    w.line(&source("scaling policy", &policy.name, policy.arn.as_ref()));
+    w.line("[group.predictive]");
+    w.line(&format!("metric = \"{metric}\""));
+    w.line(&format!("target = {}", number(predictive.target)));
+    let mode = match predictive.mode.as_deref() {
+        Some("ForecastAndScale") => "forecast_and_scale",
+        _ => "forecast_only",
+    };
+    w.line(&format!("mode = \"{mode}\""));
+    if let Some(buffer) = predictive.scheduling_buffer {
+        w.line(&format!("scheduling_buffer = \"{buffer}s\""));
+    }
+    if predictive.max_capacity_breach.as_deref() == Some("IncreaseMaxCapacity") {
+        w.line("max_capacity_breach = \"increase_max_capacity\"");
+        w.line(&format!(
+            "max_capacity_buffer = {}",
+            predictive.max_capacity_buffer.unwrap_or(0)
+        ));
     }
 }
 
@@ -793,6 +865,25 @@ mod tests {
                     name: "web-forecast".into(),
                     policy_type: "PredictiveScaling".into(),
                     enabled: true,
+                    predictive: Some(SourcePredictive {
+                        pair: Some("ASGCPUUtilization".into()),
+                        target: 40.0,
+                        mode: Some("ForecastAndScale".into()),
+                        scheduling_buffer: Some(600),
+                        max_capacity_breach: Some("IncreaseMaxCapacity".into()),
+                        max_capacity_buffer: Some(10),
+                    }),
+                    ..SourcePolicy::default()
+                },
+                SourcePolicy {
+                    name: "web-forecast-network".into(),
+                    policy_type: "PredictiveScaling".into(),
+                    enabled: true,
+                    predictive: Some(SourcePredictive {
+                        pair: Some("ASGNetworkIn".into()),
+                        target: 1e6,
+                        ..SourcePredictive::default()
+                    }),
                     ..SourcePolicy::default()
                 },
                 SourcePolicy {
@@ -857,6 +948,28 @@ mod tests {
         );
         assert_eq!(low.period, std::time::Duration::from_secs(600));
         assert_eq!(web.target_tracking.len(), 1);
+        // A console's PredictiveScaling policy, AWS's settings kept.
+        let predictive = web.predictive.as_ref().expect("predictive imported");
+        assert_eq!(
+            (
+                predictive.target,
+                predictive.mode,
+                predictive.scheduling_buffer,
+                predictive.max_capacity_breach,
+                predictive.max_capacity_buffer
+            ),
+            (
+                40.0,
+                crate::policy::PredictiveMode::ForecastAndScale,
+                std::time::Duration::from_secs(600),
+                crate::policy::MaxCapacityBreach::IncreaseMaxCapacity,
+                Some(10)
+            )
+        );
+        assert_eq!(
+            predictive.metric,
+            crate::policy::TrackedMetric::Predefined(crate::policy::PredefinedMetric::Cpu)
+        );
         assert_eq!(web.schedules.len(), 2);
         assert_eq!(web.schedules[0].name, "lunch-out");
         assert_eq!(web.schedules[0].cron.as_deref(), Some("cron(0 11 ? * MON-FRI *)"));
@@ -866,6 +979,7 @@ mod tests {
             "web-out",
             "web-in",
             "web-tt",
+            "web-forecast",
             "web-cpu-high",
             "lunch out",
             "autoScalingGroupName/web",
@@ -876,7 +990,7 @@ mod tests {
         for expected in [
             "could not read alarm web-secret: AccessDenied",
             "policy web-math-policy of group web, alarm web-math: a metric-math alarm",
-            "policy web-forecast of group web: a PredictiveScaling policy",
+            "policy web-forecast-network of group web: a second PredictiveScaling policy",
             "policy web-unread of group web: its alarm web-secret could not be read; the policy: SimpleScaling, change 2",
             "scheduled action black-friday of group web: a one-time action at 2026-11-27T00:00:00Z",
             "scheduled action lunch-in of group web: its end time 2027-06-30T00:00:00Z is not in the policy format",

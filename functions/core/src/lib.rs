@@ -12,6 +12,7 @@ pub mod group;
 pub mod import;
 pub mod input;
 pub mod policy;
+pub mod predictive;
 pub mod queue;
 pub mod rule;
 pub mod schedule;

@@ -42,6 +42,9 @@ pub struct GroupPolicy {
     pub target_tracking: Vec<TargetTracking>,
     #[serde(default, rename = "schedule")]
     pub schedules: Vec<Schedule>,
+    /// Predictive scaling (`[group.predictive]`), see [`crate::predictive`].
+    #[serde(default)]
+    pub predictive: Option<Predictive>,
     /// Who can reach the group's load balancer on AWS (default: the first
     /// group of the file from the internet, every other group from inside
     /// the VPC only, as the seeds put a session tier behind an internal
@@ -64,6 +67,13 @@ impl GroupPolicy {
     /// The warm-up that applies: the group's, else its default cooldown.
     pub fn warmup(&self) -> Duration {
         self.instance_warmup.unwrap_or(self.cooldown)
+    }
+
+    /// Whether the group needs the one-minute tick: target tracking,
+    /// alarm re-checks and predictive scaling decide on it (the template's
+    /// tick rule and the local cloud's ticks both ask this).
+    pub fn needs_tick(&self) -> bool {
+        !self.target_tracking.is_empty() || !self.alarm_policies.is_empty() || self.predictive.is_some()
     }
 
     /// The alarm policy driven by `alarm`, if any.
@@ -519,6 +529,51 @@ impl Behavior {
     }
 }
 
+/// Predictive scaling, as EC2 Auto Scaling's `PredictiveScalingConfiguration`
+/// (see [`crate::predictive`] for the semantics).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Predictive {
+    /// The load and scaling metric pair: `cpu` (AWS's `ASGCPUUtilization`),
+    /// `cpu_demand`, or `request_count_per_target` (`ALBRequestCount`).
+    pub metric: TrackedMetric,
+    /// The scaling metric's target per instance (percent CPU, or requests a minute).
+    pub target: f64,
+    #[serde(default)]
+    pub mode: PredictiveMode,
+    /// How long before each hour its capacity is launched (default 300 s, below 3600 s).
+    #[serde(default = "default_scheduling_buffer", deserialize_with = "duration")]
+    pub scheduling_buffer: Duration,
+    #[serde(default)]
+    pub max_capacity_breach: MaxCapacityBreach,
+    /// Percent of the forecast above it that max may be raised to; only
+    /// with `increase_max_capacity`, 0-100.
+    #[serde(default)]
+    pub max_capacity_buffer: Option<u32>,
+}
+
+fn default_scheduling_buffer() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// `Mode` of a predictive policy (AWS's default: `ForecastOnly`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PredictiveMode {
+    #[default]
+    ForecastOnly,
+    ForecastAndScale,
+}
+
+/// `MaxCapacityBreachBehavior` (AWS's default: `HonorMaxCapacity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaxCapacityBreach {
+    #[default]
+    HonorMaxCapacity,
+    IncreaseMaxCapacity,
+}
+
 /// A limit on change per period: a percentage or a number of instances.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -798,6 +853,9 @@ fn group_problems(group: &GroupPolicy, groups: &[&str], at: &str, problems: &mut
     for (index, tracking) in group.target_tracking.iter().enumerate() {
         target_tracking_problems(tracking, &format!("{at}.target_tracking[{index}]"), problems);
     }
+    if let Some(predictive) = &group.predictive {
+        predictive_problems(predictive, &format!("{at}.predictive"), problems);
+    }
     for (index, schedule) in group.schedules.iter().enumerate() {
         let at = format!("{at}.schedule[{index}] ({})", schedule.name);
         schedule_problems(schedule, group, &at, problems);
@@ -1007,6 +1065,44 @@ fn steps_problems(steps: &[Step], comparison: Comparison, at: &str, problems: &m
                 comparison.symbol()
             ));
         }
+    }
+}
+
+/// The rules of `PredictiveScalingConfiguration` (EC2 Auto Scaling API
+/// reference; CloudFormation `AWS::AutoScaling::ScalingPolicy
+/// PredictiveScalingConfiguration`).
+fn predictive_problems(predictive: &Predictive, at: &str, problems: &mut Vec<String>) {
+    if let TrackedMetric::Custom(spec) = &predictive.metric {
+        problems.push(format!(
+            "{at}.metric: {}/{} is not a load metric the group's hourly totals can be read for; allowed: cpu, cpu_demand, request_count_per_target",
+            spec.namespace, spec.name
+        ));
+    }
+    if !(predictive.target.is_finite() && predictive.target > 0.0) {
+        problems.push(format!("{at}.target: {} must be a positive number", predictive.target));
+    }
+    if let TrackedMetric::Predefined(PredefinedMetric::Cpu | PredefinedMetric::CpuDemand) = predictive.metric
+        && predictive.target > 100.0
+    {
+        problems.push(format!("{at}.target: CPU target {} must be <= 100", predictive.target));
+    }
+    if predictive.scheduling_buffer >= crate::predictive::MAX_SCHEDULING_BUFFER {
+        problems.push(format!(
+            "{at}.scheduling_buffer: {}s must be less than the forecast interval of 3600s (SchedulingBufferTime)",
+            predictive.scheduling_buffer.as_secs()
+        ));
+    }
+    match (predictive.max_capacity_breach, predictive.max_capacity_buffer) {
+        (MaxCapacityBreach::HonorMaxCapacity, Some(_)) => problems.push(format!(
+            "{at}.max_capacity_buffer: only with max_capacity_breach = \"increase_max_capacity\" (MaxCapacityBuffer cannot be used otherwise)"
+        )),
+        (MaxCapacityBreach::IncreaseMaxCapacity, None) => problems.push(format!(
+            "{at}.max_capacity_buffer: required with max_capacity_breach = \"increase_max_capacity\" (0-100, percent of the forecast)"
+        )),
+        (_, Some(buffer)) if buffer > 100 => {
+            problems.push(format!("{at}.max_capacity_buffer: {buffer} must be 0-100 (percent of the forecast)"))
+        }
+        _ => {}
     }
 }
 

@@ -62,6 +62,13 @@ pub enum Code {
     NotOurs,
     /// A scheduled action that would set min above max: not applied.
     Refused,
+    /// Predictive scaling's forecast for the hour raised capacity, or
+    /// stopped a scale-in at it (`forecast_and_scale`).
+    Predictive,
+    /// Predictive scaling in `forecast_only`: the forecast, explained, not acted on.
+    ForecastOnly,
+    /// Predictive scaling has no forecast yet (under 24 hours of load history).
+    NoForecast,
 }
 
 impl Code {
@@ -92,6 +99,9 @@ impl Code {
             Self::NotInAlarm => "not_in_alarm",
             Self::NotOurs => "not_ours",
             Self::Refused => "refused",
+            Self::Predictive => "predictive",
+            Self::ForecastOnly => "forecast_only",
+            Self::NoForecast => "no_forecast",
         }
     }
 }
@@ -171,6 +181,9 @@ mod tests {
             Code::NotInAlarm,
             Code::NotOurs,
             Code::Refused,
+            Code::Predictive,
+            Code::ForecastOnly,
+            Code::NoForecast,
         ] {
             let json = serde_json::to_string(&code).expect("serialises");
             assert_eq!(json, format!("\"{code}\""));

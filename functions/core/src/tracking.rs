@@ -30,11 +30,16 @@ pub struct Datapoint {
     pub value: f64,
 }
 
-/// Recent datapoints of every tracked metric ([`metric_key`]), per instance id.
+/// Recent datapoints of every tracked metric ([`metric_key`]), per instance
+/// id; and, for a group with predictive scaling, its hourly load
+/// ([`crate::predictive::hourly_load`] over [`crate::predictive::window`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
 pub struct MetricHistory {
+    #[serde(flatten)]
     pub metrics: BTreeMap<String, BTreeMap<String, Vec<Datapoint>>>,
+    /// The group's load an hour, written `"load"` beside the metrics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub load: Vec<Datapoint>,
 }
 
 /// The key of a tracked metric in [`MetricHistory`]: `cpu`, `cpu_demand`,

@@ -144,6 +144,10 @@ fn handle(cloud: &Cloud, method: &Method, segments: &[&str], query: &str, body: 
             let q: Tracked = parse(body)?;
             to_value(&cloud.tracked_history(group, &q.metrics, q.since, q.until)?)
         }
+        (&Method::POST, ["groups", group, "hourly-sums"]) => {
+            let q: Window = parse(body)?;
+            to_value(&cloud.hourly_sums(group, q.since, q.until)?)
+        }
         (&Method::POST, ["metrics", "latest"]) => {
             let q: Latest = parse(body)?;
             Ok(json!({ "value": cloud.latest(&q.metric, q.until) }))
@@ -204,7 +208,7 @@ fn handle(cloud: &Cloud, method: &Method, segments: &[&str], query: &str, body: 
             cloud.restore_az(&r.az)?;
             Ok(json!({ "az": r.az, "restored": true }))
         }
-        (_, ["status" | "alarms"] | ["groups", _] | ["groups", _, "activities" | "capacity" | "metrics"] | ["faults", _])
+        (_, ["status" | "alarms"] | ["groups", _] | ["groups", _, "activities" | "capacity" | "metrics" | "hourly-sums"] | ["faults", _])
         | (_, ["metrics", "latest"])
         | (_, ["groups", _, "instances", _, "protection"]) => Err(Refusal(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -213,7 +217,7 @@ fn handle(cloud: &Cloud, method: &Method, segments: &[&str], query: &str, body: 
         )),
         _ => Err(Refusal(
             StatusCode::NOT_FOUND,
-            "no such route; routes: GET /status, GET /groups/{group}, GET /groups/{group}/activities?since=TIME, GET /groups/{group}/metrics?since=&until=, PUT /groups/{group}/capacity, PUT /groups/{group}/instances/{id}/protection, POST /metrics/latest, GET /alarms?names=, POST /faults/{kill,unhealthy,stop-az,restore-az}".into(),
+            "no such route; routes: GET /status, GET /groups/{group}, GET /groups/{group}/activities?since=TIME, GET /groups/{group}/metrics?since=&until=, POST /groups/{group}/metrics, POST /groups/{group}/hourly-sums, PUT /groups/{group}/capacity, PUT /groups/{group}/instances/{id}/protection, POST /metrics/latest, GET /alarms?names=, POST /faults/{kill,unhealthy,stop-az,restore-az}".into(),
             "not_found",
         )),
     }
@@ -243,6 +247,13 @@ struct Tracked {
     since: Timestamp,
     until: Timestamp,
     metrics: Vec<scaling::policy::TrackedMetric>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Window {
+    since: Timestamp,
+    until: Timestamp,
 }
 
 #[derive(Debug, Deserialize)]

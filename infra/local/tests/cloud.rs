@@ -622,5 +622,27 @@ async fn an_instance_that_sheds_reports_cpu_demand_above_its_cpu() {
             .contains("allowed: cpu, cpu_demand"),
         "{answer}"
     );
+    // Predictive scaling's load, as GetMetricData's hourly Sums: the
+    // group's CPU by AutoScalingGroupName (a sample per instance and
+    // minute) and its load balancer's counts, summed by the hour.
+    let window = serde_json::json!({ "since": since, "until": now });
+    let (status, answer) = call(control, "POST", "/groups/web/hourly-sums", &window.to_string()).await;
+    assert_eq!(status, 200, "{answer}");
+    let sums: scaling::predictive::HourlySums = serde_json::from_value(answer).expect("hourly sums");
+    let group_cpu = cloud.points(
+        &localcloud::metrics::SeriesKey::new("AWS/EC2", "CPUUtilization", &[("AutoScalingGroupName", "web")]),
+        since,
+        now,
+    );
+    assert_eq!(sums.cpu, scaling::predictive::hourly_sums(group_cpu));
+    let routed = cloud.points(
+        &localcloud::metrics::SeriesKey::new("AWS/ApplicationELB", "RequestCount", &[("LoadBalancer", "web")]),
+        since,
+        now,
+    );
+    assert_eq!(sums.requests, scaling::predictive::hourly_sums(routed));
+    assert!(!sums.cpu.is_empty() && !sums.shed.is_empty(), "{sums:?}");
+    let (status, answer) = call(control, "POST", "/groups/nope/hourly-sums", &window.to_string()).await;
+    assert_eq!(status, 404, "{answer}");
     cloud.shutdown().await;
 }

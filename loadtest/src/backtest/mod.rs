@@ -227,6 +227,8 @@ fn replay(trace: &Trace, group: &GroupPolicy, model: Model, full_history: bool) 
         no_target: Vec::new(),
         per_instance: BTreeMap::new(),
         full_history,
+        load_minutes: Default::default(),
+        load_cache: None,
     };
     let mut alarms: Vec<AlarmSim> = group
         .alarm_policies
@@ -311,6 +313,20 @@ fn replay(trace: &Trace, group: &GroupPolicy, model: Model, full_history: bool) 
             } else {
                 sim.no_target.push((t, sample.rps * 60.0));
             }
+        }
+        if group.predictive.is_some() {
+            // CPUUtilization by AutoScalingGroupName: one datapoint per
+            // reporting instance, summed by the hour; the load balancer's
+            // counts of requests routed to a target and of those shed.
+            let load = &mut sim.load_minutes;
+            load.cpu.push((t, cpu * f64::from(in_service)));
+            if in_service > 0 && sample.rps > 0.0 {
+                load.requests.push((t, sample.rps * 60.0));
+                if over_rps > 0.0 {
+                    load.shed.push((t, over_rps * 60.0));
+                }
+            }
+            load.expire(now - functions::predictive::LOOKBACK - functions::predictive::REFRESH);
         }
         for policy in &group.target_tracking {
             // What each in-service instance reports for the minute.

@@ -65,6 +65,36 @@ pub(super) struct Sim<'a> {
     /// Hand decide() the whole hour the functions fetch, not only
     /// `tracking::metrics_window` (the reference the fast path is tested against).
     pub(super) full_history: bool,
+    /// For predictive scaling, the minute samples its hourly sums are made
+    /// of (`predictive::HourlySums`), 14 days of them: the group's CPU
+    /// summed over the instances reporting, the requests routed to a
+    /// target, the ones they shed.
+    pub(super) load_minutes: LoadMinutes,
+    /// The load of the forecast in force: (issued at, hourly load).
+    pub(super) load_cache: Option<(Timestamp, Vec<Datapoint>)>,
+}
+
+/// Minute samples of the series a predictive load is made of.
+#[derive(Debug, Default)]
+pub(super) struct LoadMinutes {
+    pub(super) cpu: Vec<(Timestamp, f64)>,
+    pub(super) requests: Vec<(Timestamp, f64)>,
+    pub(super) shed: Vec<(Timestamp, f64)>,
+}
+
+impl LoadMinutes {
+    /// Drops the minutes before `from` (a prefix: they are in time order).
+    pub(super) fn expire(&mut self, from: Timestamp) {
+        for series in [&mut self.cpu, &mut self.requests, &mut self.shed] {
+            if series
+                .first()
+                .is_some_and(|(at, _)| *at < from - SignedDuration::from_hours(24))
+            {
+                let expired = series.partition_point(|(at, _)| *at < from);
+                series.drain(..expired);
+            }
+        }
+    }
 }
 
 pub(super) const MINUTE: SignedDuration = SignedDuration::from_secs(60);
@@ -126,9 +156,44 @@ impl Sim<'_> {
         history
     }
 
+    /// The group's hourly load over the window of the forecast in force at
+    /// `now` (`predictive::window`), as CloudWatch shows it then: the same
+    /// for every decision until the next issue, so worked out once each.
+    fn load(&mut self, now: Timestamp) -> Vec<Datapoint> {
+        let Some(predictive) = &self.group.predictive else {
+            return Vec::new();
+        };
+        let (since, until) = functions::predictive::window(now);
+        if let Some((issued, load)) = &self.load_cache
+            && *issued == until
+        {
+            return load.clone();
+        }
+        let delay = self.model.ingestion_delay;
+        let sums = |series: &[(Timestamp, f64)]| {
+            functions::predictive::hourly_sums(
+                series
+                    .iter()
+                    .filter(|(at, _)| *at >= since && *at < until && cloudwatch::readable(*at, delay, now))
+                    .copied(),
+            )
+        };
+        let sums = functions::predictive::HourlySums {
+            cpu: sums(&self.load_minutes.cpu),
+            requests: sums(&self.load_minutes.requests),
+            shed: sums(&self.load_minutes.shed),
+        };
+        let load = functions::predictive::hourly_load(&predictive.metric, &sums);
+        self.load_cache = Some((until, load.clone()));
+        load
+    }
+
     pub(super) fn decide(&mut self, trigger: &Trigger, now: Timestamp) -> Result<Decision, DecideError> {
         let observed = self.observation(now);
-        let history = self.history(now);
+        let mut history = self.history(now);
+        if !matches!(trigger, Trigger::Scheduled { .. }) {
+            history.load = self.load(now);
+        }
         let since = now - HISTORY;
         // Activities are appended in time order (`apply`): the recent ones
         // are a tail, found by binary search, not a scan of the whole replay.

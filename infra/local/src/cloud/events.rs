@@ -24,7 +24,7 @@ pub(super) async fn events(cloud: Cloud) {
                 let (expr, tz) = s.parsed().ok()?;
                 Some((shadow, g.name.clone(), s.name.clone(), expr, tz))
             }));
-            if !g.target_tracking.is_empty() || !g.alarm_policies.is_empty() {
+            if g.needs_tick() {
                 ticking.push((shadow, g.name.clone()));
             }
         }

@@ -110,6 +110,43 @@ impl Cloud {
         Ok(history)
     }
 
+    /// The hourly `Sum`s of `[since, until)` a group's load is made of for
+    /// predictive scaling (`scaling::predictive::HourlySums`), as
+    /// GetMetricData at a 3600 s period answers them: CPUUtilization by
+    /// AutoScalingGroupName (one sample per instance and minute),
+    /// RequestCount and HTTPCode_Target_5XX_Count by LoadBalancer. Only
+    /// what CloudWatch shows now, for as long as the store keeps samples
+    /// (`MetricStore::RETENTION`; CloudWatch keeps 15 days).
+    pub fn hourly_sums(
+        &self,
+        group: &str,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<scaling::predictive::HourlySums> {
+        self.group(group)?;
+        let now = self.clock().now();
+        let store = lock(&self.inner.store);
+        let store = store.at(now);
+        let sums = |key: SeriesKey| scaling::predictive::hourly_sums(store.points(&key, since, until));
+        Ok(scaling::predictive::HourlySums {
+            cpu: sums(SeriesKey::new(
+                "AWS/EC2",
+                "CPUUtilization",
+                &[("AutoScalingGroupName", group)],
+            )),
+            requests: sums(SeriesKey::new(
+                "AWS/ApplicationELB",
+                "RequestCount",
+                &[("LoadBalancer", group)],
+            )),
+            shed: sums(SeriesKey::new(
+                "AWS/ApplicationELB",
+                "HTTPCode_Target_5XX_Count",
+                &[("LoadBalancer", group)],
+            )),
+        })
+    }
+
     /// The newest one-minute statistic of a metric at or before `until`
     /// (looking back 5 minutes), as CloudWatch shows it now.
     pub fn latest(&self, metric: &scaling::policy::MetricSpec, until: Timestamp) -> Option<f64> {

@@ -88,7 +88,7 @@ pub fn template(policy: &Policy) -> Value {
     let mut outputs = Map::new();
     network(&mut resources);
     let exposures: Vec<Exposure> = (0..policy.groups.len()).map(|i| policy.exposure(i)).collect();
-    instances(&mut resources, &exposures);
+    instances(&mut resources, &exposures, user_data(policy));
     for (group, exposure) in policy.groups.iter().zip(&exposures) {
         group_resources(&mut resources, &mut outputs, group, *exposure);
     }
@@ -158,7 +158,7 @@ pub fn adopt_template(policy: &Policy) -> Value {
     let mut made_outputs = Map::new();
     network(&mut made);
     let exposures: Vec<Exposure> = (0..policy.groups.len()).map(|i| policy.exposure(i)).collect();
-    instances(&mut made, &exposures);
+    instances(&mut made, &exposures, user_data(policy));
     for (group, exposure) in policy.groups.iter().zip(&exposures) {
         group_resources(&mut made, &mut made_outputs, group, *exposure);
     }
@@ -484,7 +484,7 @@ fn alb_security_group(exposure: Exposure) -> (&'static str, Value, &'static str)
 /// The VPC's address range.
 const VPC_CIDR: &str = "10.40.0.0/16";
 
-fn instances(resources: &mut Map<String, Value>, exposures: &[Exposure]) {
+fn instances(resources: &mut Map<String, Value>, exposures: &[Exposure], user_data: String) {
     let kinds = [Exposure::Internet, Exposure::Internal]
         .into_iter()
         .filter(|kind| exposures.contains(kind));
@@ -566,7 +566,7 @@ fn instances(resources: &mut Map<String, Value>, exposures: &[Exposure]) {
                     // to its baseline would send the scaler a false CPU).
                     "CreditSpecification": { "Fn::If": ["Burstable", { "CpuCredits": "unlimited" }, reference("AWS::NoValue")] },
                     "BlockDeviceMappings": [{ "DeviceName": "/dev/xvda", "Ebs": { "VolumeSize": 8, "VolumeType": "gp3", "Encrypted": true, "DeleteOnTermination": true } }],
-                    "UserData": { "Fn::Base64": sub(USER_DATA) }
+                    "UserData": { "Fn::Base64": sub(&user_data) }
                 }
             }
         }),
@@ -576,6 +576,38 @@ fn instances(resources: &mut Map<String, Value>, exposures: &[Exposure]) {
 /// The instance bootstrap (also `infra/aws/bootstrap.sh`, checked by shellcheck;
 /// a test keeps the two the same).
 pub const USER_DATA: &str = include_str!("../../infra/aws/bootstrap.sh");
+
+/// The launch template's user data: [`USER_DATA`], run at the first boot;
+/// with a warm pool in the policy, at every boot. EC2 Auto Scaling stops
+/// an instance "as soon as an instance finishes launching into the warm
+/// pool" and "does not wait for user data to finish running", and
+/// cloud-init runs user data at the first boot only ("Use lifecycle hooks
+/// with a warm pool"): an instance could leave the pool with its bootstrap
+/// cut short. Run at every boot (AWS's third remedy: cloud-init's
+/// `scripts-user` module set to `always`, in a MIME multi-part document),
+/// the bootstrap, which is idempotent, finishes when the instance starts
+/// again; the target group's health check keeps requests away until it
+/// has. (A launch lifecycle hook would need the Auto Scaling API from the
+/// instances, which have no route out but the S3 endpoint.)
+pub fn user_data(policy: &Policy) -> String {
+    if policy.groups.iter().all(|g| g.warm_pool.is_none()) {
+        return USER_DATA.to_string();
+    }
+    let part = |kind: &str, file: &str, body: &str| {
+        format!(
+            "--==BOUNDARY==\nContent-Type: {kind}; charset=\"us-ascii\"\nMIME-Version: 1.0\nContent-Transfer-Encoding: 7bit\nContent-Disposition: attachment; filename=\"{file}\"\n\n{body}\n"
+        )
+    };
+    format!(
+        "Content-Type: multipart/mixed; boundary=\"==BOUNDARY==\"\nMIME-Version: 1.0\n\n{}{}--==BOUNDARY==--\n",
+        part(
+            "text/cloud-config",
+            "cloud-config.txt",
+            "#cloud-config\ncloud_final_modules:\n- [scripts-user, always]\n"
+        ),
+        part("text/x-shellscript", "bootstrap.sh", USER_DATA)
+    )
+}
 
 fn group_resources(
     resources: &mut Map<String, Value>,
@@ -699,6 +731,23 @@ fn group_resources(
             }
         }),
     );
+    // A warm pool (PutWarmPool's settings; the pool follows the group's
+    // max unless MaxGroupPreparedCapacity says otherwise).
+    if let Some(pool) = &group.warm_pool {
+        let mut properties = json!({
+            "AutoScalingGroupName": reference(&format!("Group{id}")),
+            "MinSize": pool.min_size,
+            "PoolState": pool.pool_state.aws(),
+            "InstanceReusePolicy": { "ReuseOnScaleIn": pool.reuse_on_scale_in }
+        });
+        if let Some(prepared) = pool.max_group_prepared_capacity {
+            properties["MaxGroupPreparedCapacity"] = json!(prepared);
+        }
+        resources.insert(
+            format!("WarmPool{id}"),
+            json!({ "Type": "AWS::AutoScaling::WarmPool", "Properties": properties }),
+        );
+    }
     outputs.insert(
         format!("Url{id}"),
         json!({

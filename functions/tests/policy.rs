@@ -516,3 +516,41 @@ fn predictive_scaling_refuses_what_aws_refuses_naming_the_field() {
     // A group that scales on its forecast alone still gets its tick.
     assert!(policy.groups[0].needs_tick());
 }
+
+/// `[group.warm_pool]`: PutWarmPool's settings. Hibernated is refused with
+/// the reason (it needs hibernation in the launch template, which this
+/// stack does not configure: AWS would refuse to hibernate); prepared
+/// capacity counts the group and the pool together, so below the group's
+/// max it is refused naming the range.
+#[test]
+fn a_warm_pool_refuses_what_this_stack_cannot_run() {
+    let found =
+        problems("\n[group.warm_pool]\npool_state = \"hibernated\"\nmax_group_prepared_capacity = 5\n").join("\n");
+    assert!(
+        found.contains("warm_pool.pool_state: hibernated needs hibernation configured in the launch template"),
+        "{found}"
+    );
+    assert!(
+        found.contains("warm_pool.max_group_prepared_capacity: 5 must be within the group's max and 1000 (10..=1000)"),
+        "{found}"
+    );
+    let error = Policy::parse(
+        "p.toml",
+        &format!("{VALID_GROUP}\n[group.warm_pool]\npool_state = \"warm\"\n"),
+    )
+    .expect_err("unknown state");
+    assert!(
+        error.to_string().contains("stopped") && error.to_string().contains("running"),
+        "{error}"
+    );
+    let spiky = shipped("spiky-consumer.toml");
+    let pool = spiky.groups[0].warm_pool.as_ref().expect("warm pool");
+    assert_eq!(
+        (
+            pool.max_group_prepared_capacity,
+            pool.pool_state,
+            pool.reuse_on_scale_in
+        ),
+        (Some(40), functions::policy::PoolState::Stopped, true)
+    );
+}

@@ -191,6 +191,7 @@ static SHIPPED: std::sync::LazyLock<Vec<functions::policy::GroupPolicy>> = std::
         "recommended.toml",
         "office-hours.toml",
         "office-hours-predictive.toml",
+        "spiky-consumer.toml",
         "seed-step.toml",
         "course-target-tracking.toml",
     ]

@@ -931,3 +931,44 @@ fn a_group_that_scales_on_its_forecast_alone_gets_its_tick() {
     let without: Policy = Policy::parse("p.toml", "[[group]]\nname = \"batch\"\nmin = 1\nmax = 8\n").expect("valid");
     assert!(template(&without)["Resources"][format!("Tick{}", logical("batch"))].is_null());
 }
+
+/// A warm pool (`[group.warm_pool]`) becomes an `AWS::AutoScaling::WarmPool`
+/// with PutWarmPool's settings, and the launch template's user data runs at
+/// every boot: EC2 Auto Scaling stops an instance launched into the pool
+/// without waiting for its user data ("Use lifecycle hooks with a warm
+/// pool"), so the bootstrap finishes when it starts again. Without a warm
+/// pool the user data is the bootstrap alone; the adopt template, which
+/// never changes the group, makes none.
+#[test]
+fn a_warm_pool_is_made_with_its_settings_and_the_bootstrap_runs_at_every_boot() {
+    let policy = Policy::load(&root("policies/spiky-consumer.toml")).expect("policy");
+    let generated = template(&policy);
+    let pool = &generated["Resources"][format!("WarmPool{}", logical("web"))];
+    assert_eq!(pool["Type"], "AWS::AutoScaling::WarmPool");
+    let properties = &pool["Properties"];
+    assert_eq!(
+        properties["AutoScalingGroupName"]["Ref"],
+        format!("Group{}", logical("web"))
+    );
+    assert_eq!(properties["MaxGroupPreparedCapacity"], 40);
+    assert_eq!(properties["MinSize"], 0);
+    assert_eq!(properties["PoolState"], "Stopped");
+    assert_eq!(properties["InstanceReusePolicy"]["ReuseOnScaleIn"], true);
+    let user_data = |template: &Value| {
+        template["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Sub"]
+            .as_str()
+            .expect("user data")
+            .to_string()
+    };
+    let every_boot = user_data(&generated);
+    assert!(
+        every_boot.starts_with("Content-Type: multipart/mixed; boundary=\"==BOUNDARY==\""),
+        "{every_boot}"
+    );
+    assert!(every_boot.contains("#cloud-config\ncloud_final_modules:\n- [scripts-user, always]\n"));
+    assert!(every_boot.contains(functions::cfn::USER_DATA));
+    assert!(every_boot.ends_with("--==BOUNDARY==--\n"));
+    assert_eq!(user_data(&template(&self::policy())), functions::cfn::USER_DATA);
+    let adopt = functions::cfn::adopt_template(&policy);
+    assert!(adopt["Resources"][format!("WarmPool{}", logical("web"))].is_null());
+}

@@ -43,6 +43,7 @@ fn main() {
         price_per_hour: 0.0416,
         ingestion_delay: functions::cloudwatch::INGESTION_DELAY,
         oracle_utilisation: loadtest::backtest::ORACLE_UTILISATION,
+        warm_start: loadtest::backtest::WARM_START,
     };
     let parse = median(21, || Trace::parse("lunch-peak-week.csv", black_box(&text)));
     println!(

@@ -53,6 +53,10 @@ enum Command {
         /// Launch to in service.
         #[arg(long, default_value = "90s", value_parser = humantime::parse_duration)]
         boot: Duration,
+        /// A warm pool's initialised instance from the pool to in service
+        /// (groups with a [group.warm_pool] only); at most --boot.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        warm_start: Duration,
         /// From the start of a minute until CloudWatch shows its datapoints:
         /// 3m as EC2 detailed monitoring (the least allowed), or longer.
         #[arg(long, default_value = "3m", value_parser = ingestion_delay)]
@@ -646,6 +650,7 @@ fn backtest_cli(command: Command) -> Result<()> {
         group,
         capacity_rps,
         boot,
+        warm_start,
         ingestion_delay,
         oracle_utilisation,
         price,
@@ -656,6 +661,13 @@ fn backtest_cli(command: Command) -> Result<()> {
     else {
         unreachable!("called with a backtest");
     };
+    if warm_start > boot {
+        anyhow::bail!(
+            "--warm-start {}: at most --boot ({}): an initialised instance does not start slower than a new one",
+            humantime::format_duration(warm_start),
+            humantime::format_duration(boot)
+        );
+    }
     let trace = Trace::load(&trace_path)?;
     let model = Model {
         capacity_rps,
@@ -663,6 +675,7 @@ fn backtest_cli(command: Command) -> Result<()> {
         price_per_hour: price,
         ingestion_delay,
         oracle_utilisation,
+        warm_start,
     };
     // Everything is loaded and checked before anything runs.
     let main = pick_group(&Policy::load(&policy_path)?, group.as_deref(), true)?;

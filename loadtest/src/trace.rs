@@ -252,19 +252,10 @@ pub fn calibrate(
         })
         .filter(|v| v.is_finite())
         .collect();
-    if per_instance.is_empty() {
-        return None;
-    }
-    per_instance.sort_by(f64::total_cmp);
-    let k = per_instance.len();
-    let median = if k % 2 == 1 {
-        per_instance[k / 2]
-    } else {
-        (per_instance[k / 2 - 1] + per_instance[k / 2]) / 2.0
-    };
+    let median = functions::policy::median(&mut per_instance)?;
     Some(Calibration {
         capacity_rps: median,
-        minutes: k,
+        minutes: per_instance.len(),
     })
 }
 

@@ -31,6 +31,7 @@ const MODEL: Model = Model {
     price_per_hour: 0.0416,
     ingestion_delay: functions::cloudwatch::INGESTION_DELAY,
     oracle_utilisation: loadtest::backtest::ORACLE_UTILISATION,
+    warm_start: loadtest::backtest::WARM_START,
 };
 
 #[test]
@@ -518,4 +519,78 @@ fn the_fast_path_decides_exactly_as_the_full_history() {
             assert_eq!(fast, reference, "{policy}");
         }
     }
+}
+
+/// A warm pool, replayed by hand ("Warm pools for Amazon EC2 Auto
+/// Scaling"): group 1..=4 with MaxGroupPreparedCapacity 4, so 3 initialised
+/// instances wait beside the 1 in service. A scheduled action raises it to 4
+/// at 00:10: the 3 come from the pool, in service --warm-start (30 s) later
+/// (00:11, where a launch would serve from 00:12). At 00:15 it goes back to
+/// 1: with ReuseOnScaleIn the 3 return to the pool; without, they are
+/// terminated and 3 new ones launched and initialised (billed for their 90 s
+/// boot). A stopped pool is not billed; a running one is.
+#[test]
+fn a_warm_pool_serves_a_scale_out_sooner_and_a_stopped_pool_is_not_billed() {
+    let policy = |pool: &str| {
+        let text = format!(
+            "[[group]]\nname = \"web\"\nmin = 1\nmax = 4\n\n[[group.schedule]]\nname = \"up\"\ncron = \"cron(10 0 * * ? *)\"\nmin = 4\ndesired = 4\n\n[[group.schedule]]\nname = \"down\"\ncron = \"cron(15 0 * * ? *)\"\nmin = 1\ndesired = 1\n{pool}"
+        );
+        Policy::parse("pool.toml", &text).expect("valid").groups.remove(0)
+    };
+    let load = trace(std::iter::repeat_n(10.0, 20));
+    let in_service = |report: &loadtest::backtest::Report, minute: usize| report.timeline[minute].in_service;
+    let cold = run(&load, &policy(""), MODEL).expect("backtest");
+    let warm = |extra: &str| {
+        let pool = format!("\n[group.warm_pool]\nmax_group_prepared_capacity = 4\n{extra}");
+        run(&load, &policy(&pool), MODEL).expect("backtest")
+    };
+    let reused = warm("reuse_on_scale_in = true\n");
+    assert_eq!((in_service(&cold, 11), in_service(&cold, 12)), (1, 4));
+    assert_eq!((in_service(&reused, 10), in_service(&reused, 11)), (1, 4));
+    // Billed instance-minutes: 10 x 1, 5 x 4, 5 x 1; the stopped pool free.
+    assert_eq!((reused.instance_hours * 60.0).round(), 35.0);
+    assert_eq!((cold.instance_hours * 60.0).round(), 35.0);
+    // Without reuse: the 3 scaled in are terminated; the 3 launched to
+    // refill the pool are billed while they initialise (00:15 and 00:16).
+    let terminated = warm("");
+    assert_eq!((terminated.instance_hours * 60.0).round(), 41.0);
+    // A running pool is paid for: 3 more a minute while they wait.
+    let running = warm("pool_state = \"running\"\nreuse_on_scale_in = true\n");
+    assert_eq!((running.instance_hours * 60.0).round(), 35.0 + 3.0 * 15.0);
+    assert!(reused.warm_pool && !cold.warm_pool);
+}
+
+/// Issue 22's surge targets with a warm pool: spiky-consumer.toml
+/// (office-hours' target tracking and a stopped pool up to 40 with the
+/// group) meets the flash crowd's (<= 1.3 x oracle, <= 0.5% over capacity:
+/// measured 1.235 x / 0.499% on 2026-12-07, office-hours without the pool
+/// 0.688%) at no more instance-hours. The attack's 3% stays out of reach
+/// (11.1%, office-hours 14.3%): CloudWatch's 3 minutes come before any
+/// instance is asked for. Its bound is the measured miss.
+#[test]
+fn a_warm_pool_meets_the_flash_crowd_targets() {
+    let spiky = &shipped("spiky-consumer.toml").groups[0];
+    let office = &shipped("office-hours.toml").groups[0];
+    let flash = recorded("flash-crowd-day.csv");
+    let warm = run(&flash, spiky, MODEL).expect("backtest");
+    let cold = run(&flash, office, MODEL).expect("backtest");
+    assert!(warm.ratio_to_oracle <= 1.3, "{} x oracle", warm.ratio_to_oracle);
+    assert!(
+        warm.over_capacity_fraction <= 0.005,
+        "{} over",
+        warm.over_capacity_fraction
+    );
+    assert!(warm.over_capacity_fraction < cold.over_capacity_fraction * 0.8);
+    assert!(
+        warm.instance_hours <= cold.instance_hours * 1.01,
+        "{} vs {}",
+        warm.instance_hours,
+        cold.instance_hours
+    );
+    let attack = run(&recorded("cc-attack-6h.csv"), spiky, MODEL).expect("backtest");
+    assert!(
+        attack.over_capacity_fraction <= 0.112,
+        "{} over",
+        attack.over_capacity_fraction
+    );
 }

@@ -158,6 +158,7 @@ fn bad_arguments_name_the_flag_and_change_nothing() {
             vec!["--oracle-utilisation", "120%"],
             "allowed: a percentage above 0 and at most 100",
         ),
+        (vec!["--warm-start", "2m"], "--warm-start 2m: at most --boot (1m 30s)"),
     ] {
         let mut all = vec![
             "backtest",

@@ -1,6 +1,6 @@
 //! What an Auto Scaling group does on scale-in, once (issue 19): the local
 //! cloud, the in-memory cloud and the backtest all terminate by
-//! [`termination_order`].
+//! [`termination_order`]; and how big its warm pool is ([`warm_pool_size`]).
 
 use jiff::Timestamp;
 
@@ -162,5 +162,39 @@ mod tests {
         });
         assert_eq!(removed.iter().map(|i| i.0).collect::<Vec<_>>(), ["i-old", "i-mid"]);
         assert_eq!(instances.iter().map(|i| i.0).collect::<Vec<_>>(), ["i-new", "i-kept"]);
+    }
+}
+
+/// How many instances a group's warm pool keeps beside `desired` in
+/// service ("Warm pools for Amazon EC2 Auto Scaling", `PutWarmPool`):
+/// `MaxGroupPreparedCapacity` (default the group's max) less the desired
+/// capacity, and at least `MinSize`.
+pub fn warm_pool_size(pool: &crate::policy::WarmPool, group_max: u32, desired: u32) -> u32 {
+    let prepared = pool.max_group_prepared_capacity.unwrap_or(group_max);
+    prepared.saturating_sub(desired).max(pool.min_size)
+}
+
+#[cfg(test)]
+mod warm_pool_tests {
+    use super::*;
+    use crate::policy::{PoolState, WarmPool};
+
+    /// PutWarmPool: "If a value for MaxGroupPreparedCapacity is not
+    /// specified, Amazon EC2 Auto Scaling launches and maintains the
+    /// difference between the group's maximum capacity and its desired
+    /// capacity"; MinSize is the fewest it keeps.
+    #[test]
+    fn the_pool_is_prepared_capacity_less_desired_and_at_least_min_size() {
+        let pool = |min_size, prepared| WarmPool {
+            min_size,
+            max_group_prepared_capacity: prepared,
+            pool_state: PoolState::Stopped,
+            reuse_on_scale_in: false,
+        };
+        assert_eq!(warm_pool_size(&pool(0, None), 10, 2), 8);
+        assert_eq!(warm_pool_size(&pool(0, None), 10, 10), 0);
+        assert_eq!(warm_pool_size(&pool(3, None), 10, 10), 3);
+        assert_eq!(warm_pool_size(&pool(0, Some(6)), 10, 2), 4);
+        assert_eq!(warm_pool_size(&pool(1, Some(6)), 10, 8), 1);
     }
 }

@@ -45,6 +45,9 @@ pub struct GroupPolicy {
     /// Predictive scaling (`[group.predictive]`), see [`crate::predictive`].
     #[serde(default)]
     pub predictive: Option<Predictive>,
+    /// A warm pool (`[group.warm_pool]`), see [`crate::group::warm_pool_size`].
+    #[serde(default)]
+    pub warm_pool: Option<WarmPool>,
     /// Who can reach the group's load balancer on AWS (default: the first
     /// group of the file from the internet, every other group from inside
     /// the VPC only, as the seeds put a session tier behind an internal
@@ -120,6 +123,23 @@ pub enum Statistic {
     SampleCount,
     /// pNN: the percentile NN (0 to 100).
     Percentile(f64),
+}
+
+/// The median of `values` (the mean of the middle two of an even count),
+/// sorting them; None when there are none. Not CloudWatch's p50 (nearest
+/// rank): what predictive scaling's daily forecast and the backtest's
+/// capacity calibration take.
+pub fn median(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    Some(if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    })
 }
 
 impl Statistic {
@@ -556,6 +576,53 @@ fn default_scheduling_buffer() -> Duration {
     Duration::from_secs(300)
 }
 
+/// A warm pool, as EC2 Auto Scaling's `WarmPoolConfiguration`
+/// (`PutWarmPool`): pre-initialised instances beside the group that a
+/// scale-out draws on before it launches new ones.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarmPool {
+    /// `MinSize`: the fewest instances kept in the pool (default 0).
+    #[serde(default)]
+    pub min_size: u32,
+    /// `MaxGroupPreparedCapacity`: the most instances in the group and the
+    /// pool together (default: the group's max).
+    #[serde(default)]
+    pub max_group_prepared_capacity: Option<u32>,
+    /// `PoolState` (default `stopped`).
+    #[serde(default)]
+    pub pool_state: PoolState,
+    /// `InstanceReusePolicy.ReuseOnScaleIn`: scale-in returns instances to
+    /// the pool instead of terminating them (default false).
+    #[serde(default)]
+    pub reuse_on_scale_in: bool,
+}
+
+/// What a warm pool's instances are kept as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolState {
+    /// Stopped: EBS volumes are paid for, not the instance.
+    #[default]
+    Stopped,
+    /// Running: paid for as an instance in service is.
+    Running,
+    /// Hibernated: needs hibernation in the launch template, which this
+    /// stack's does not configure, so refused (see the validation).
+    Hibernated,
+}
+
+impl PoolState {
+    /// The name `PutWarmPool` takes.
+    pub fn aws(self) -> &'static str {
+        match self {
+            Self::Stopped => "Stopped",
+            Self::Running => "Running",
+            Self::Hibernated => "Hibernated",
+        }
+    }
+}
+
 /// `Mode` of a predictive policy (AWS's default: `ForecastOnly`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -855,6 +922,25 @@ fn group_problems(group: &GroupPolicy, groups: &[&str], at: &str, problems: &mut
     }
     if let Some(predictive) = &group.predictive {
         predictive_problems(predictive, &format!("{at}.predictive"), problems);
+    }
+    if let Some(pool) = &group.warm_pool {
+        let at = format!("{at}.warm_pool");
+        if pool.pool_state == PoolState::Hibernated {
+            problems.push(format!(
+                "{at}.pool_state: hibernated needs hibernation configured in the launch template (HibernationOptions, an encrypted root volume large enough for the RAM), which this stack's does not set: use stopped or running"
+            ));
+        }
+        if pool.min_size > MAX_GROUP_SIZE {
+            problems.push(format!("{at}.min_size: {} is above {MAX_GROUP_SIZE}", pool.min_size));
+        }
+        if let Some(prepared) = pool.max_group_prepared_capacity
+            && !(group.max..=MAX_GROUP_SIZE).contains(&prepared)
+        {
+            problems.push(format!(
+                "{at}.max_group_prepared_capacity: {prepared} must be within the group's max and {MAX_GROUP_SIZE} ({}..={MAX_GROUP_SIZE}): it counts the group and the pool together",
+                group.max
+            ));
+        }
     }
     for (index, schedule) in group.schedules.iter().enumerate() {
         let at = format!("{at}.schedule[{index}] ({})", schedule.name);

@@ -207,17 +207,10 @@ pub fn forecast(policy: &Predictive, load: &[Datapoint], hour: Timestamp, now: T
         let mut daily: Vec<f64> = (1..=7)
             .filter_map(|days| known.get(&(hour - DAY * days)).copied())
             .collect();
-        if daily.is_empty() {
+        let Some(median) = crate::policy::median(&mut daily) else {
             return Err(format!("no load history at the hour of day of {hour}"));
-        }
-        daily.sort_by(f64::total_cmp);
-        let n = daily.len();
-        let median = if n % 2 == 1 {
-            daily[n / 2]
-        } else {
-            (daily[n / 2 - 1] + daily[n / 2]) / 2.0
         };
-        (median, Basis::Daily(n as u32))
+        (median, Basis::Daily(daily.len() as u32))
     } else {
         let mean = weekly.iter().sum::<f64>() / weekly.len() as f64;
         (mean, Basis::Weekly(weekly.len() as u32))

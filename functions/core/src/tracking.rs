@@ -546,6 +546,36 @@ fn rate_limit(behavior: &Behavior, current: u32, activities: &[Activity], now: T
 mod tests {
     use super::*;
 
+    /// The local cloud's metrics reach the functions as JSON: a float read
+    /// back is the float written (serde_json's `float_roundtrip`; without
+    /// it this CPU reading came back one ulp off and the local cloud's
+    /// test of GetMetricData failed now and then). `load` sits beside the
+    /// per-instance metrics, and is left out when empty.
+    #[test]
+    fn a_metric_history_reads_back_from_json_exactly() {
+        let at: Timestamp = "2026-11-20T11:00:00Z".parse().expect("time");
+        let point = Datapoint {
+            at,
+            value: 3.8244972050278316,
+        };
+        let mut history = MetricHistory::default();
+        history
+            .metrics
+            .insert("cpu".into(), BTreeMap::from([("i-1".to_string(), vec![point])]));
+        let text = serde_json::to_string(&history).expect("json");
+        assert!(!text.contains("load"), "{text}");
+        assert_eq!(
+            serde_json::from_str::<MetricHistory>(&text).expect("reads back"),
+            history
+        );
+        history.load = vec![point];
+        let text = serde_json::to_string(&history).expect("json");
+        assert_eq!(
+            serde_json::from_str::<MetricHistory>(&text).expect("reads back"),
+            history
+        );
+    }
+
     /// The scan the binary search replaced (issue 23): the newest datapoint
     /// at or before `t`, at most FRESHNESS old; the last of equal times.
     fn scan<'a>(series: &'a BTreeMap<String, Vec<Datapoint>>, id: &str, t: Timestamp) -> Option<&'a Datapoint> {

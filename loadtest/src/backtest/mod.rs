@@ -73,7 +73,17 @@ pub struct Model {
     /// The oracle's utilisation U, a fraction in (0, 1]: it keeps
     /// ceil(load / (capacity_rps x U)) instances in service each minute.
     pub oracle_utilisation: f64,
+    /// A warm pool's instance from the pool to in service (it was
+    /// initialised when it joined the pool); used only by a group with a
+    /// `[group.warm_pool]`.
+    #[serde(with = "seconds")]
+    pub warm_start: Duration,
 }
+
+/// The default `warm_start`: a stopped, initialised instance started and
+/// passing its health check, without the launch and initialisation a
+/// new one takes (AWS publishes no figure; `--warm-start` sets yours).
+pub const WARM_START: Duration = Duration::from_secs(30);
 
 /// The oracle's default utilisation (70%).
 pub const ORACLE_UTILISATION: f64 = 0.7;
@@ -159,6 +169,9 @@ pub struct Report {
     pub minutes_over_capacity: u64,
     pub highest_cpu_percent: f64,
     pub scaling_actions: u32,
+    /// The group has a warm pool (`model.warm_start` applies; instance-hours
+    /// include a running pool and each pool instance's initialisation).
+    pub warm_pool: bool,
     pub shortfalls: Vec<Shortfall>,
     pub surges: Vec<Surge>,
     pub actions: Vec<ScalingAction>,
@@ -229,7 +242,19 @@ fn replay(trace: &Trace, group: &GroupPolicy, model: Model, full_history: bool) 
         full_history,
         load_minutes: Default::default(),
         load_cache: None,
+        pool: Vec::new(),
     };
+    // The warm pool starts full and initialised, as the group's instances do.
+    if let Some(pool) = &group.warm_pool {
+        let size = functions::group::warm_pool_size(pool, group.max, desired);
+        sim.pool = (0..size)
+            .map(|i| SimInstance {
+                id: format!("i-pool{i:03}"),
+                launched_at: first - SignedDuration::from_hours(24),
+                ready_at: first - SignedDuration::from_hours(24),
+            })
+            .collect();
+    }
     let mut alarms: Vec<AlarmSim> = group
         .alarm_policies
         .iter()
@@ -286,7 +311,7 @@ fn replay(trace: &Trace, group: &GroupPolicy, model: Model, full_history: bool) 
         } else {
             f64::INFINITY
         });
-        billed_minutes += sim.instances.len() as u64;
+        billed_minutes += sim.instances.len() as u64 + sim.pool_billed(t);
         if over_rps > 0.0 {
             over_minutes += 1;
             short_since.get_or_insert(t);
@@ -446,6 +471,7 @@ fn replay(trace: &Trace, group: &GroupPolicy, model: Model, full_history: bool) 
         minutes_over_capacity: over_minutes,
         highest_cpu_percent: highest,
         scaling_actions: sim.actions.len() as u32,
+        warm_pool: group.warm_pool.is_some(),
         surges: surges(&timeline, &sim.actions, model.capacity_rps),
         actions: sim.actions,
         shortfalls,

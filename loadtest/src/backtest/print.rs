@@ -132,6 +132,13 @@ pub fn print_summary(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         r.model.price_per_hour,
         humantime::format_duration(r.model.ingestion_delay)
     )?;
+    if r.warm_pool {
+        writeln!(
+            out,
+            "warm pool: an initialised instance goes from the pool to in service in {}; a stopped one is not billed",
+            humantime::format_duration(r.model.warm_start)
+        )?;
+    }
     writeln!(
         out,
         "group {} over {} minutes ({:.1} h)",

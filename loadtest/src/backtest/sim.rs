@@ -72,6 +72,9 @@ pub(super) struct Sim<'a> {
     pub(super) load_minutes: LoadMinutes,
     /// The load of the forecast in force: (issued at, hourly load).
     pub(super) load_cache: Option<(Timestamp, Vec<Datapoint>)>,
+    /// The warm pool (`[group.warm_pool]`): `ready_at` is when each is
+    /// initialised and can be drawn on.
+    pub(super) pool: Vec<SimInstance>,
 }
 
 /// Minute samples of the series a predictive load is made of.
@@ -156,6 +159,19 @@ impl Sim<'_> {
         history
     }
 
+    /// The warm pool's instances billed in the minute starting `t`: all of
+    /// a `running` pool; of a `stopped` one only those still initialising
+    /// (running until they stop; a stopped instance's EBS volumes are not
+    /// in the model's price).
+    pub(super) fn pool_billed(&self, t: Timestamp) -> u64 {
+        let running = self
+            .group
+            .warm_pool
+            .as_ref()
+            .is_some_and(|p| p.pool_state == functions::policy::PoolState::Running);
+        self.pool.iter().filter(|i| running || i.ready_at > t).count() as u64
+    }
+
     /// The group's hourly load over the window of the forecast in force at
     /// `now` (`predictive::window`), as CloudWatch shows it then: the same
     /// for every decision until the next issue, so worked out once each.
@@ -225,7 +241,23 @@ impl Sim<'_> {
         let from = self.desired;
         self.desired = desired;
         let boot = SignedDuration::try_from(self.model.boot).unwrap_or(SignedDuration::ZERO);
+        let warm_start = SignedDuration::try_from(self.model.warm_start).unwrap_or(SignedDuration::ZERO);
         while (self.instances.len() as u32) < desired {
+            // A scale-out draws on the warm pool's initialised instances
+            // first (the oldest), then launches new ones.
+            let warm = self
+                .pool
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| i.ready_at <= now)
+                .min_by_key(|(_, i)| i.launched_at)
+                .map(|(index, _)| index);
+            if let Some(index) = warm {
+                let mut instance = self.pool.remove(index);
+                instance.ready_at = now + warm_start;
+                self.instances.push(instance);
+                continue;
+            }
             self.launched += 1;
             self.instances.push(SimInstance {
                 id: format!("i-{:06}", self.launched),
@@ -244,10 +276,35 @@ impl Sim<'_> {
                 launched_at: i.launched_at,
                 protected: false,
             });
+        let pool_size = self
+            .group
+            .warm_pool
+            .as_ref()
+            .map(|pool| functions::group::warm_pool_size(pool, self.max, desired));
+        let reuse = self.group.warm_pool.as_ref().is_some_and(|p| p.reuse_on_scale_in);
         for gone in gone {
             for instances in self.per_instance.values_mut() {
                 instances.remove(&gone.id);
             }
+            // ReuseOnScaleIn: back to the pool (stopped, still initialised)
+            // while it has room; else terminated.
+            if reuse && pool_size.is_some_and(|size| (self.pool.len() as u32) < size) {
+                self.pool.push(SimInstance { ready_at: now, ..gone });
+            }
+        }
+        // The pool is kept at its size: new instances launched and
+        // initialised (a boot) to fill it, the newest ones beyond it terminated.
+        if let Some(size) = pool_size {
+            while (self.pool.len() as u32) < size {
+                self.launched += 1;
+                self.pool.push(SimInstance {
+                    id: format!("i-{:06}", self.launched),
+                    launched_at: now,
+                    ready_at: now + boot,
+                });
+            }
+            self.pool.sort_by_key(|i| i.launched_at);
+            self.pool.truncate(size as usize);
         }
         if from != desired {
             self.actions.push(ScalingAction {

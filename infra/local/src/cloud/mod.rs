@@ -256,6 +256,13 @@ impl Cloud {
         let mut groups = Vec::new();
         let mut tasks = Vec::new();
         for (k, policy) in config.policy.groups.iter().enumerate() {
+            if policy.warm_pool.is_some() {
+                // Stricter than AWS, never more lenient: say so.
+                tracing::warn!(
+                    group = %policy.name,
+                    "the group's warm pool is not modelled by the local cloud: every instance is launched and boots in full (--boot), where AWS would start an initialised one from the pool (the backtest models it: --warm-start)"
+                );
+            }
             let port = if config.lb_port == 0 {
                 0
             } else {

@@ -175,6 +175,45 @@ fn target_tracking_cases() {
         },
         // Kubernetes KEP-4951 (the HPA's Tolerances.isWithin: 1 - down <=
         // ratio <= 1 + up), each direction its own tolerance.
+        // EventBridge delivers a scheduled event at least once: a tick the
+        // function already acted on (its activity's cause names the tick)
+        // is not acted on again; another metric's tick is another tick.
+        Case {
+            name: "a redelivered tick that already acted holds",
+            group: tracking.clone(),
+            setup: setup(2, &[Some(90.0), Some(90.0)], 0),
+            activities: vec![Activity {
+                start: now(),
+                end: None,
+                from: 2,
+                to: 4,
+                cause: "target tracking cpu tick at 2026-11-20T11:07:00Z".into(),
+            }],
+            trigger: tick(vec![]),
+            action: Action::Hold,
+            explains: &["already handled: this tick set 2 -> 4", "[already_handled]"],
+        },
+        Case {
+            name: "another metric's tick (cpu_demand: cpu's key and more) or the minute before is not this tick",
+            group: tracking.clone(),
+            setup: setup(2, &[Some(90.0), Some(90.0)], 0),
+            activities: [
+                "cpu_demand tick at 2026-11-20T11:07:00Z",
+                "cpu tick at 2026-11-20T11:06:00Z",
+            ]
+            .into_iter()
+            .map(|tick| Activity {
+                start: now(),
+                end: None,
+                from: 2,
+                to: 2,
+                cause: format!("target tracking {tick}"),
+            })
+            .collect(),
+            trigger: tick(vec![]),
+            action: Action::SetDesired(4),
+            explains: &["cpu mean 90.0 vs target 50 -> 4"],
+        },
         Case {
             name: "per-direction tolerance: 5% up scales out at 53/50 where the policy's 10% would stay",
             group: group(&TRACKING.replace("select = \"max\" }", "select = \"max\", tolerance = 0.05 }")),

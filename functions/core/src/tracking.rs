@@ -123,7 +123,9 @@ pub fn metrics_window(group: &GroupPolicy) -> Duration {
 /// before a time is a binary search. The sort is stable: among datapoints
 /// of the same time the last one wins, as a scan's `max_by_key` picks it.
 struct Ordered<'a> {
-    series: BTreeMap<&'a str, Cow<'a, [Datapoint]>>,
+    /// By instance id, in the map's (sorted) order: found by binary search,
+    /// with no tree built per decision.
+    series: Vec<(&'a str, Cow<'a, [Datapoint]>)>,
 }
 
 impl<'a> Ordered<'a> {
@@ -148,16 +150,18 @@ impl<'a> Ordered<'a> {
     /// `FRESHNESS` old.
     #[cfg(test)]
     fn latest(&self, instance: &str, t: Timestamp) -> Option<&Datapoint> {
-        latest_in(self.series.get(instance)?, t)
+        latest_in(self.get(instance)?, t)
     }
 
     /// Each instance's datapoints, in the order of `instances` (looked up
     /// once a decision, not once per instance per recommendation).
     fn per_instance(&self, instances: &[crate::decide::Instance]) -> Vec<Option<&[Datapoint]>> {
-        instances
-            .iter()
-            .map(|i| self.series.get(i.id.as_str()).map(|points| &**points))
-            .collect()
+        instances.iter().map(|i| self.get(i.id.as_str())).collect()
+    }
+
+    fn get(&self, instance: &str) -> Option<&[Datapoint]> {
+        let index = self.series.binary_search_by(|(id, _)| (*id).cmp(instance)).ok()?;
+        Some(&self.series[index].1)
     }
 }
 
@@ -203,8 +207,18 @@ pub(crate) fn decide(
     let key = metric_key(&policy.metric);
     let empty = BTreeMap::new();
     let series = metrics.metrics.get(&key).unwrap_or(&empty);
-    let cause = format!("target tracking {key} tick at {at}");
-    if let Some(done) = activities.iter().find(|a| a.cause == cause) {
+    // This tick's cause, `target tracking KEY tick at AT`: compared piece by
+    // piece, the time written out only for an activity of this metric's
+    // ticks (formatting it for every tick was a twentieth of a replay).
+    let mut at_text: Option<String> = None;
+    let this_tick = activities.iter().find(|a| {
+        a.cause
+            .strip_prefix("target tracking ")
+            .and_then(|rest| rest.strip_prefix(key.as_str()))
+            .and_then(|rest| rest.strip_prefix(" tick at "))
+            .is_some_and(|rest| rest == at_text.get_or_insert_with(|| at.to_string()).as_str())
+    });
+    if let Some(done) = this_tick {
         // A duplicated tick: the first delivery already acted.
         return Decision::hold(
             current,
@@ -218,7 +232,8 @@ pub(crate) fn decide(
     // each time-ordered series up to now.
     let newest = sorted
         .series
-        .values()
+        .iter()
+        .map(|(_, points)| points)
         .filter_map(|points| {
             let upto = points.partition_point(|d| d.at <= now);
             upto.checked_sub(1).map(|i| points[i].at)
@@ -385,7 +400,7 @@ pub(crate) fn decide(
         reason: format!("target tracking {key}: {current} -> {clamped}"),
         rules: all,
         from: current,
-        cause: Some(cause),
+        cause: Some(format!("target tracking {key} tick at {at}")),
     }
 }
 

@@ -36,7 +36,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use functions::cloudwatch;
-use functions::decide::{AlarmState, AlarmStatus, Datapoint, DecideError, Trigger};
+use functions::decide::{AlarmState, AlarmStatus, Datapoint, DecideError, MetricHistory, Observation, Trigger};
 use functions::policy::{GroupPolicy, Policy, PolicyError, PredefinedMetric, TrackedMetric};
 use functions::schedule::ScheduleExpr;
 use functions::tracking::metric_key;
@@ -243,6 +243,13 @@ fn replay(trace: &Trace, group: &GroupPolicy, model: Model, full_history: bool) 
         load_minutes: Default::default(),
         load_cache: None,
         pool: Vec::new(),
+        observed: Observation {
+            min: 0,
+            max: 0,
+            desired: 0,
+            instances: Vec::new(),
+        },
+        history: MetricHistory::default(),
     };
     // The warm pool starts full and initialised, as the group's instances do.
     if let Some(pool) = &group.warm_pool {
@@ -369,12 +376,20 @@ fn replay(trace: &Trace, group: &GroupPolicy, model: Model, full_history: bool) 
                 // A custom per-instance load metric: requests/s per instance.
                 TrackedMetric::Custom(_) => sample.rps / f64::from(in_service.max(1)),
             };
-            let series = sim.per_instance.entry(metric_key(&policy.metric)).or_default();
+            let key = metric_key(&policy.metric);
+            if !sim.per_instance.contains_key(&key) {
+                sim.per_instance.insert(key.clone(), BTreeMap::new());
+            }
+            let series = sim.per_instance.get_mut(&key).expect("inserted above");
             for instance in sim.instances.iter().filter(|i| i.ready_at <= t) {
-                series
-                    .entry(instance.id.clone())
-                    .or_default()
-                    .push(Datapoint { at: t, value });
+                let point = Datapoint { at: t, value };
+                // No id copied for an instance already reporting.
+                match series.get_mut(&instance.id) {
+                    Some(points) => points.push(point),
+                    None => {
+                        series.insert(instance.id.clone(), vec![point]);
+                    }
+                }
             }
         }
         // Every series is in time order: what expired is a prefix. The

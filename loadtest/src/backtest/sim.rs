@@ -75,6 +75,10 @@ pub(super) struct Sim<'a> {
     /// The warm pool (`[group.warm_pool]`): `ready_at` is when each is
     /// initialised and can be drawn on.
     pub(super) pool: Vec<SimInstance>,
+    /// What the next decision observes and reads (`Sim::observe`,
+    /// `Sim::refresh_history`), kept to reuse their allocations.
+    pub(super) observed: Observation,
+    pub(super) history: MetricHistory,
 }
 
 /// Minute samples of the series a predictive load is made of.
@@ -105,33 +109,46 @@ pub(super) const MINUTE: SignedDuration = SignedDuration::from_secs(60);
 pub(super) const HISTORY: SignedDuration = SignedDuration::from_secs(functions::policy::HISTORY.as_secs() as i64);
 
 impl Sim<'_> {
-    pub(super) fn observation(&self, now: Timestamp) -> Observation {
-        Observation {
-            min: self.min,
-            max: self.max,
-            desired: self.desired,
-            instances: self
+    /// The group as the functions would observe it at `now`, written into
+    /// `self.observed` (kept across decisions: a year's replay otherwise
+    /// spends a tenth of its time allocating the same instance ids).
+    pub(super) fn observe(&mut self, now: Timestamp) {
+        let observed = &mut self.observed;
+        (observed.min, observed.max, observed.desired) = (self.min, self.max, self.desired);
+        let same = observed.instances.len() == self.instances.len()
+            && observed
+                .instances
+                .iter()
+                .zip(&self.instances)
+                .all(|(o, i)| o.id == i.id);
+        if !same {
+            observed.instances = self
                 .instances
                 .iter()
                 .map(|i| Instance {
                     id: i.id.clone(),
-                    lifecycle: if i.ready_at <= now {
-                        Lifecycle::InService
-                    } else {
-                        Lifecycle::Pending
-                    },
+                    lifecycle: Lifecycle::Pending,
                     launched_at: i.launched_at,
                     protected: false,
                 })
-                .collect(),
+                .collect();
+        }
+        for (observed, instance) in observed.instances.iter_mut().zip(&self.instances) {
+            observed.lifecycle = if instance.ready_at <= now {
+                Lifecycle::InService
+            } else {
+                Lifecycle::Pending
+            };
+            observed.launched_at = instance.launched_at;
         }
     }
 
     /// The tracked metrics as CloudWatch shows them at `now`: as far back
     /// as target tracking reads (`tracking::metrics_window`; the functions
-    /// fetch an hour, and decide the same on either).
-    pub(super) fn history(&self, now: Timestamp) -> MetricHistory {
-        let mut history = MetricHistory::default();
+    /// fetch an hour, and decide the same on either), written into
+    /// `self.history` in place (its vectors reused from one decision to
+    /// the next).
+    pub(super) fn refresh_history(&mut self, now: Timestamp) {
         let delay = self.model.ingestion_delay;
         let window = SignedDuration::try_from(functions::tracking::metrics_window(self.group)).unwrap_or(HISTORY);
         let from = now
@@ -141,22 +158,32 @@ impl Sim<'_> {
                 window.min(HISTORY)
             };
         for (key, instances) in &self.per_instance {
-            let recent = instances
-                .iter()
-                .map(|(id, points)| {
-                    // Points are in time order: skip to the window; the
-                    // readable ones are a prefix of the rest (a later
-                    // minute is readable only after an earlier one).
-                    let first = points.partition_point(|d| d.at < from);
-                    let window = &points[first..];
-                    let readable = window.partition_point(|d| cloudwatch::readable(d.at, delay, now));
-                    (id.clone(), window[..readable].to_vec())
-                })
-                .filter(|(_, points)| !points.is_empty())
-                .collect();
-            history.metrics.insert(key.clone(), recent);
+            if !self.history.metrics.contains_key(key) {
+                self.history.metrics.insert(key.clone(), BTreeMap::new());
+            }
+            let series = self.history.metrics.get_mut(key).expect("inserted above");
+            series.retain(|id, _| instances.contains_key(id));
+            for (id, points) in instances {
+                // Points are in time order: skip to the window; the
+                // readable ones are a prefix of the rest (a later minute
+                // is readable only after an earlier one).
+                let first = points.partition_point(|d| d.at < from);
+                let window = &points[first..];
+                let readable = &window[..window.partition_point(|d| cloudwatch::readable(d.at, delay, now))];
+                match series.get_mut(id) {
+                    _ if readable.is_empty() => {
+                        series.remove(id);
+                    }
+                    Some(kept) => {
+                        kept.clear();
+                        kept.extend_from_slice(readable);
+                    }
+                    None => {
+                        series.insert(id.clone(), readable.to_vec());
+                    }
+                }
+            }
         }
-        history
     }
 
     /// The warm pool's instances billed in the minute starting `t`: all of
@@ -205,11 +232,13 @@ impl Sim<'_> {
     }
 
     pub(super) fn decide(&mut self, trigger: &Trigger, now: Timestamp) -> Result<Decision, DecideError> {
-        let observed = self.observation(now);
-        let mut history = self.history(now);
-        if !matches!(trigger, Trigger::Scheduled { .. }) {
-            history.load = self.load(now);
-        }
+        self.observe(now);
+        self.refresh_history(now);
+        self.history.load = if matches!(trigger, Trigger::Scheduled { .. }) {
+            Vec::new()
+        } else {
+            self.load(now)
+        };
         let since = now - HISTORY;
         // Activities are appended in time order (`apply`): the recent ones
         // are a tail, found by binary search, not a scan of the whole replay.
@@ -218,8 +247,8 @@ impl Sim<'_> {
         // (the same actions, codes and causes; see `Explain`).
         let decision = decide_explained(
             self.group,
-            &observed,
-            &history,
+            &self.observed,
+            &self.history,
             &self.activities[first..],
             trigger,
             now,

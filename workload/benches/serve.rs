@@ -472,7 +472,7 @@ fn main() {
         other,
         ..
     } = *best;
-    let statuses = best.statuses.clone();
+    let statuses = &best.statuses;
     let ratio = served_rps / limit_rps;
 
     // 2. Health latency while /fibo/35 saturates every core.

@@ -207,17 +207,10 @@ pub(crate) fn decide(
     let key = metric_key(&policy.metric);
     let empty = BTreeMap::new();
     let series = metrics.metrics.get(&key).unwrap_or(&empty);
-    // This tick's cause, `target tracking KEY tick at AT`: compared piece by
-    // piece, the time written out only for an activity of this metric's
-    // ticks (formatting it for every tick was a twentieth of a replay).
     let mut at_text: Option<String> = None;
-    let this_tick = activities.iter().find(|a| {
-        a.cause
-            .strip_prefix("target tracking ")
-            .and_then(|rest| rest.strip_prefix(key.as_str()))
-            .and_then(|rest| rest.strip_prefix(" tick at "))
-            .is_some_and(|rest| rest == at_text.get_or_insert_with(|| at.to_string()).as_str())
-    });
+    let this_tick = activities
+        .iter()
+        .find(|a| is_tick_cause(&a.cause, &key, at, &mut at_text));
     if let Some(done) = this_tick {
         // A duplicated tick: the first delivery already acted.
         return Decision::hold(
@@ -400,8 +393,25 @@ pub(crate) fn decide(
         reason: format!("target tracking {key}: {current} -> {clamped}"),
         rules: all,
         from: current,
-        cause: Some(format!("target tracking {key} tick at {at}")),
+        cause: Some(tick_cause(&key, at)),
     }
+}
+
+/// The cause a target-tracking tick's action records: also its idempotency
+/// key (a redelivered tick finds it among the activities).
+fn tick_cause(key: &str, at: Timestamp) -> String {
+    format!("target tracking {key} tick at {at}")
+}
+
+/// Whether `cause` is [`tick_cause`]`(key, at)`, compared piece by piece:
+/// `at` is written out (into `at_text`, once) only for a cause of this
+/// metric's ticks; formatting it for every tick was a twentieth of a replay.
+fn is_tick_cause(cause: &str, key: &str, at: Timestamp, at_text: &mut Option<String>) -> bool {
+    cause
+        .strip_prefix("target tracking ")
+        .and_then(|rest| rest.strip_prefix(key))
+        .and_then(|rest| rest.strip_prefix(" tick at "))
+        .is_some_and(|rest| rest == at_text.get_or_insert_with(|| at.to_string()).as_str())
 }
 
 /// Distinct datapoint times within `window` before `now` (oldest first).
@@ -589,6 +599,21 @@ mod tests {
             serde_json::from_str::<MetricHistory>(&text).expect("reads back"),
             history
         );
+    }
+
+    /// The piecewise match and the written cause are one format: a tick's
+    /// own cause matches; another key (even one extending it), another
+    /// minute, or another trigger's cause does not.
+    #[test]
+    fn a_tick_cause_matches_only_its_own_tick() {
+        let at: Timestamp = "2026-11-20T11:07:00Z".parse().expect("time");
+        let other: Timestamp = "2026-11-20T11:06:00Z".parse().expect("time");
+        let matches = |cause: &str| is_tick_cause(cause, "cpu", at, &mut None);
+        assert!(matches(&tick_cause("cpu", at)));
+        assert!(!matches(&tick_cause("cpu_demand", at)));
+        assert!(!matches(&tick_cause("cpu", other)));
+        assert!(!matches("alarm web-cpu-high at 2026-11-20T11:07:00Z"));
+        assert!(!matches(&format!("{} ", tick_cause("cpu", at))));
     }
 
     /// The scan the binary search replaced (issue 23): the newest datapoint

@@ -376,11 +376,7 @@ fn replay(trace: &Trace, group: &GroupPolicy, model: Model, full_history: bool) 
                 // A custom per-instance load metric: requests/s per instance.
                 TrackedMetric::Custom(_) => sample.rps / f64::from(in_service.max(1)),
             };
-            let key = metric_key(&policy.metric);
-            if !sim.per_instance.contains_key(&key) {
-                sim.per_instance.insert(key.clone(), BTreeMap::new());
-            }
-            let series = sim.per_instance.get_mut(&key).expect("inserted above");
+            let series = sim.per_instance.entry(metric_key(&policy.metric)).or_default();
             for instance in sim.instances.iter().filter(|i| i.ready_at <= t) {
                 let point = Datapoint { at: t, value };
                 // No id copied for an instance already reporting.

@@ -133,13 +133,14 @@ impl Sim<'_> {
                 })
                 .collect();
         }
+        // The same ids are the same instances (launched_at included): only
+        // their lifecycle moves with time.
         for (observed, instance) in observed.instances.iter_mut().zip(&self.instances) {
             observed.lifecycle = if instance.ready_at <= now {
                 Lifecycle::InService
             } else {
                 Lifecycle::Pending
             };
-            observed.launched_at = instance.launched_at;
         }
     }
 
@@ -170,17 +171,13 @@ impl Sim<'_> {
                 let first = points.partition_point(|d| d.at < from);
                 let window = &points[first..];
                 let readable = &window[..window.partition_point(|d| cloudwatch::readable(d.at, delay, now))];
-                match series.get_mut(id) {
-                    _ if readable.is_empty() => {
-                        series.remove(id);
-                    }
-                    Some(kept) => {
-                        kept.clear();
-                        kept.extend_from_slice(readable);
-                    }
-                    None => {
-                        series.insert(id.clone(), readable.to_vec());
-                    }
+                if readable.is_empty() {
+                    series.remove(id);
+                } else if let Some(kept) = series.get_mut(id) {
+                    kept.clear();
+                    kept.extend_from_slice(readable);
+                } else {
+                    series.insert(id.clone(), readable.to_vec());
                 }
             }
         }

@@ -146,6 +146,57 @@ fn a_statistic_cloudwatch_does_not_have_is_refused_where_it_is_written() {
     }
 }
 
+/// CloudWatch User Guide, "Aggregate statistics by Auto Scaling group": a
+/// metric EC2 publishes per instance is aggregated over every instance's
+/// datapoints under `AutoScalingGroupName` (its example: `SampleCount` 18
+/// for a 6-minute period of 3 instances). `of_repeated` takes a value with
+/// how many datapoints have it (the backtest's instances all report one
+/// value), percentiles by nearest rank over every datapoint.
+#[test]
+fn a_statistic_over_repeated_datapoints_counts_every_datapoint() {
+    use functions::policy::Statistic;
+    // Six minutes of three instances: sorted, 0 0 0 10 10 10 20 20 20 40 ... 90 90 90.
+    let six_minutes_of_three = [(10.0, 3), (20.0, 3), (90.0, 3), (40.0, 3), (0.0, 3), (60.0, 3)];
+    // 20 20 50 70 70 70 70, and a value no datapoint has.
+    let uneven = [(50.0, 1), (70.0, 4), (20.0, 2), (99.0, 0)];
+    type Case<'a> = (&'a [(f64, u32)], &'a str, Option<f64>);
+    let cases: [Case; 16] = [
+        (&six_minutes_of_three, "SampleCount", Some(18.0)),
+        (&six_minutes_of_three, "Sum", Some(660.0)),
+        (&six_minutes_of_three, "Average", Some(660.0 / 18.0)),
+        (&six_minutes_of_three, "Minimum", Some(0.0)),
+        (&six_minutes_of_three, "Maximum", Some(90.0)),
+        (&six_minutes_of_three, "p0", Some(0.0)),
+        // Nearest rank: ceil(0.5 x 18) = the 9th, the last 20.
+        (&six_minutes_of_three, "p50", Some(20.0)),
+        // ceil(0.9 x 18) = the 17th.
+        (&six_minutes_of_three, "p90", Some(90.0)),
+        (&uneven, "SampleCount", Some(7.0)),
+        (&uneven, "Sum", Some(370.0)),
+        (&uneven, "Maximum", Some(70.0)),
+        (&uneven, "p10", Some(20.0)),
+        // ceil(0.5 x 7) = the 4th.
+        (&uneven, "p50", Some(70.0)),
+        (&uneven, "p40", Some(50.0)),
+        (&[(5.0, 0)], "Average", None),
+        (&[], "p99", None),
+    ];
+    for (samples, stat, expected) in cases {
+        let stat: Statistic = stat.parse().expect("statistic");
+        assert_eq!(
+            stat.of_repeated(samples.iter().copied()),
+            expected,
+            "{stat} of {samples:?}"
+        );
+        // `of` is the same over the datapoints written out one by one.
+        let written_out: Vec<f64> = samples
+            .iter()
+            .flat_map(|(value, count)| std::iter::repeat_n(*value, *count as usize))
+            .collect();
+        assert_eq!(stat.of(&written_out), expected, "{stat} of {written_out:?}");
+    }
+}
+
 #[test]
 fn broken_rules_are_named_with_what_is_allowed() {
     let cases: Vec<(&str, String, &str)> = vec![

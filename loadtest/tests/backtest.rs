@@ -60,6 +60,31 @@ fn a_steady_load_in_the_policy_band_never_scales() {
     assert_eq!(report.scaling_actions, 0);
 }
 
+/// CloudWatch User Guide, "Aggregate statistics by Auto Scaling group":
+/// CPUUtilization by AutoScalingGroupName is every instance's datapoints,
+/// so its `Sum` over a period adds each instance's minutes (the local
+/// cloud's metric store does the same, through `Statistic::of_repeated`).
+/// The backtest once read the group's mean for any CPU statistic but a
+/// count's, and never saw 50% on 3 instances exceed 300.
+#[test]
+fn a_cpu_alarm_on_sum_adds_every_instances_datapoints() {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/seed-step.toml"))
+        .expect("policy");
+    let text =
+        text.replacen("stat = \"Average\"", "stat = \"Sum\"", 1)
+            .replacen("threshold = 70", "threshold = 300", 1);
+    let policy = Policy::parse("seed-step-sum.toml", &text).expect("policy");
+    // 150 req/s on 3 instances from 00:00: 50% each. A 300 s period breaches
+    // once 3 of its minutes show (3 instances x 3 minutes x 50% = 450 >
+    // 300; CloudWatch shows a minute 3 minutes late). At 00:13 the three
+    // periods ending 00:03, 00:08 and 00:13 show 3, 5 and 3 minutes: ALARM.
+    // At 00:12 the oldest shows 2 (300, not over 300).
+    let report = run(&trace(std::iter::repeat_n(150.0, 60)), &policy.groups[0], MODEL).expect("backtest");
+    let first = report.actions.first().expect("a scale-out");
+    assert_eq!((first.from, first.to), (3, 5), "{first:?}");
+    assert_eq!(first.at.to_string(), "2026-11-16T00:13:00Z", "{first:?}");
+}
+
 #[test]
 fn a_step_up_scales_by_the_step_after_three_periods_and_the_boot() {
     // 150 -> 270 req/s at 00:30 on 3 instances: CPU 50% -> 90%. The alarm needs

@@ -16,7 +16,7 @@ pub struct Candidate<'a> {
 }
 
 /// The termination policy the template gives every group
-/// (`TerminationPolicies: ["OldestInstance"]`, functions/src/cfn.rs), as
+/// (`TerminationPolicies: ["OldestInstance"]`, functions/src/cfn/groups.rs), as
 /// EC2 Auto Scaling applies it ("Configure termination policies for Amazon
 /// EC2 Auto Scaling"): zone balance first ("maintaining zonal balance takes
 /// precedence over the termination policy": the zone with the most

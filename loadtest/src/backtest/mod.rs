@@ -336,14 +336,16 @@ fn replay(trace: &Trace, group: &GroupPolicy, model: Model, full_history: bool) 
             cpu_percent: cpu,
         });
         // The minute's datapoints, available at its end.
-        if !sim.instances.is_empty() {
-            sim.cpu.push((t, cpu));
+        // CPUUtilization by AutoScalingGroupName: a datapoint per in-service
+        // instance (as the local cloud's sampler takes them).
+        if in_service > 0 {
+            sim.cpu.push((t, cpu, in_service));
         }
         if sample.rps > 0.0 {
             if in_service > 0 {
-                sim.per_target.push((t, sample.rps * 60.0 / f64::from(in_service)));
+                sim.per_target.push((t, sample.rps * 60.0 / f64::from(in_service), 1));
             } else {
-                sim.no_target.push((t, sample.rps * 60.0));
+                sim.no_target.push((t, sample.rps * 60.0, 1));
             }
         }
         if group.predictive.is_some() {
@@ -394,7 +396,7 @@ fn replay(trace: &Trace, group: &GroupPolicy, model: Model, full_history: bool) 
         // a time rather than shifting the whole series every minute.
         let keep_from = now - keep;
         for series in [&mut sim.cpu, &mut sim.per_target, &mut sim.no_target] {
-            let expired = series.partition_point(|(at, _)| *at < keep_from);
+            let expired = series.partition_point(|(at, _, _)| *at < keep_from);
             series.drain(..expired);
         }
         for points in sim.per_instance.values_mut().flat_map(|m| m.values_mut()) {

@@ -9,7 +9,7 @@ use functions::decide::{
     Action, Activity, AlarmState, AlarmStatus, Datapoint, DecideError, Decision, Explain, Instance, Lifecycle,
     MetricHistory, Observation, Trigger, decide_explained,
 };
-use functions::policy::{AlarmPolicy, GroupPolicy, Statistic};
+use functions::policy::{AlarmPolicy, GroupPolicy};
 use jiff::{SignedDuration, Timestamp};
 
 use super::*;
@@ -52,14 +52,15 @@ pub(super) struct Sim<'a> {
     pub(super) launched: u64,
     pub(super) activities: Vec<Activity>,
     pub(super) actions: Vec<ScalingAction>,
-    /// Per-minute group CPU and request rate (for alarms) and per-instance CPU.
-    /// The alarms' series, a value a minute where CloudWatch has one:
-    /// the group's CPU (none with no instance), the load balancer's requests
-    /// per target (none with no target or no request) and its 503s for
-    /// want of a target (HTTPCode_ELB_503_Count: none unless nonzero).
-    pub(super) cpu: Vec<(Timestamp, f64)>,
-    pub(super) per_target: Vec<(Timestamp, f64)>,
-    pub(super) no_target: Vec<(Timestamp, f64)>,
+    /// The alarms' series, a minute's value and how many datapoints
+    /// CloudWatch has of it (the minute's samples, [`AlarmSample`]): the
+    /// group's CPU (one datapoint per in-service instance, all of the same
+    /// value here), the load balancer's requests per target (one a minute,
+    /// none with no target or no request) and its 503s for want of a
+    /// target (HTTPCode_ELB_503_Count: none unless nonzero).
+    pub(super) cpu: Vec<AlarmSample>,
+    pub(super) per_target: Vec<AlarmSample>,
+    pub(super) no_target: Vec<AlarmSample>,
     /// Per tracked metric key, per instance: the minute datapoints.
     pub(super) per_instance: BTreeMap<String, BTreeMap<String, Vec<Datapoint>>>,
     /// Hand decide() the whole hour the functions fetch, not only
@@ -80,6 +81,11 @@ pub(super) struct Sim<'a> {
     pub(super) observed: Observation,
     pub(super) history: MetricHistory,
 }
+
+/// One minute of an alarm's metric: (period start, value, datapoints of
+/// that value). A statistic is over every datapoint
+/// (`Statistic::of_repeated`), as CloudWatch aggregates a group's instances.
+pub(super) type AlarmSample = (Timestamp, f64, u32);
 
 /// Minute samples of the series a predictive load is made of.
 #[derive(Debug, Default)]
@@ -196,18 +202,18 @@ impl Sim<'_> {
         self.pool.iter().filter(|i| running || i.ready_at > t).count() as u64
     }
 
-    /// The group's hourly load over the window of the forecast in force at
-    /// `now` (`predictive::window`), as CloudWatch shows it then: the same
-    /// for every decision until the next issue, so worked out once each.
-    fn load(&mut self, now: Timestamp) -> Vec<Datapoint> {
+    /// Brings `self.load_cache` to the group's hourly load over the window
+    /// of the forecast in force at `now` (`predictive::window`), as
+    /// CloudWatch shows it then: the same for every decision until the
+    /// next issue, so worked out once each. False for a group without
+    /// predictive scaling.
+    fn refresh_load(&mut self, now: Timestamp) -> bool {
         let Some(predictive) = &self.group.predictive else {
-            return Vec::new();
+            return false;
         };
         let (since, until) = functions::predictive::window(now);
-        if let Some((issued, load)) = &self.load_cache
-            && *issued == until
-        {
-            return load.clone();
+        if self.load_cache.as_ref().is_some_and(|(issued, _)| *issued == until) {
+            return true;
         }
         let delay = self.model.ingestion_delay;
         let sums = |series: &[(Timestamp, f64)]| {
@@ -223,19 +229,25 @@ impl Sim<'_> {
             requests: sums(&self.load_minutes.requests),
             shed: sums(&self.load_minutes.shed),
         };
-        let load = functions::predictive::hourly_load(&predictive.metric, &sums);
-        self.load_cache = Some((until, load.clone()));
-        load
+        self.load_cache = Some((until, functions::predictive::hourly_load(&predictive.metric, &sums)));
+        true
     }
 
     pub(super) fn decide(&mut self, trigger: &Trigger, now: Timestamp) -> Result<Decision, DecideError> {
         self.observe(now);
         self.refresh_history(now);
-        self.history.load = if matches!(trigger, Trigger::Scheduled { .. }) {
-            Vec::new()
-        } else {
-            self.load(now)
+        // The hourly load is read for every trigger but a scheduled action:
+        // lent to the history for this decision (swapped in and back out,
+        // not copied), empty otherwise.
+        let lend = !matches!(trigger, Trigger::Scheduled { .. }) && self.refresh_load(now);
+        let swap_load = |sim: &mut Self| {
+            if let Some((_, load)) = &mut sim.load_cache {
+                std::mem::swap(load, &mut sim.history.load);
+            }
         };
+        if lend {
+            swap_load(self);
+        }
         let since = now - HISTORY;
         // Activities are appended in time order (`apply`): the recent ones
         // are a tail, found by binary search, not a scan of the whole replay.
@@ -250,7 +262,11 @@ impl Sim<'_> {
             trigger,
             now,
             Explain::ActionsOnly,
-        )?;
+        );
+        if lend {
+            swap_load(self);
+        }
+        let decision = decision?;
         self.apply(&decision, now);
         Ok(decision)
     }
@@ -350,8 +366,9 @@ impl Sim<'_> {
     }
 }
 
-/// The value an alarm reads at `now` for a period ending at `end`: only
-/// the minutes CloudWatch shows by then.
+/// The value an alarm reads at `now` for a period ending at `end`: the
+/// statistic of the minutes CloudWatch shows by then, computed as the
+/// local cloud's metric store does (`Statistic::of_repeated`).
 pub(super) fn period_value(
     policy: &AlarmPolicy,
     sim: &Sim,
@@ -360,27 +377,20 @@ pub(super) fn period_value(
 ) -> Option<f64> {
     let period = SignedDuration::try_from(policy.period).ok()?;
     let start = end - period;
-    let is_cpu = policy.metric.name == "CPUUtilization";
     let series = match policy.metric.name.as_str() {
         "CPUUtilization" => &sim.cpu,
         "HTTPCode_ELB_503_Count" => &sim.no_target,
         // RequestCountPerTarget, the only other metric a policy may watch.
         _ => &sim.per_target,
     };
-    let values: Vec<f64> = series
+    // In time order: the period's minutes are one run of the series.
+    let from = series.partition_point(|(t, _, _)| *t < start);
+    let minutes = series[from..]
         .iter()
-        .filter(|(t, _)| *t >= start && *t < end && cloudwatch::readable(*t, delay, now))
-        .map(|(_, v)| *v)
-        .collect();
-    if values.is_empty() {
-        return None;
-    }
-    let mean = values.iter().sum::<f64>() / values.len() as f64;
-    Some(match (is_cpu, policy.metric.stat) {
-        // Counts a minute (requests per target, 503s): the period's total.
-        (false, Statistic::Sum) => values.iter().sum(),
-        (_, Statistic::Maximum) => values.iter().copied().fold(f64::MIN, f64::max),
-        (_, Statistic::Minimum) => values.iter().copied().fold(f64::MAX, f64::min),
-        _ => mean,
-    })
+        .take_while(|(t, _, _)| *t < end)
+        .filter(|(t, _, _)| cloudwatch::readable(*t, delay, now));
+    policy
+        .metric
+        .stat
+        .of_repeated(minutes.map(|(_, value, count)| (*value, *count)))
 }

@@ -204,7 +204,7 @@ mod tests {
     fn the_sources_are_both_packages_and_what_they_embed() {
         let files = sources();
         let has = |end: &str| files.iter().any(|f| f.ends_with(end));
-        assert!(has("workload/src/main.rs") && has("functions/core/src/decide.rs"));
+        assert!(has("workload/src/main.rs") && has("functions/core/src/decide/mod.rs"));
         assert!(has("functions/src/bin/scaler.rs") && has("infra/aws/bootstrap.sh"));
     }
 }

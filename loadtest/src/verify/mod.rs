@@ -6,6 +6,7 @@
 //! bounded time. Reports the activity table, assertions, JSON and a chart.
 
 mod output;
+mod report;
 mod scenario;
 mod schedule;
 mod targets;
@@ -24,8 +25,10 @@ use serde::Serialize;
 
 pub use output::{chart, print_report};
 use output::{minutes, report};
+pub use report::{ActivityRow, Assertion, Report, Sample};
 use scenario::{p99_over, run_scenario};
-use schedule::{Firing, parsed_schedules, quiet_start, scenario_span, schedule_scenario};
+pub use schedule::run_schedule;
+use schedule::{quiet_start, scenario_span};
 pub use targets::{AwsTarget, LocalTarget, start_local};
 use watch::Watch;
 
@@ -71,75 +74,6 @@ pub struct Local {
     /// A second policy deciding in dry run beside the first (shadow mode):
     /// the run ends with the shadow report (`shadow.json`).
     pub shadow: Option<PathBuf>,
-}
-
-/// One sample of the scenario.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Sample {
-    pub at: Timestamp,
-    pub phase: &'static str,
-    pub desired: u32,
-    pub in_service: u32,
-    /// The group's newest one-minute CPU average (% of the instances' caps).
-    pub cpu_percent: Option<f64>,
-    pub requests_per_second: f64,
-    pub failures_per_second: f64,
-    /// p99 latency over the 5 seconds of load before the sample.
-    pub p99_ms: Option<f64>,
-    /// Seconds since the load started (None: before it).
-    #[serde(skip)]
-    load_second: Option<u64>,
-}
-/// One checked expectation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Assertion {
-    pub name: String,
-    pub passed: bool,
-    pub detail: String,
-}
-
-impl Assertion {
-    /// Held when `at` (the cloud time it happened) is Some: the detail says
-    /// how long after `from`, else `otherwise`.
-    fn reached(name: String, at: Option<Timestamp>, from: Timestamp, after: &str, otherwise: &str) -> Self {
-        Self {
-            name,
-            passed: at.is_some(),
-            detail: at.map_or_else(|| otherwise.to_string(), |at| format!("{} {after}", minutes(at, from))),
-        }
-    }
-}
-
-/// A change of desired capacity, with the decision that made it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ActivityRow {
-    pub start: Timestamp,
-    /// When the in-service count reached the new desired (None: it did not).
-    pub end: Option<Timestamp>,
-    pub from: u32,
-    pub to: u32,
-    pub cause: String,
-    pub reason: Option<String>,
-}
-
-/// The scenario's report.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    /// `local` (the embedded local cloud) or `aws`.
-    pub target: String,
-    pub group: String,
-    pub speed: f64,
-    pub min: u32,
-    pub max: u32,
-    pub request_rate: f64,
-    pub fibo_n: u32,
-    pub requests: u64,
-    pub failures: u64,
-    pub activities: Vec<ActivityRow>,
-    pub instance_activities: Vec<localcloud::group::InstanceActivity>,
-    pub assertions: Vec<Assertion>,
-    pub samples: Vec<Sample>,
-    pub passed: bool,
 }
 
 /// What verify watches and acts on: the embedded local cloud or a deployed
@@ -407,78 +341,6 @@ pub async fn run_aws(
         start: observed.desired.max(observed.min),
     };
     let report = run_scenario(&target, &limits, url.trim_end_matches('/'), rate, &scenario, out).await?;
-    write_outputs(&scenario, &report)?;
-    Ok(report)
-}
-
-/// The schedule scenario on the embedded local cloud: the cloud's clock
-/// starts a little before the group's next scheduled action that raises its
-/// capacity (e.g. the lunch-hour scale-out), the action fires at its time in
-/// its time zone through the schedule function, the group grows; the next
-/// action fires and the group returns to min. No load is sent.
-pub async fn run_schedule(local: Local, scenario: Scenario, out: &mut (impl Write + Send)) -> Result<Report> {
-    if let Some(shadow) = &local.shadow {
-        bail!(
-            "--shadow {}: the schedule scenario has no shadow report",
-            shadow.display()
-        );
-    }
-    let policy = Policy::load(&local.policy_file)?;
-    let group = pick_group(&policy, local.group.as_deref())?;
-    let start_capacity = group.desired.unwrap_or(group.min);
-    let now = Timestamp::now();
-    let schedules = parsed_schedules(&group)?;
-    let next = |after: Timestamp, raising: bool| {
-        schedules
-            .iter()
-            .filter(|(s, _, _)| !raising || s.min.max(s.desired).is_some_and(|v| v > start_capacity))
-            .filter_map(|(s, expr, zone)| {
-                Some(Firing {
-                    at: expr.next_after(after, zone)?,
-                    schedule: s.clone(),
-                    zone: zone.clone(),
-                })
-            })
-            .min_by_key(|f| f.at)
-    };
-    let Some(first) = next(now, true) else {
-        bail!(
-            "group {}: no scheduled action raises its capacity above {start_capacity}; the schedule scenario needs one ([[group.schedule]] with min or desired, see the README's policy reference)",
-            group.name
-        );
-    };
-    let second = next(first.at, false).filter(|f| f.at <= first.at + jiff::SignedDuration::from_hours(24));
-    // Time to get the starting instances in service, then a quiet spell.
-    let lead = scenario.baseline.max(local.boot + Duration::from_secs(60));
-    let start = first.at - jiff::SignedDuration::try_from(lead)?;
-    let cloud = start_local(&local, &scenario.out, Some(start)).await?;
-    let result = async {
-        writeln!(
-            out,
-            "local cloud at speed {}x, its clock set to {} ({} before the first scheduled action): group {} ({}..{} instances), no load",
-            local.speed,
-            start.to_zoned_datetime(first.zone.clone()).strftime("%Y-%m-%d %H:%M %Z"),
-            humantime::format_duration(lead),
-            group.name,
-            group.min,
-            group.max,
-        )?;
-        let target = LocalTarget {
-            cloud: &cloud,
-            group: group.name.clone(),
-        };
-        let limits = Limits {
-            group: group.name.clone(),
-            min: group.min,
-            max: group.max,
-            start: start_capacity,
-        };
-        schedule_scenario(&target, &limits, &first, second.as_ref(), &scenario, out).await
-    }
-    .await;
-    writeln!(out, "stopping the local cloud...")?;
-    cloud.shutdown().await;
-    let report = result?;
     write_outputs(&scenario, &report)?;
     Ok(report)
 }

@@ -232,6 +232,78 @@ pub(super) async fn schedule_scenario<T: Target>(
     Ok(report(&watch, settings, group, 0.0, assertions).await)
 }
 
+/// The schedule scenario on the embedded local cloud: the cloud's clock
+/// starts a little before the group's next scheduled action that raises its
+/// capacity (e.g. the lunch-hour scale-out), the action fires at its time in
+/// its time zone through the schedule function, the group grows; the next
+/// action fires and the group returns to min. No load is sent.
+pub async fn run_schedule(local: Local, scenario: Scenario, out: &mut (impl Write + Send)) -> Result<Report> {
+    if let Some(shadow) = &local.shadow {
+        bail!(
+            "--shadow {}: the schedule scenario has no shadow report",
+            shadow.display()
+        );
+    }
+    let policy = Policy::load(&local.policy_file)?;
+    let group = pick_group(&policy, local.group.as_deref())?;
+    let start_capacity = group.desired.unwrap_or(group.min);
+    let now = Timestamp::now();
+    let schedules = parsed_schedules(&group)?;
+    let next = |after: Timestamp, raising: bool| {
+        schedules
+            .iter()
+            .filter(|(s, _, _)| !raising || s.min.max(s.desired).is_some_and(|v| v > start_capacity))
+            .filter_map(|(s, expr, zone)| {
+                Some(Firing {
+                    at: expr.next_after(after, zone)?,
+                    schedule: s.clone(),
+                    zone: zone.clone(),
+                })
+            })
+            .min_by_key(|f| f.at)
+    };
+    let Some(first) = next(now, true) else {
+        bail!(
+            "group {}: no scheduled action raises its capacity above {start_capacity}; the schedule scenario needs one ([[group.schedule]] with min or desired, see the README's policy reference)",
+            group.name
+        );
+    };
+    let second = next(first.at, false).filter(|f| f.at <= first.at + jiff::SignedDuration::from_hours(24));
+    // Time to get the starting instances in service, then a quiet spell.
+    let lead = scenario.baseline.max(local.boot + Duration::from_secs(60));
+    let start = first.at - jiff::SignedDuration::try_from(lead)?;
+    let cloud = start_local(&local, &scenario.out, Some(start)).await?;
+    let result = async {
+        writeln!(
+            out,
+            "local cloud at speed {}x, its clock set to {} ({} before the first scheduled action): group {} ({}..{} instances), no load",
+            local.speed,
+            start.to_zoned_datetime(first.zone.clone()).strftime("%Y-%m-%d %H:%M %Z"),
+            humantime::format_duration(lead),
+            group.name,
+            group.min,
+            group.max,
+        )?;
+        let target = LocalTarget {
+            cloud: &cloud,
+            group: group.name.clone(),
+        };
+        let limits = Limits {
+            group: group.name.clone(),
+            min: group.min,
+            max: group.max,
+            start: start_capacity,
+        };
+        schedule_scenario(&target, &limits, &first, second.as_ref(), &scenario, out).await
+    }
+    .await;
+    writeln!(out, "stopping the local cloud...")?;
+    cloud.shutdown().await;
+    let report = result?;
+    write_outputs(&scenario, &report)?;
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

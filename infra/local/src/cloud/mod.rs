@@ -3,8 +3,9 @@
 //! InService after their boot time and first good health check, replaces
 //! crashed and unhealthy ones, and keeps each group's load balancer in step.
 //!
-//! This file holds the cloud's state and its API (start, groups, faults,
-//! status, shutdown); the parts it runs are beside it: `controller`
+//! This file holds the cloud's state and its API (groups, emit,
+//! shutdown); beside it: `start`, `faults`, `status` (the status view),
+//! and the parts it runs: `controller`
 //! (reconcile, launch, terminate), `sampler` (the metrics of each cloud
 //! minute), `events` (alarms, schedules, ticks), `readings` (what the local
 //! CloudWatch shows), `config` (checking the settings), `tasks` (the
@@ -35,9 +36,14 @@ use crate::runtime::{FUNCTION, Invocation, Runtime};
 mod config;
 mod controller;
 mod events;
+mod faults;
 mod readings;
 mod sampler;
+mod start;
+mod status;
 mod tasks;
+
+pub use status::{EventRecord, GroupStatus, InstanceStatus, Status};
 
 pub use events::scheduled_event;
 pub(crate) use tasks::Tasks;
@@ -154,61 +160,6 @@ pub struct Cloud {
     pub(crate) inner: Arc<Inner>,
 }
 
-/// The status view: everything the CLI and the JSON endpoint show.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Status {
-    pub now: Timestamp,
-    pub speed: f64,
-    pub control: Option<SocketAddr>,
-    pub groups: Vec<GroupStatus>,
-    pub alarms: Vec<Alarm>,
-    /// Events sent (alarm state changes, schedules, ticks), newest last.
-    pub events: Vec<EventRecord>,
-    /// Function invocations with their decisions, newest last.
-    pub invocations: Vec<Invocation>,
-    /// The shadow function's (dry run), newest last.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub shadow_invocations: Vec<Invocation>,
-}
-
-/// An event the local cloud sent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EventRecord {
-    pub at: Timestamp,
-    pub summary: String,
-    /// The function it went to (None: no functions are running).
-    pub function: Option<String>,
-    /// Its group: the trigger queue's message group.
-    #[serde(default)]
-    pub group: String,
-    /// The trigger queue had the same event from the last 5 minutes, so it
-    /// was accepted and not delivered (SQS FIFO content-based deduplication).
-    #[serde(default)]
-    pub deduplicated: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GroupStatus {
-    pub name: String,
-    pub min: u32,
-    pub max: u32,
-    pub desired: u32,
-    pub load_balancer: String,
-    pub lb_counters: LbCounters,
-    pub instances: Vec<InstanceStatus>,
-    pub capacity_changes: Vec<scaling::decide::Activity>,
-    pub activities: Vec<crate::group::InstanceActivity>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct InstanceStatus {
-    #[serde(flatten)]
-    pub instance: crate::group::InstanceRecord,
-    pub target: Option<TargetStatus>,
-    /// The newest CPU utilisation sample (% of the instance's cap).
-    pub cpu_percent: Option<f64>,
-}
-
 /// The smallest CPU cap of an instance, in cores: the workload's own floor.
 pub use workload::config::MIN_CPU_LIMIT;
 // `Config::check`'s message names the value.
@@ -222,169 +173,7 @@ pub const INSTANCE_SHED_DELAY: Duration = Duration::from_secs(1);
 
 /// How often each controller loop runs (wall clock).
 const RECONCILE: Duration = Duration::from_millis(50);
-/// Activities shown by the status view.
-const STATUS_ACTIVITIES: usize = 20;
-
-/// A function's newest invocations for the status view, oldest first.
-fn newest(runtime: Option<&Arc<Runtime>>) -> Vec<Invocation> {
-    runtime
-        .map(|r| {
-            let all = r.invocations();
-            all[all.len().saturating_sub(STATUS_ACTIVITIES)..].to_vec()
-        })
-        .unwrap_or_default()
-}
-
 impl Cloud {
-    /// Binds the load balancers and the control API, then starts every group at its desired capacity.
-    pub async fn start(config: Config) -> Result<Self> {
-        config.check()?;
-        // Every instance logs there: a directory that exists but cannot be
-        // written made every launch fail and retry each second forever
-        // (issue 25.8). Refuse it at start.
-        let probe = config.log_dir.join(".localcloud-write-test");
-        std::fs::create_dir_all(&config.log_dir)
-            .and_then(|()| std::fs::write(&probe, b""))
-            .and_then(|()| std::fs::remove_file(&probe))
-            .map_err(|source| Error::LogDir {
-                path: config.log_dir.clone(),
-                source,
-            })?;
-        let clock = config
-            .start
-            .map_or_else(|| Clock::new(config.speed), |at| Clock::starting_at(config.speed, at));
-        let mut groups = Vec::new();
-        let mut tasks = Vec::new();
-        for (k, policy) in config.policy.groups.iter().enumerate() {
-            if policy.warm_pool.is_some() {
-                // Stricter than AWS, never more lenient: say so.
-                tracing::warn!(
-                    group = %policy.name,
-                    "the group's warm pool is not modelled by the local cloud: every instance is launched and boots in full (--boot), where AWS would start an initialised one from the pool (the backtest models it: --warm-start)"
-                );
-            }
-            let port = if config.lb_port == 0 {
-                0
-            } else {
-                config.lb_port + k as u16
-            };
-            let (listener, lb_addr) = bind_loopback("load balancer", port).await?;
-            let lb = LoadBalancer::new(config.lb);
-            tasks.push(("load balancer", lb.serve(listener)));
-            tasks.push(("health checker", lb.start_health_checks()));
-            let subnet = [127, config.subnet[0], config.subnet[1].wrapping_add(k as u8)];
-            groups.push(Arc::new(GroupRuntime {
-                group: Mutex::new(Group::new(policy, config.azs.clone(), subnet)),
-                lb,
-                lb_addr,
-                children: Mutex::new(HashMap::new()),
-                backoff: Mutex::new(None),
-            }));
-        }
-        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_millis(500)));
-        let probe = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .pool_max_idle_per_host(0)
-            .build(connector);
-        let now = clock.now();
-        let mut alarms: Vec<Alarm> = config
-            .policy
-            .groups
-            .iter()
-            .flat_map(|g| g.alarm_policies.iter().map(|p| Alarm::new(&g.name, p, now)))
-            .collect();
-        if let Some(shadow) = &config.shadow {
-            alarms.extend(shadow.policy.groups.iter().flat_map(|g| {
-                g.alarm_policies.iter().map(|p| {
-                    let mut alarm = Alarm::new(&g.name, p, now);
-                    alarm.shadow = true;
-                    alarm
-                })
-            }));
-        }
-        // The control API is bound first: the functions are told its address.
-        let (control_listener, control) = bind_loopback("control API", config.control_port).await?;
-        let runtime = match (&config.functions, &config.policy_file) {
-            (None, _) => None,
-            (Some(_), None) => {
-                return Err(Error::Config {
-                    field: "policy_file",
-                    value: "none".into(),
-                    allowed: "the policy file's path when functions run (they read it)",
-                });
-            }
-            (Some(dir), Some(policy_file)) => {
-                let policy_file = std::path::absolute(policy_file).unwrap_or_else(|_| policy_file.clone());
-                let env = vec![
-                    ("SCALER_POLICY".to_string(), policy_file.display().to_string()),
-                    ("SCALER_LOCAL_CLOUD".to_string(), control.to_string()),
-                    ("SCALER_CLOCK".to_string(), clock.to_env()),
-                ];
-                Some(Runtime::new(FUNCTION, dir, env, config.log_dir.clone(), clock).map_err(Error::Functions)?)
-            }
-        };
-        let shadow = match (&config.functions, &config.shadow) {
-            (_, None) => None,
-            (None, Some(_)) => {
-                return Err(Error::Config {
-                    field: "shadow",
-                    value: "a shadow policy without functions".into(),
-                    allowed: "a shadow policy only when the functions run (it is their dry run)",
-                });
-            }
-            (Some(dir), Some(shadow)) => {
-                let file = std::path::absolute(&shadow.policy_file).unwrap_or_else(|_| shadow.policy_file.clone());
-                let env = vec![
-                    ("SCALER_POLICY".to_string(), file.display().to_string()),
-                    ("SCALER_LOCAL_CLOUD".to_string(), control.to_string()),
-                    ("SCALER_CLOCK".to_string(), clock.to_env()),
-                    ("SCALER_DRY_RUN".to_string(), "1".to_string()),
-                ];
-                Some(Runtime::new(SHADOW_FUNCTION, dir, env, config.log_dir.clone(), clock).map_err(Error::Functions)?)
-            }
-        };
-        let ingestion_delay = config.ingestion_delay;
-        let cloud = Self {
-            inner: Arc::new(Inner {
-                config,
-                clock,
-                groups,
-                spawner: Arc::new(Spawner::new()),
-                store: Mutex::new(MetricStore::with_delay(ingestion_delay)),
-                alarms: Mutex::new(alarms),
-                runtime,
-                shadow,
-                events: Mutex::new(VecDeque::new()),
-                probe,
-                tasks: Tasks(Mutex::new(tasks)),
-                control_addr: Mutex::new(Some(control)),
-            }),
-        };
-        crate::control::serve(cloud.clone(), control_listener);
-        for runtime in &cloud.inner.groups {
-            let task = tokio::spawn(controller::controller(cloud.clone(), runtime.clone()));
-            cloud.push_task("group controller", task);
-            let task = tokio::spawn(sampler::sampler(cloud.clone(), runtime.clone()));
-            cloud.push_task("metric sampler", task);
-        }
-        for runtime in cloud.inner.runtime.iter().chain(&cloud.inner.shadow) {
-            let tasks = runtime
-                .start(cloud.inner.spawner.clone())
-                .await
-                .map_err(|source| Error::Bind {
-                    what: "Lambda Runtime API",
-                    addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-                    source,
-                })?;
-            for task in tasks {
-                cloud.push_task("Lambda Runtime API", task);
-            }
-        }
-        let task = tokio::spawn(events::events(cloud.clone()));
-        cloud.push_task("event router", task);
-        Ok(cloud)
-    }
-
     pub(crate) fn push_task(&self, name: &'static str, task: JoinHandle<()>) {
         self.inner.tasks.push(name, task);
     }
@@ -464,129 +253,6 @@ impl Cloud {
             .map_err(|e| Error::group(group, e))
     }
 
-    /// Fault: kill an instance's process with SIGKILL.
-    pub fn kill(&self, instance: &str) -> Result<String> {
-        for runtime in &self.inner.groups {
-            if let Some(running) = runtime.children().get(instance) {
-                signal(&running.child, libc::SIGKILL);
-                return Ok(runtime.group().name.clone());
-            }
-        }
-        Err(Error::NoSuchInstance(instance.to_string()))
-    }
-
-    /// Fault: mark an instance unhealthy (SetInstanceHealth): it is replaced.
-    pub fn set_unhealthy(&self, instance: &str) -> Result<String> {
-        for runtime in &self.inner.groups {
-            let mut group = runtime.group();
-            if group.instance(instance).is_some_and(|i| i.is_active()) {
-                let name = group.name.clone();
-                group
-                    .mark_unhealthy(instance, "set unhealthy by the operator")
-                    .map_err(|e| Error::group(&name, e))?;
-                return Ok(name);
-            }
-        }
-        Err(Error::NoSuchInstance(instance.to_string()))
-    }
-
-    /// Fault: an availability zone fails: its instances are killed and no
-    /// launch goes there until [`Cloud::restore_az`].
-    pub fn stop_az(&self, az: &str) -> Result<Vec<String>> {
-        if !self.inner.config.azs.iter().any(|a| a == az) {
-            return Err(Error::NoSuchAz {
-                az: az.to_string(),
-                azs: self.inner.config.azs.join(", "),
-            });
-        }
-        let mut killed = Vec::new();
-        for runtime in &self.inner.groups {
-            let mut group = runtime.group();
-            group.set_az_down(az, true);
-            let ids: Vec<String> = group.active().filter(|i| i.az == az).map(|i| i.id.clone()).collect();
-            drop(group);
-            let children = runtime.children();
-            for id in ids {
-                if let Some(running) = children.get(&id) {
-                    signal(&running.child, libc::SIGKILL);
-                    killed.push(id);
-                }
-            }
-        }
-        Ok(killed)
-    }
-
-    /// An availability zone is back: launches may go there again.
-    pub fn restore_az(&self, az: &str) -> Result<()> {
-        if !self.inner.config.azs.iter().any(|a| a == az) {
-            return Err(Error::NoSuchAz {
-                az: az.to_string(),
-                azs: self.inner.config.azs.join(", "),
-            });
-        }
-        for runtime in &self.inner.groups {
-            runtime.group().set_az_down(az, false);
-        }
-        Ok(())
-    }
-
-    /// The status view.
-    pub fn status(&self) -> Status {
-        let groups = self
-            .inner
-            .groups
-            .iter()
-            .map(|runtime| {
-                let group = runtime.group().clone();
-                let targets = runtime.lb.status();
-                GroupStatus {
-                    name: group.name.clone(),
-                    min: group.min,
-                    max: group.max,
-                    desired: group.desired,
-                    load_balancer: format!("http://{}", runtime.lb_addr),
-                    lb_counters: runtime.lb.counters(),
-                    instances: group
-                        .instances
-                        .iter()
-                        .filter(|i| i.state != State::Terminated)
-                        .map(|i| InstanceStatus {
-                            instance: i.clone(),
-                            target: targets.iter().find(|t| t.id == i.id).cloned(),
-                            cpu_percent: self.latest_cpu(&i.id),
-                        })
-                        .collect(),
-                    capacity_changes: group
-                        .capacity_changes
-                        .iter()
-                        .rev()
-                        .take(STATUS_ACTIVITIES)
-                        .rev()
-                        .cloned()
-                        .collect(),
-                    activities: group
-                        .activities
-                        .iter()
-                        .rev()
-                        .take(STATUS_ACTIVITIES)
-                        .rev()
-                        .cloned()
-                        .collect(),
-                }
-            })
-            .collect();
-        Status {
-            now: self.clock().now(),
-            speed: self.clock().speed(),
-            control: self.control_addr(),
-            groups,
-            alarms: lock(&self.inner.alarms).clone(),
-            events: lock(&self.inner.events).iter().cloned().collect(),
-            invocations: newest(self.inner.runtime.as_ref()),
-            shadow_invocations: newest(self.inner.shadow.as_ref()),
-        }
-    }
-
     /// The shadow function (dry run), when a shadow policy runs.
     pub fn shadow(&self) -> Option<&Arc<Runtime>> {
         self.inner.shadow.as_ref()
@@ -595,16 +261,6 @@ impl Cloud {
     /// The function runtime, when functions run.
     pub fn functions(&self) -> Option<&Arc<Runtime>> {
         self.inner.runtime.as_ref()
-    }
-
-    /// The states of every alarm.
-    pub fn alarms(&self) -> Vec<Alarm> {
-        lock(&self.inner.alarms).clone()
-    }
-
-    /// Events sent so far (the newest 500).
-    pub fn events(&self) -> Vec<EventRecord> {
-        lock(&self.inner.events).iter().cloned().collect()
     }
 
     /// Sends a trigger for `group` to the function's FIFO queue, in the

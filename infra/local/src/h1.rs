@@ -164,7 +164,9 @@ impl Reader {
             received = true;
             let status = response.code.unwrap_or(0);
             if status == 101 {
-                return Err(ReadError::Invalid("101 Switching Protocols: upgrades are not supported"));
+                return Err(ReadError::Invalid(
+                    "101 Switching Protocols: upgrades are not supported",
+                ));
             }
             if (100..200).contains(&status) {
                 self.pos += used;
@@ -254,7 +256,8 @@ impl Reader {
                 self.more(stream, true).await?;
             }
             let now = left.min((self.filled - self.pos) as u64) as usize;
-            sink.put(&self.buf[self.pos..self.pos + now]).map_err(ReadError::Invalid)?;
+            sink.put(&self.buf[self.pos..self.pos + now])
+                .map_err(ReadError::Invalid)?;
             self.pos += now;
             left -= now as u64;
         }
@@ -361,7 +364,11 @@ mod tests {
 
     /// Reads every answer of `bytes` in turn: (status, body, keep-alive,
     /// clean end), or the first error.
-    async fn read_all(bytes: &[u8], step: usize, head_only: bool) -> Result<Vec<(u16, Vec<u8>, bool, bool)>, ReadError> {
+    async fn read_all(
+        bytes: &[u8],
+        step: usize,
+        head_only: bool,
+    ) -> Result<Vec<(u16, Vec<u8>, bool, bool)>, ReadError> {
         let mut stream = Trickle { bytes, step };
         let mut reader = Reader::default();
         let mut answers = Vec::new();
@@ -388,7 +395,9 @@ mod tests {
 
     #[tokio::test]
     async fn every_framing_rfc_9112_allows_split_at_every_byte() {
-        let cases: [(&str, &[u8], (u16, &[u8], bool)); 9] = [
+        // (name, the answer, (status, body, keep-alive))
+        type Case<'a> = (&'a str, &'a [u8], (u16, &'a [u8], bool));
+        let cases: [Case; 9] = [
             ("length", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", (200, b"hello", true)),
             (
                 "chunked, an extension and a trailer",
@@ -417,7 +426,9 @@ mod tests {
         ];
         for (name, bytes, (status, body, keep_alive)) in cases {
             for step in [1, 7, 8192] {
-                let answers = read_all(bytes, step, false).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+                let answers = read_all(bytes, step, false)
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
                 assert_eq!(answers.len(), 1, "{name}");
                 assert_eq!(
                     (answers[0].0, answers[0].1.as_slice(), answers[0].2, answers[0].3),
@@ -427,7 +438,9 @@ mod tests {
             }
         }
         // A HEAD's answer has no body whatever its fields say.
-        let head = read_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", 1, true).await.expect("head");
+        let head = read_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", 1, true)
+            .await
+            .expect("head");
         assert_eq!(head, [(200, Vec::new(), true, true)]);
         // Two answers on one connection, then its end.
         let two = read_all(
@@ -437,7 +450,10 @@ mod tests {
         )
         .await
         .expect("two");
-        assert_eq!(two.iter().map(|a| a.1.clone()).collect::<Vec<_>>(), [b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(
+            two.iter().map(|a| a.1.clone()).collect::<Vec<_>>(),
+            [b"a".to_vec(), b"b".to_vec()]
+        );
     }
 
     #[tokio::test]
@@ -446,23 +462,46 @@ mod tests {
             (b"", "closed the connection", true),
             (b"HTTP/1.1 200 O", "closed the connection", false),
             (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", "not an HTTP/1.x response head", false),
-            (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", "closed the connection", false),
-            (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "two different", false),
-            (b"HTTP/1.1 200 OK\r\nContent-Length: lots\r\n\r\n", "not a number", false),
-            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "a bad chunk size line", false),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+                "closed the connection",
+                false,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+                "two different",
+                false,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: lots\r\n\r\n",
+                "not a number",
+                false,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                "a bad chunk size line",
+                false,
+            ),
             (
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokX\r\n0\r\n\r\n",
                 "not followed by CRLF",
                 false,
             ),
-            (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", "upgrades are not supported", false),
+            (
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+                "upgrades are not supported",
+                false,
+            ),
         ];
         for (bytes, expected, before_response) in cases {
             let mut stream = Trickle { bytes, step: 1 };
             let mut reader = Reader::default();
             let result = async {
                 let head = reader.head(&mut stream, false, |_| Ok(())).await?;
-                let mut sink = Scanned { keep: 16, ..Scanned::default() };
+                let mut sink = Scanned {
+                    keep: 16,
+                    ..Scanned::default()
+                };
                 reader.body(&mut stream, head.framing, &mut sink).await
             }
             .await;
@@ -480,20 +519,45 @@ mod tests {
     async fn each_sink_decides_what_a_body_costs() {
         let body = "x".repeat(100_000);
         let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
-        let mut stream = Trickle { bytes: answer.as_bytes(), step: 4096 };
+        let mut stream = Trickle {
+            bytes: answer.as_bytes(),
+            step: 4096,
+        };
         let mut reader = Reader::default();
         let head = reader.head(&mut stream, false, |_| Ok(())).await.expect("head");
-        let mut scanned = Scanned { keep: 10, ..Scanned::default() };
-        assert_eq!(reader.body(&mut stream, head.framing, &mut scanned).await.expect("body"), 100_000);
+        let mut scanned = Scanned {
+            keep: 10,
+            ..Scanned::default()
+        };
+        assert_eq!(
+            reader
+                .body(&mut stream, head.framing, &mut scanned)
+                .await
+                .expect("body"),
+            100_000
+        );
         assert_eq!(scanned.body, b"xxxxxxxxxx");
-        let mut stream = Trickle { bytes: answer.as_bytes(), step: 4096 };
+        let mut stream = Trickle {
+            bytes: answer.as_bytes(),
+            step: 4096,
+        };
         let mut reader = Reader::default();
         let head = reader.head(&mut stream, false, |_| Ok(())).await.expect("head");
-        let mut buffered = Buffered { limit: 50_000, over: "response body over the limit", ..Buffered::default() };
-        let error = reader.body(&mut stream, head.framing, &mut buffered).await.expect_err("over");
+        let mut buffered = Buffered {
+            limit: 50_000,
+            over: "response body over the limit",
+            ..Buffered::default()
+        };
+        let error = reader
+            .body(&mut stream, head.framing, &mut buffered)
+            .await
+            .expect_err("over");
         assert!(error.to_string().contains("over the limit"), "{error}");
         // The header callback sees every field of the final answer and may refuse one.
-        let mut stream = Trickle { bytes: b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nContent-Length: 0\r\n\r\n", step: 5 };
+        let mut stream = Trickle {
+            bytes: b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nContent-Length: 0\r\n\r\n",
+            step: 5,
+        };
         let mut seen = Vec::new();
         Reader::default()
             .head(&mut stream, false, |h| {
@@ -503,7 +567,10 @@ mod tests {
             .await
             .expect("head");
         assert_eq!(seen, ["A", "B", "Content-Length"]);
-        let mut stream = Trickle { bytes: b"HTTP/1.1 200 OK\r\nBad: 1\r\n\r\n", step: 5 };
+        let mut stream = Trickle {
+            bytes: b"HTTP/1.1 200 OK\r\nBad: 1\r\n\r\n",
+            step: 5,
+        };
         let error = Reader::default()
             .head(&mut stream, false, |_| Err("a response header with an invalid value"))
             .await

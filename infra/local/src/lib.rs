@@ -9,6 +9,7 @@ pub mod cloud;
 pub mod control;
 pub mod error;
 pub mod group;
+pub mod h1;
 pub mod lb;
 pub mod metrics;
 pub mod process;
